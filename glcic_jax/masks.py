@@ -1,0 +1,108 @@
+"""Hole regimes and local-discriminator patches, defined on the study's 256x256 canvas.
+
+A hole is a box (top, left, height, width) in pixels of the configured image
+size. The study's numbers live on a 256 canvas and are scaled by
+`image_size / 256` (edges rounded), so a 64px model sees the same relative
+holes as the 256px one. Everything here is a pure jnp function usable inside
+a jitted step or on the host.
+
+The local discriminator sees a square patch of `LOCAL_PATCH` (160 at 256px):
+the smallest round size holding the mouth box (144 x 96) whole, used for both
+regimes so the two models' discriminators are the same network. For a
+completed image the patch is centred on the hole (clipped to the image); for
+a real image it is taken at a uniformly random position.
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+CANVAS = 256
+# The study's fixed mouth hole: x=56, y=128, 144 wide, 96 high.
+MOUTH_BOX = (128, 56, 96, 144)  # (top, left, height, width)
+# The study's random holes: top-left in 5..145, sides in 48..96 (inclusive).
+RANDOM_TOP_LEFT = (5, 145)
+RANDOM_SIDE = (48, 96)
+LOCAL_PATCH = 160
+REGIMES = ("mouth", "random")
+
+
+def scale(value, image_size: int):
+    """Canvas pixels -> image pixels, rounded half up."""
+    return jnp.floor(jnp.asarray(value) * image_size / CANVAS + 0.5).astype(jnp.int32)
+
+
+def patch_size(image_size: int) -> int:
+    return int(math.floor(LOCAL_PATCH * image_size / CANVAS + 0.5))
+
+
+def scale_boxes(canvas_boxes, image_size: int):
+    """(top, left, height, width) on the canvas -> the same box in image pixels."""
+    canvas_boxes = jnp.asarray(canvas_boxes, jnp.int32)
+    top, left, height, width = (canvas_boxes[..., i] for i in range(4))
+    y0, x0 = scale(top, image_size), scale(left, image_size)
+    y1, x1 = scale(top + height, image_size), scale(left + width, image_size)
+    return jnp.stack([y0, x0, jnp.maximum(y1 - y0, 1), jnp.maximum(x1 - x0, 1)], axis=-1)
+
+
+def sample_canvas_boxes(rng, regime: str, n: int):
+    """n holes of `regime` on the 256 canvas, int32 (n, 4)."""
+    if regime == "mouth":
+        return jnp.tile(jnp.asarray(MOUTH_BOX, jnp.int32), (n, 1))
+    if regime == "random":
+        corner_rng, side_rng = jax.random.split(rng)
+        lo, hi = RANDOM_TOP_LEFT
+        corner = jax.random.randint(corner_rng, (n, 2), lo, hi + 1)
+        lo, hi = RANDOM_SIDE
+        sides = jax.random.randint(side_rng, (n, 2), lo, hi + 1)
+        return jnp.concatenate([corner, sides], axis=-1).astype(jnp.int32)
+    raise ValueError(f"unknown mask regime {regime!r}; choose one of {REGIMES}")
+
+
+def sample_boxes(rng, regime: str, n: int, image_size: int):
+    return scale_boxes(sample_canvas_boxes(rng, regime, n), image_size)
+
+
+def boxes_to_masks(boxes, image_size: int):
+    """(n, 4) boxes -> (n, H, W, 1) float masks, 1 inside the hole."""
+    coords = jnp.arange(image_size)
+    top, left, height, width = (boxes[:, i, None] for i in range(4))
+    rows = (coords >= top) & (coords < top + height)
+    cols = (coords >= left) & (coords < left + width)
+    return (rows[:, :, None] & cols[:, None, :])[..., None].astype(jnp.float32)
+
+
+def hole_patch_origins(boxes, image_size: int):
+    """Top-left of the local patch centred on each hole, clipped to the image."""
+    size = patch_size(image_size)
+    centre = boxes[:, :2] + boxes[:, 2:] // 2
+    return jnp.clip(centre - size // 2, 0, image_size - size).astype(jnp.int32)
+
+
+def random_patch_origins(rng, n: int, image_size: int):
+    """Uniformly random patch positions, for real images."""
+    size = patch_size(image_size)
+    return jax.random.randint(rng, (n, 2), 0, image_size - size + 1).astype(jnp.int32)
+
+
+def crop_patches(images, origins, size: int):
+    """(n, H, W, C) images, (n, 2) top-left corners -> (n, size, size, C)."""
+
+    def crop(image, origin):
+        return jax.lax.dynamic_slice(
+            image, (origin[0], origin[1], 0), (size, size, image.shape[-1])
+        )
+
+    return jax.vmap(crop)(images, origins)
+
+
+def fill_holes(images, masks, mean_pixel):
+    """The network's input: hole set to the training mean pixel, plus the mask channel."""
+    filled = images * (1.0 - masks) + mean_pixel * masks
+    return jnp.concatenate([filled, masks], axis=-1)
+
+
+def composite(images, completions, masks):
+    """Known pixels from the image, hole pixels from the network."""
+    return images * (1.0 - masks) + completions * masks

@@ -1,0 +1,256 @@
+"""The training loop: data, sharding, phase schedule, logging, checkpoints, resume.
+
+`train_and_evaluate(config, workdir, data_dir, resume)` runs one chunk of a
+run: from scratch, or from the workdir's latest checkpoint with `resume`, for
+`config.steps_per_run` steps (or to `config.total_steps`). A SIGTERM or
+SIGINT finishes the current step, saves and returns.
+"""
+
+import json
+import logging
+import os
+import pathlib
+import signal
+import threading
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+from tqdm import tqdm
+
+from glcic_jax import checkpoint, configs, data, masks, steps
+from glcic_jax.writer import MetricWriter, image_grid
+
+DATA_FILES = "data_files.json"
+
+
+class StopRequested:
+    """Turns SIGTERM/SIGINT into a flag the loop polls between steps."""
+
+    def __init__(self):
+        self.signal = None
+        self._previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.signal = signal.Signals(signum).name
+        # A second signal acts as usual (Ctrl-C twice kills at once).
+        signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def __bool__(self):
+        return self.signal is not None
+
+
+def _write_json_atomic(path: pathlib.Path, obj) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def _prepare_data(config, workdir: pathlib.Path, data_dir, resuming: bool):
+    """Training files, mean pixel and the sample-grid images for this run.
+
+    A fresh run decodes every training image once (mean pixel, unreadable
+    files) and records the result in WORKDIR/data_files.json; a resumed run
+    reads it back, so its data order is the original run's.
+    """
+    listing = data.list_images(data_dir, "train")
+    if not listing:
+        raise data.DataError(
+            f"no training images in {data_dir} (expected train/ and test/ subfolders of images,"
+            " or a flat folder of images)"
+        )
+    record_path = workdir / DATA_FILES
+    if resuming:
+        record = json.loads(record_path.read_text())
+        if record["listing"] != data.fingerprint(listing):
+            raise checkpoint.CheckpointError(
+                f"the training images in {data_dir} are not the ones this run started with"
+                f" ({record['data_dir']})"
+            )
+    else:
+        good, bad, mean_pixel = data.scan_images(
+            listing, config.image_size, config.decode_threads, progress=jax.process_index() == 0
+        )
+        if not good:
+            raise data.DataError(
+                f"none of the {len(listing)} training images in {data_dir} is readable"
+            )
+        record = dict(
+            data_dir=str(pathlib.Path(data_dir).absolute()),
+            listing=data.fingerprint(listing),
+            files=good,
+            unreadable=bad,
+            mean_pixel=mean_pixel.tolist(),
+        )
+        if jax.process_index() == 0:
+            _write_json_atomic(record_path, record)
+    if record["unreadable"]:
+        logging.warning(
+            "skipping %d unreadable training images (listed in %s)",
+            len(record["unreadable"]),
+            record_path,
+        )
+    test_files = data.list_images(data_dir, "test") or record["files"]
+    samples = data.fixed_batch(test_files, config.image_size, config.num_samples)
+    return record, samples
+
+
+def _sample_holes(config, n: int):
+    boxes = masks.sample_boxes(jax.random.key(config.seed + 1), config.mask, n, config.image_size)
+    return masks.boxes_to_masks(boxes, config.image_size)
+
+
+def _mean_metrics(window):
+    """Average a window of per-step metric dicts (fetched from the device once)."""
+    fetched = jax.device_get(window)
+    keys = sorted({k for m in fetched for k in m})
+    return {k: float(np.mean([m[k] for m in fetched if k in m])) for k in keys}
+
+
+def train_and_evaluate(config, workdir, data_dir, resume: bool = False) -> int:
+    """Train one chunk; returns the step reached (and checkpointed)."""
+    configs.validate(config)
+    workdir = pathlib.Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    if config.batch_size % jax.device_count():
+        raise configs.ConfigError(
+            f"batch_size {config.batch_size} is not divisible by the {jax.device_count()} devices"
+        )
+    ckpts = checkpoint.Checkpoints(workdir, max_to_keep=config.max_checkpoints)
+    try:
+        return _train(config, workdir, data_dir, resume, ckpts)
+    finally:
+        ckpts.close()
+
+
+def _train(config, workdir, data_dir, resume, ckpts) -> int:
+    n_dev, n_proc = jax.device_count(), jax.process_count()
+    latest = ckpts.latest_step()
+    if resume and latest is None:
+        raise checkpoint.CheckpointError(
+            f"--resume: no checkpoint in {workdir}; start without --resume"
+        )
+    if not resume and latest is not None:
+        raise checkpoint.CheckpointError(
+            f"{workdir} already has a checkpoint at step {latest}: pass --resume to continue it,"
+            " or choose a new --workdir"
+        )
+    if resume:
+        checkpoint.check_compatible(ckpts.read_meta(latest)["config"], config)
+
+    record, sample_images = _prepare_data(config, workdir, data_dir, resuming=resume)
+    nets = steps.build_networks(config)
+    # Auto axes: XLA propagates the batch sharding through the convolutions.
+    mesh = jax.make_mesh((n_dev,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+    replicated = NamedSharding(mesh, P())
+    batch_sharding = NamedSharding(mesh, P("data"))
+    mean_pixel = np.asarray(record["mean_pixel"], np.float32)
+
+    data_iter = data.training_batches(
+        record["files"],
+        size=config.image_size,
+        batch_size=config.batch_size // n_proc,
+        seed=config.seed,
+        threads=config.decode_threads,
+        shard_index=jax.process_index(),
+        shard_count=n_proc,
+    )
+    init = jax.jit(lambda: steps.init_state(config, nets, mean_pixel), out_shardings=replicated)
+    if resume:
+        abstract = checkpoint.abstract_like(jax.eval_shape(init), replicated)
+        state = ckpts.restore(abstract, latest, data_iterator=data_iter)
+        start = latest
+    else:
+        state = init()
+        start = 0
+
+    train_steps = steps.jit_steps(nets, replicated, batch_sharding)
+    complete = jax.jit(lambda s, x, m: steps.complete(nets, s.gen, s.gen_stats, s.mean_pixel, x, m))
+    sample_x = jnp.asarray(sample_images, jnp.float32) / 255.0
+    sample_m = _sample_holes(config, len(sample_images))
+
+    stop_at = config.total_steps
+    if config.steps_per_run:
+        stop_at = min(stop_at, start + config.steps_per_run)
+    writer = MetricWriter(workdir, enabled=jax.process_index() == 0)
+    if start == 0 and jax.process_index() == 0:
+        (workdir / "config.json").write_text(config.to_json_best_effort(indent=1))
+    if start >= stop_at:
+        logging.info("already at step %d of %d: nothing to do", start, config.total_steps)
+        return start
+
+    def meta(step):
+        return dict(
+            config=config.to_dict(),
+            mean_pixel=record["mean_pixel"],
+            data_dir=record["data_dir"],
+            data_files=record["listing"],
+            step=step,
+            devices=n_dev,
+        )
+
+    def save_samples(step):
+        out = complete(state, sample_x, sample_m)
+        masked = masks.composite(sample_x, jnp.ones_like(sample_x) * 0.5, sample_m)
+        grid = image_grid([np.asarray(masked), np.asarray(out), np.asarray(sample_x)])
+        writer.write_image(step, "samples", grid)
+
+    step = start
+    last_saved = start
+    window, t_window = [], time.perf_counter()
+    bar = tqdm(
+        total=stop_at,
+        initial=start,
+        unit="step",
+        disable=jax.process_index() != 0,
+        dynamic_ncols=True,
+    )
+    with StopRequested() as stop:
+        while step < stop_at:
+            local = next(data_iter)
+            batch = jax.make_array_from_process_local_data(batch_sharding, local)
+            phase = configs.phase_of(step, config)
+            state, metrics = train_steps[phase](state, batch)
+            step += 1
+            window.append(metrics)
+            bar.update(1)
+            if step % config.log_every == 0 or step == stop_at or stop:
+                scalars = _mean_metrics(window)
+                elapsed = time.perf_counter() - t_window
+                scalars["images_per_sec"] = len(window) * config.batch_size / elapsed
+                scalars["phase"] = phase
+                if not all(np.isfinite(v) for v in scalars.values()):
+                    raise FloatingPointError(f"non-finite loss at step {step}: {scalars}")
+                writer.write_scalars(step, scalars)
+                bar.set_postfix(
+                    phase=phase, **{k: f"{v:.4g}" for k, v in scalars.items() if k != "phase"}
+                )
+                window, t_window = [], time.perf_counter()
+            if step % config.sample_every == 0:
+                save_samples(step)
+            if step % config.checkpoint_every == 0:
+                ckpts.save(step, state, data_iter, meta(step))
+                last_saved = step
+            if stop:
+                logging.warning("%s received: saving step %d and stopping", stop.signal, step)
+                break
+        if last_saved != step:
+            ckpts.save(step, state, data_iter, meta(step))
+        if step % config.sample_every:
+            save_samples(step)
+    bar.close()
+    writer.close()
+    return step

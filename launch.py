@@ -1,0 +1,133 @@
+"""Train GLCIC on face photos with the study's hole regimes.
+
+  python launch.py --mask=mouth                     # preset for this machine, default data
+  python launch.py --mask=random --config=cpu64 --data_dir=DIR --workdir=W
+  python launch.py --mask=mouth --workdir=W --resume --steps_per_run=80000
+  python launch.py --mask=mouth --config=tiny --config.batch_size=8   # any field
+
+--config takes a preset name (paper, seed, cpu64, tiny; default: seed where
+JAX has a GPU/TPU plugin installed, else cpu64) and every field can be
+overridden as --config.FIELD=VALUE. Flags only: the work is
+glcic_jax.train.train_and_evaluate.
+"""
+
+import difflib
+import importlib.util
+import pathlib
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+ROOT = pathlib.Path(__file__).resolve().parent
+CONFIG_FILE = ROOT / "glcic_jax" / "configs.py"
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "celeba10k"
+
+config_flags.DEFINE_config_file(
+    "config", None, "Preset name, then --config.FIELD=VALUE overrides.", lock_config=True
+)
+flags.DEFINE_enum(
+    "mask", None, ["mouth", "random"], "Hole regime: the study's mouth box or random holes."
+)
+flags.DEFINE_string("data_dir", str(DEFAULT_DATA), "Folder with train/ and test/ face images.")
+flags.DEFINE_string(
+    "workdir", None, "Run folder (checkpoints, logs). Default: runs/<mask>-<preset>."
+)
+flags.DEFINE_bool("resume", False, "Continue from the workdir's latest checkpoint.")
+flags.DEFINE_integer(
+    "steps_per_run", None, "Stop cleanly after this many steps (the study's 80k chunks)."
+)
+flags.DEFINE_integer("seed", None, "Random seed (init, data order, holes). Default: the preset's.")
+flags.DEFINE_string("coordinator_address", None, "Multi-host: host:port of process 0.")
+flags.DEFINE_integer("num_processes", 1, "Multi-host: number of processes.")
+flags.DEFINE_integer("process_id", 0, "Multi-host: this process's index.")
+flags.mark_flag_as_required("mask")
+
+
+def has_accelerator_plugin() -> bool:
+    """Whether an accelerator build of JAX is installed (checked without starting JAX)."""
+    return any(
+        importlib.util.find_spec(name) is not None
+        for name in ("jax_cuda12_plugin", "jax_cuda13_plugin", "jax_rocm60_plugin", "libtpu")
+    )
+
+
+def preset_argv(argv: list[str]) -> list[str]:
+    """Let --config name a preset: rewrite it to config_flags' FILE:NAME form.
+
+    Unknown presets and misspelt --config.FIELD overrides exit with one line
+    (config_flags would print a traceback for them).
+    """
+    from glcic_jax import configs
+
+    fields = configs.base_config().keys()
+    out, named = [], False
+    args = iter(argv)
+    for arg in args:
+        if arg == "--config":
+            arg = "--config=" + next(args, "")
+        if arg.startswith("--config="):
+            named = True
+            value = arg.split("=", 1)[1]
+            if ":" not in value and not value.endswith(".py"):
+                if value not in configs.PRESETS:
+                    _usage_error(f"unknown --config={value}; presets: {', '.join(configs.PRESETS)}")
+                arg = f"--config={CONFIG_FILE}:{value}"
+        elif arg.startswith("--config."):
+            field = arg[len("--config.") :].split("=", 1)[0]
+            if field not in fields:
+                close = difflib.get_close_matches(field, fields, n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                _usage_error(f"unknown config field --config.{field}{hint}")
+        out.append(arg)
+    if not named:
+        preset = "seed" if has_accelerator_plugin() else "cpu64"
+        out.insert(1, f"--config={CONFIG_FILE}:{preset}")
+    return out
+
+
+def _usage_error(message: str):
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    from glcic_jax import allocator, checkpoint, configs, data, train
+
+    # Orbax logs every save at INFO; the progress bar and metrics.jsonl say what matters.
+    logging.set_verbosity(logging.WARNING)
+    if allocator.keep_buffers_mapped():
+        print(
+            "allocator: glibc keeps large buffers mapped between steps (see glcic_jax/allocator.py)"
+        )
+    if FLAGS.num_processes > 1:
+        import jax
+
+        jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+    config = FLAGS.config
+    config.mask = FLAGS.mask
+    if FLAGS.seed is not None:
+        config.seed = FLAGS.seed
+    if FLAGS.steps_per_run is not None:
+        config.steps_per_run = FLAGS.steps_per_run
+    workdir = FLAGS.workdir or str(ROOT / "runs" / f"{config.mask}-{config.preset}")
+    print(f"preset {config.preset}, mask {config.mask}, data {FLAGS.data_dir}, workdir {workdir}")
+    try:
+        step = train.train_and_evaluate(config, workdir, FLAGS.data_dir, resume=FLAGS.resume)
+    except (configs.ConfigError, data.DataError, checkpoint.CheckpointError) as e:
+        hint = ""
+        if isinstance(e, data.DataError) and FLAGS.data_dir == str(DEFAULT_DATA):
+            hint = " (build a folder with: python experiments/prepare_data.py --source=PHOTOS --out=DIR)"
+        _usage_error(f"{e}{hint}")
+    print(f"stopped at step {step}; checkpoint in {workdir}/checkpoints")
+
+
+FLAGS = flags.FLAGS
+
+if __name__ == "__main__":
+    try:
+        app.run(main, argv=preset_argv(sys.argv))
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,66 @@
+"""Hole samplers stay in bounds and follow the study's ranges; patches contain the hole."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from glcic_jax import masks
+
+
+def test_random_holes_cover_the_studys_ranges():
+    boxes = np.asarray(masks.sample_canvas_boxes(jax.random.key(0), "random", 20_000))
+    top, left, h, w = boxes.T
+    for corner in (top, left):
+        assert corner.min() == 5 and corner.max() == 145
+    for side in (h, w):
+        assert side.min() == 48 and side.max() == 96
+    assert (top + h).max() <= 241 and (left + w).max() <= 241
+    # Uniform: each of the 141 corner values turns up about 20000/141 times.
+    counts = np.bincount(top - 5, minlength=141)
+    assert counts.min() > 80 and counts.max() < 210
+
+
+def test_mouth_hole_is_the_studys_box():
+    boxes = np.asarray(masks.sample_canvas_boxes(jax.random.key(0), "mouth", 3))
+    assert (boxes == [128, 56, 96, 144]).all()
+    assert masks.scale_boxes(boxes, 64)[0].tolist() == [32, 14, 24, 36]
+    assert masks.scale_boxes(boxes, 256)[0].tolist() == [128, 56, 96, 144]
+
+
+def test_unknown_regime_is_refused():
+    with pytest.raises(ValueError, match="unknown mask regime"):
+        masks.sample_canvas_boxes(jax.random.key(0), "square", 1)
+
+
+@pytest.mark.parametrize("size", [32, 64, 128, 256])
+@pytest.mark.parametrize("regime", ["random", "mouth"])
+def test_scaled_holes_in_bounds_and_inside_the_local_patch(size, regime):
+    boxes = masks.sample_boxes(jax.random.key(1), regime, 2000, size)
+    m = np.asarray(masks.boxes_to_masks(boxes, size))
+    assert m.shape == (2000, size, size, 1)
+    np.testing.assert_array_equal(m.sum(axis=(1, 2, 3)), boxes[:, 2] * boxes[:, 3])
+    p = masks.patch_size(size)
+    origins = np.asarray(masks.hole_patch_origins(boxes, size))
+    boxes = np.asarray(boxes)
+    assert (origins >= 0).all() and (origins + p <= size).all()
+    assert (origins <= boxes[:, :2]).all()
+    assert (origins + p >= boxes[:, :2] + boxes[:, 2:]).all()
+
+
+def test_real_patches_are_uniform_over_valid_positions():
+    origins = np.asarray(masks.random_patch_origins(jax.random.key(0), 5000, 64))
+    assert origins.min() == 0 and origins.max() == 64 - 40
+
+
+def test_crop_and_fill():
+    images = jnp.arange(2 * 8 * 8 * 3, dtype=jnp.float32).reshape(2, 8, 8, 3)
+    crops = masks.crop_patches(images, jnp.asarray([[1, 2], [3, 0]]), 4)
+    np.testing.assert_array_equal(crops[0], images[0, 1:5, 2:6])
+    np.testing.assert_array_equal(crops[1], images[1, 3:7, 0:4])
+    hole = masks.boxes_to_masks(jnp.asarray([[2, 2, 3, 3]] * 2), 8)
+    x = masks.fill_holes(images, hole, jnp.asarray([0.1, 0.2, 0.3]))
+    assert x.shape == (2, 8, 8, 4)
+    np.testing.assert_allclose(x[0, 3, 3], [0.1, 0.2, 0.3, 1.0])
+    np.testing.assert_array_equal(x[0, 0, 0, :3], images[0, 0, 0])
+    assert x[0, 0, 0, 3] == 0.0
