@@ -1,0 +1,235 @@
+"""Candidate image URLs -> image files, resumable, with a state log in the output folder.
+
+An output folder holds `images/` and two append-only JSON-lines logs:
+`candidates.jsonl` ({"query", "url"} per URL found by the search) and
+`downloads.jsonl` (one record per finished attempt: url, query, status, file,
+sha256, bytes, content_type, error). A new run reads both, skips every URL
+that already has a final status, and so never downloads an image twice; an
+interrupted download leaves no partial file (written to a temporary name,
+then renamed).
+
+Statuses: "ok"; "duplicate" (same bytes as an earlier URL, not stored again);
+final failures "bad_url" (not http(s)), "http_error" (4xx), "bad_type" (Content-Type not an allowed
+image type), "too_large" (over `max_bytes`), "not_image" (Pillow cannot
+read it); and "failed" (network error or 5xx after all retries), which the
+next run tries again.
+"""
+
+import dataclasses
+import hashlib
+import http.client
+import io
+import json
+import os
+import pathlib
+import socket
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from PIL import Image
+
+FINAL = ("ok", "duplicate", "bad_url", "http_error", "bad_type", "too_large", "not_image")
+_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+    """How to download.
+
+    Attributes:
+      timeout_s: socket timeout (connect, and each read) per attempt.
+      deadline_s: limit for one whole transfer (a server dripping bytes).
+      retries: extra attempts after a transient failure.
+      backoff_s: wait before retry k is backoff_s * 2**k.
+      max_bytes: larger responses are refused (Content-Length or while reading).
+      content_types: accepted Content-Type values (parameters ignored).
+      user_agent: sent with every request.
+    """
+
+    timeout_s: float = 20.0
+    deadline_s: float = 120.0
+    retries: int = 2
+    backoff_s: float = 1.0
+    max_bytes: int = 15_000_000
+    content_types: tuple[str, ...] = (
+        "image/jpeg",
+        "image/jpg",
+        "image/png",
+        "image/webp",
+        "image/gif",
+        "image/bmp",
+    )
+    user_agent: str = "Mozilla/5.0 (X11; Linux x86_64) glcic-jax-collect/1.0"
+
+
+class Refused(Exception):
+    """A final failure; `status` is one of `FINAL`."""
+
+    def __init__(self, status: str, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def _read_capped(response, policy: Policy) -> bytes:
+    """The body, refusing more than `max_bytes` or a transfer slower than `deadline_s`."""
+    deadline = time.monotonic() + policy.deadline_s
+    chunks, size = [], 0
+    while chunk := response.read(65536):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > policy.max_bytes:
+            raise Refused("too_large", f"over {policy.max_bytes} bytes")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"transfer took over {policy.deadline_s} s")
+    return b"".join(chunks)
+
+
+def fetch(url: str, policy: Policy, sleep=time.sleep) -> tuple[bytes, str]:
+    """Downloads one image with retries, a size cap and a content-type check.
+
+    Args:
+      url: http(s) URL.
+      policy: limits.
+      sleep: waits between retries.
+
+    Returns:
+      (body, content_type).
+
+    Raises:
+      Refused: a final failure (bad scheme, 4xx, wrong type, too large).
+      OSError: the last transient error once retries are spent.
+    """
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        raise Refused("bad_url", f"not an http(s) URL: {url}")
+    request = urllib.request.Request(
+        url, headers={"User-Agent": policy.user_agent, "Accept": "image/*"}
+    )
+    for attempt in range(policy.retries + 1):
+        try:
+            with urllib.request.urlopen(request, timeout=policy.timeout_s) as response:
+                ctype = response.headers.get_content_type().lower()
+                if ctype not in policy.content_types:
+                    raise Refused("bad_type", f"Content-Type {ctype}")
+                length = response.headers.get("Content-Length")
+                if length and length.isdigit() and int(length) > policy.max_bytes:
+                    raise Refused("too_large", f"Content-Length {length}")
+                return _read_capped(response, policy), ctype
+        except urllib.error.HTTPError as e:
+            if e.code not in (408, 425, 429) and e.code < 500:
+                raise Refused("http_error", f"HTTP {e.code}") from None
+            error = e
+        except (urllib.error.URLError, http.client.HTTPException, socket.timeout, OSError) as e:
+            error = e
+        if attempt < policy.retries:
+            sleep(policy.backoff_s * 2**attempt)
+    raise OSError(f"{type(error).__name__}: {error}")
+
+
+def _read_jsonl(path: pathlib.Path) -> list[dict]:
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:  # A line cut short by an interrupted run.
+            continue
+    return records
+
+
+def _append_jsonl(path: pathlib.Path, records) -> None:
+    with open(path, "a") as f:
+        for r in records:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+class Collection:
+    """The output folder of a collection: candidate URLs, download log, images."""
+
+    def __init__(self, out_dir):
+        self.root = pathlib.Path(out_dir)
+        self.images = self.root / "images"
+        self.images.mkdir(parents=True, exist_ok=True)
+        self._candidates_path = self.root / "candidates.jsonl"
+        self._downloads_path = self.root / "downloads.jsonl"
+
+    def candidates(self, query: str | None = None) -> list[tuple[str, str]]:
+        """(query, url) pairs found so far, first occurrence of each URL, in order."""
+        seen, pairs = set(), []
+        for r in _read_jsonl(self._candidates_path):
+            if r["url"] not in seen and (query is None or r["query"] == query):
+                seen.add(r["url"])
+                pairs.append((r["query"], r["url"]))
+        return pairs
+
+    def add_candidates(self, query: str, urls) -> int:
+        """Records new URLs for `query`; returns how many were new."""
+        known = {url for _, url in self.candidates()}
+        new = [{"query": query, "url": u} for u in dict.fromkeys(urls) if u not in known]
+        _append_jsonl(self._candidates_path, new)
+        return len(new)
+
+    def downloads(self) -> dict[str, dict]:
+        """Latest download record per URL."""
+        return {r["url"]: r for r in _read_jsonl(self._downloads_path)}
+
+    def record(self, entry: dict) -> None:
+        _append_jsonl(self._downloads_path, [entry])
+
+
+def _store(collection: Collection, url: str, body: bytes, by_hash: dict) -> dict:
+    digest = hashlib.sha256(body).hexdigest()
+    if digest in by_hash:
+        return {"status": "duplicate", "file": by_hash[digest], "sha256": digest}
+    try:
+        with Image.open(io.BytesIO(body)) as im:
+            im.verify()
+            fmt = im.format
+    except Exception as e:  # Pillow raises many types on bad data.  # noqa: BLE001
+        raise Refused("not_image", f"{type(e).__name__}: {e}") from None
+    name = f"{hashlib.sha1(url.encode()).hexdigest()[:16]}.{_EXTENSIONS.get(fmt, 'img')}"
+    tmp = collection.images / f".{name}.part"
+    tmp.write_bytes(body)
+    os.replace(tmp, collection.images / name)
+    by_hash[digest] = f"images/{name}"
+    return {"status": "ok", "file": f"images/{name}", "sha256": digest}
+
+
+def download_all(
+    collection: Collection, policy: Policy = Policy(), sleep=time.sleep, progress=lambda it: it
+) -> dict[str, int]:
+    """Downloads every candidate without a final status; logs each outcome.
+
+    Args:
+      collection: the output folder.
+      policy: limits.
+      sleep: waits between retries.
+      progress: wraps the candidate list (e.g. tqdm).
+
+    Returns:
+      Counts of this run's outcomes by status, plus "skipped" (already final).
+    """
+    done = collection.downloads()
+    by_hash = {r["sha256"]: r["file"] for r in done.values() if r.get("status") == "ok"}
+    counts = {"skipped": 0}
+    for query, url in progress(collection.candidates()):
+        if done.get(url, {}).get("status") in FINAL:
+            counts["skipped"] += 1
+            continue
+        entry = {"url": url, "query": query, "file": "", "sha256": "", "error": ""}
+        try:
+            body, ctype = fetch(url, policy, sleep)
+            entry.update(bytes=len(body), content_type=ctype)
+            entry.update(_store(collection, url, body, by_hash))
+        except Refused as e:
+            entry.update(status=e.status, error=str(e))
+        except OSError as e:
+            entry.update(status="failed", error=str(e))
+        collection.record(entry)
+        done[url] = entry
+        counts[entry["status"]] = counts.get(entry["status"], 0) + 1
+    return counts
