@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from glcic_jax import checkpoint, masks, postprocess, steps
+from glcic_jax import checkpoint, configs, masks, postprocess, steps
 
 
 def as_float_images(images) -> np.ndarray:
@@ -35,6 +35,20 @@ def as_hole_masks(holes, n: int, size: int) -> np.ndarray:
     return (holes > 0.5).astype(np.float32)
 
 
+# What the completion function's code depends on: checkpoints that agree on
+# these (every checkpoint of a run, and the two regimes' runs) share one
+# compiled function.
+_NETWORK_FIELDS = ("image_size", "width", "d_width", "bn_momentum", "compute_dtype")
+
+
+@functools.lru_cache(maxsize=16)
+def _jitted_complete(*network_fields):
+    config = configs.get_config("tiny")
+    config.update(dict(zip(_NETWORK_FIELDS, network_fields)))
+    nets = steps.build_networks(config)
+    return jax.jit(functools.partial(steps.complete, nets))
+
+
 class Completer:
     """A trained completion network with its mean pixel, in eval mode."""
 
@@ -43,10 +57,9 @@ class Completer:
         self.step = step
         self.image_size = config.image_size
         self.batch_size = batch_size
-        self.nets = steps.build_networks(config)
         self.mean_pixel = np.asarray(mean_pixel, np.float32)  # the training set's, in [0, 1]
         self._weights = (gen, gen_stats, jnp.asarray(mean_pixel, jnp.float32))
-        self._run = jax.jit(functools.partial(steps.complete, self.nets))
+        self._run = _jitted_complete(*(config[f] for f in _NETWORK_FIELDS))
 
     @classmethod
     def from_workdir(cls, workdir, step: int | None = None, batch_size: int = 16) -> "Completer":

@@ -49,3 +49,31 @@ def shared_data() -> pathlib.Path:
 def faces_dir(shared_data) -> pathlib.Path:
     """The 600 LFW crops (train/ and test/)."""
     return shared_data / "faces"
+
+
+def tiny_run_config(mask: str = "mouth"):
+    """The tiny preset crossing all three phases in 10 steps, checkpoints at 5 and 10."""
+    from glcic_jax import configs
+
+    config = configs.get_config("tiny")
+    config.mask = mask
+    config.phase1_steps, config.phase2_steps, config.total_steps = 4, 2, 10
+    config.log_every, config.checkpoint_every, config.sample_every = 2, 5, 100
+    return config
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory, faces_dir) -> dict:
+    """Two trained tiny runs, {"mouth": workdir, "random": workdir}, shared by the suite.
+
+    Compiling the training steps is most of a tiny run's time; the suite pays
+    it once. Tests may add files (e.g. eval/) but must not train further here.
+    """
+    from glcic_jax import train
+
+    runs = {}
+    for mask in ("mouth", "random"):
+        workdir = tmp_path_factory.mktemp(f"tiny-{mask}")
+        assert train.train_and_evaluate(tiny_run_config(mask), workdir, faces_dir) == 10
+        runs[mask] = workdir
+    return runs

@@ -14,16 +14,9 @@ import pytest
 
 from glcic_jax import checkpoint, configs, steps, train
 from glcic_jax.inference import Completer
+from tests.conftest import tiny_run_config
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-
-def short_config(total=8):
-    """tiny, crossing all three phases within `total` steps."""
-    config = configs.get_config("tiny")
-    config.phase1_steps, config.phase2_steps, config.total_steps = 3, 2, total
-    config.log_every, config.checkpoint_every, config.sample_every = 2, 100, 100
-    return config
 
 
 def final_state(workdir):
@@ -46,29 +39,27 @@ def launch(*args, timeout=600, **kwargs):
 
 
 @pytest.fixture(scope="module")
-def straight_run(tmp_path_factory, faces_dir):
-    workdir = tmp_path_factory.mktemp("straight")
-    assert train.train_and_evaluate(short_config(), workdir, faces_dir) == 8
-    return workdir
+def straight_run(tiny_runs):
+    return tiny_runs["mouth"]
 
 
 def test_resume_in_chunks_is_bit_identical(straight_run, tmp_path, faces_dir):
-    config = short_config()
-    config.steps_per_run = 4
-    assert train.train_and_evaluate(config, tmp_path, faces_dir) == 4
-    assert train.train_and_evaluate(config, tmp_path, faces_dir, resume=True) == 8
+    config = tiny_run_config("mouth")
+    config.steps_per_run = 5
+    assert train.train_and_evaluate(config, tmp_path, faces_dir) == 5
+    assert train.train_and_evaluate(config, tmp_path, faces_dir, resume=True) == 10
     a, b = final_state(straight_run), final_state(tmp_path)
     leaves_a, leaves_b = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
     assert len(leaves_a) == len(leaves_b) > 50
     for x, y in zip(leaves_a, leaves_b):
         np.testing.assert_array_equal(x, y)
     logged = [json.loads(line)["step"] for line in open(tmp_path / "metrics.jsonl")]
-    assert logged == [2, 4, 6, 8]
+    assert logged == [2, 4, 5, 6, 8, 10]  # a chunk's last step is logged too
 
 
 def test_run_writes_logs_samples_and_metrics(straight_run):
     records = [json.loads(line) for line in open(straight_run / "metrics.jsonl")]
-    assert [r["phase"] for r in records] == [1, 2, 3, 3]
+    assert [r["phase"] for r in records] == [1, 1, 2, 3, 3]
     for r in records:
         assert r["images_per_sec"] > 0 and r["g_mse"] > 0
     assert "d_loss" in records[-1] and "g_adv" in records[-1]
@@ -82,7 +73,7 @@ def test_completer_fills_only_the_hole(straight_run, faces_dir):
     from glcic_jax import data
 
     completer = Completer.from_workdir(straight_run, batch_size=4)
-    assert completer.step == 8
+    assert completer.step == 10
     files = data.list_images(faces_dir, "test")[:5]  # not a multiple of the batch
     images = np.stack([data.load_image(f, 32) for f in files])
     holes = completer.regime_holes(5)
@@ -188,7 +179,7 @@ def test_bad_flags_fail_with_one_line(args, message, tmp_path):
 def test_resume_with_another_config_is_refused(straight_run, faces_dir):
     result = launch(
         "--mask=random", "--config=tiny", f"--data_dir={faces_dir}", f"--workdir={straight_run}",
-        "--resume", "--config.phase1_steps=3", "--config.phase2_steps=2", timeout=120,
+        "--resume", "--config.phase1_steps=4", "--config.phase2_steps=2", timeout=120,
     )  # fmt: skip
     assert result.returncode == 2
     assert "mask='mouth' in the checkpoint but 'random' now" in result.stderr
@@ -199,8 +190,9 @@ def test_resume_with_another_config_is_refused(straight_run, faces_dir):
 def test_four_devices_train_like_one(tmp_path, faces_dir):
     """Data-parallel over 4 forced CPU devices = 1 device, for the same global batch."""
     script = (
-        "import sys; from tests.test_train import short_config; from glcic_jax import train;"
-        "train.train_and_evaluate(short_config(6), sys.argv[1], sys.argv[2])"
+        "import sys; from tests.conftest import tiny_run_config; from glcic_jax import train;"
+        "c = tiny_run_config(); c.total_steps = 6;"
+        "train.train_and_evaluate(c, sys.argv[1], sys.argv[2])"
     )
     for n in (1, 4):
         env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}")
