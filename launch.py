@@ -27,7 +27,10 @@ config_flags.DEFINE_config_file(
     "config", None, "Preset name, then --config.FIELD=VALUE overrides.", lock_config=True
 )
 flags.DEFINE_enum(
-    "mask", None, ["mouth", "random"], "Hole regime: the study's mouth box or random holes."
+    "mask",
+    None,
+    ["mouth", "random", "random_mouthsize"],  # masks.REGIMES (kept jax-free here)
+    "Hole regime: the study's mouth box, its random holes, or mouth-box-sized holes at random places.",
 )
 flags.DEFINE_string("data_dir", str(DEFAULT_DATA), "Folder with train/ and test/ face images.")
 flags.DEFINE_string(

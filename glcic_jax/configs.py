@@ -40,7 +40,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.image_size = 256
     c.width = 64  # completion net's first-layer channels (paper: 64)
     c.d_width = 64  # discriminators' first-layer channels (paper: 64)
-    c.mask = "mouth"  # hole regime: mouth | random
+    c.mask = "mouth"  # hole regime: mouth | random | random_mouthsize (masks.REGIMES)
     c.batch_size = 96
     c.seed = 0
     # The paper trains with ADADELTA; Adam reaches a usable model sooner on
@@ -120,8 +120,10 @@ def phase_of(step: int, config) -> int:
 
 def validate(config) -> None:
     """Raise ConfigError, in one line, for a config that cannot train."""
-    if config.mask not in ("mouth", "random"):
-        raise ConfigError(f"--mask must be mouth or random, not {config.mask!r}")
+    from glcic_jax import masks
+
+    if config.mask not in masks.REGIMES:
+        raise ConfigError(f"--mask must be one of {', '.join(masks.REGIMES)}, not {config.mask!r}")
     if config.image_size < 32 or config.image_size % 4:
         raise ConfigError(f"image_size must be a multiple of 4 and >= 32, not {config.image_size}")
     if config.width < 2 or config.d_width < 1:

@@ -24,8 +24,12 @@ MOUTH_BOX = (128, 56, 96, 144)  # (top, left, height, width)
 # The study's random holes: top-left in 5..145, sides in 48..96 (inclusive).
 RANDOM_TOP_LEFT = (5, 145)
 RANDOM_SIDE = (48, 96)
+# A control the study lacked: holes of the mouth box's size (144 x 96) at
+# random positions, inside the same 5..241 area the random holes can reach,
+# so position and size can be told apart.
+RANDOM_EXTENT = RANDOM_TOP_LEFT[1] + RANDOM_SIDE[1]  # 241
 LOCAL_PATCH = 160
-REGIMES = ("mouth", "random")
+REGIMES = ("mouth", "random", "random_mouthsize")
 
 
 def scale(value, image_size: int):
@@ -57,6 +61,13 @@ def sample_canvas_boxes(rng, regime: str, n: int):
         lo, hi = RANDOM_SIDE
         sides = jax.random.randint(side_rng, (n, 2), lo, hi + 1)
         return jnp.concatenate([corner, sides], axis=-1).astype(jnp.int32)
+    if regime == "random_mouthsize":
+        height, width = MOUTH_BOX[2:]
+        lo = RANDOM_TOP_LEFT[0]
+        top = jax.random.randint(rng, (n,), lo, RANDOM_EXTENT - height + 1)
+        left = jax.random.randint(jax.random.fold_in(rng, 1), (n,), lo, RANDOM_EXTENT - width + 1)
+        sides = jnp.broadcast_to(jnp.asarray([height, width]), (n, 2))
+        return jnp.concatenate([top[:, None], left[:, None], sides], axis=-1).astype(jnp.int32)
     raise ValueError(f"unknown mask regime {regime!r}; choose one of {REGIMES}")
 
 

@@ -28,13 +28,27 @@ def test_mouth_hole_is_the_studys_box():
     assert masks.scale_boxes(boxes, 256)[0].tolist() == [128, 56, 96, 144]
 
 
+def test_mouth_sized_control_holes():
+    boxes = np.asarray(masks.sample_canvas_boxes(jax.random.key(0), "random_mouthsize", 20_000))
+    top, left, h, w = boxes.T
+    assert (h == 96).all() and (w == 144).all()
+    assert top.min() == 5 and (top + h).max() == 241
+    assert left.min() == 5 and (left + w).max() == 241
+
+
+def test_launcher_offers_every_regime():
+    import launch
+
+    assert tuple(launch.FLAGS["mask"].parser.enum_values) == masks.REGIMES
+
+
 def test_unknown_regime_is_refused():
     with pytest.raises(ValueError, match="unknown mask regime"):
         masks.sample_canvas_boxes(jax.random.key(0), "square", 1)
 
 
 @pytest.mark.parametrize("size", [32, 64, 128, 256])
-@pytest.mark.parametrize("regime", ["random", "mouth"])
+@pytest.mark.parametrize("regime", masks.REGIMES)
 def test_scaled_holes_in_bounds_and_inside_the_local_patch(size, regime):
     boxes = masks.sample_boxes(jax.random.key(1), regime, 2000, size)
     m = np.asarray(masks.boxes_to_masks(boxes, size))
