@@ -29,8 +29,9 @@ config_flags.DEFINE_config_file(
 flags.DEFINE_enum(
     "mask",
     None,
-    ["mouth", "random", "random_mouthsize"],  # masks.REGIMES (kept jax-free here)
-    "Hole regime: the study's mouth box, its random holes, or mouth-box-sized holes at random places.",
+    ["mouth", "random", "random_mouthsize", "overlay"],  # masks.REGIMES (kept jax-free here)
+    "Hole regime: the study's mouth box, its random holes, mouth-box-sized holes at random"
+    " places, or face-mask shapes (templates on the aligned face).",
 )
 flags.DEFINE_string("data_dir", str(DEFAULT_DATA), "Folder with train/ and test/ face images.")
 flags.DEFINE_string(

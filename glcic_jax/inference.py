@@ -106,8 +106,10 @@ class Completer:
 
     def regime_holes(self, n: int, seed: int = 0) -> np.ndarray:
         """n holes of the regime this model was trained on (fixed for a seed)."""
-        boxes = masks.sample_boxes(jax.random.key(seed), self.config.mask, n, self.image_size)
-        return np.asarray(masks.boxes_to_masks(boxes, self.image_size))
+        regime, size = self.config.mask, self.image_size
+        bank_seed = self.config.seed + masks.OVERLAY_BANK_SEED_OFFSET  # not the training bank
+        bank = masks.hole_bank(regime, size, self.config.get("overlay_bank", 1000), bank_seed)
+        return np.asarray(masks.sample_holes(jax.random.key(seed), regime, n, size, bank)[0])
 
 
 def load_config(workdir, step: int | None = None) -> ml_collections.ConfigDict:

@@ -29,7 +29,11 @@ RANDOM_SIDE = (48, 96)
 # so position and size can be told apart.
 RANDOM_EXTENT = RANDOM_TOP_LEFT[1] + RANDOM_SIDE[1]  # 241
 LOCAL_PATCH = 160
-REGIMES = ("mouth", "random", "random_mouthsize")
+BOX_REGIMES = ("mouth", "random", "random_mouthsize")
+# "overlay": face-mask-shaped holes from the templates in ../shared/data/mask_overlays
+# placed on the aligned face (glcic_jax.overlay), drawn from a fixed bank.
+REGIMES = BOX_REGIMES + ("overlay",)
+OVERLAY_BANK_SEED_OFFSET = 1  # evaluation banks use seed + this, training banks the seed
 
 
 def scale(value, image_size: int):
@@ -73,6 +77,32 @@ def sample_canvas_boxes(rng, regime: str, n: int):
 
 def sample_boxes(rng, regime: str, n: int, image_size: int):
     return scale_boxes(sample_canvas_boxes(rng, regime, n), image_size)
+
+
+def hole_bank(regime: str, image_size: int, size: int, seed: int):
+    """The overlay regime's holes: (uint8 (size, S, S) masks, int32 (size, 4) boxes); else None.
+
+    Built once on the host (a second or two) and passed to the steps, which
+    draw from it with the step's key like the box regimes draw boxes.
+    """
+    if regime != "overlay":
+        return None
+    from glcic_jax import overlay  # OpenCV templates: only this regime needs them
+
+    bank_masks, boxes = overlay.mask_bank(image_size, size, seed)
+    return jnp.asarray(bank_masks, jnp.uint8), jnp.asarray(boxes, jnp.int32)
+
+
+def sample_holes(rng, regime: str, n: int, image_size: int, bank=None):
+    """n holes of `regime`: (n, S, S, 1) float masks and their (n, 4) bounding boxes."""
+    if regime == "overlay":
+        if bank is None:
+            raise ValueError("the overlay regime draws from a hole bank (masks.hole_bank)")
+        bank_masks, bank_boxes = bank
+        index = jax.random.randint(rng, (n,), 0, bank_masks.shape[0])
+        return bank_masks[index][..., None].astype(jnp.float32), bank_boxes[index]
+    boxes = sample_boxes(rng, regime, n, image_size)
+    return boxes_to_masks(boxes, image_size), boxes
 
 
 def boxes_to_masks(boxes, image_size: int):

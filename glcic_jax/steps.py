@@ -128,14 +128,13 @@ def _bce(logits, label: float):
     return jnp.mean(optax.sigmoid_binary_cross_entropy(logits, jnp.full_like(logits, label)))
 
 
-def _draw(state: TrainState, nets: Networks, batch):
+def _draw(state: TrainState, nets: Networks, batch, bank):
     """This step's images in [0, 1], holes, network input and patch positions."""
     images = batch.astype(jnp.float32) / 255.0
     n = images.shape[0]
     rng = jax.random.fold_in(jax.random.key(nets.seed), state.step)
     hole_rng, real_rng = jax.random.split(rng)
-    boxes = masks.sample_boxes(hole_rng, nets.mask, n, nets.image_size)
-    hole = masks.boxes_to_masks(boxes, nets.image_size)
+    hole, boxes = masks.sample_holes(hole_rng, nets.mask, n, nets.image_size, bank)
     x = masks.fill_holes(images, hole, state.mean_pixel)
     fake_origins = masks.hole_patch_origins(boxes, nets.image_size)
     real_origins = masks.random_patch_origins(real_rng, n, nets.image_size)
@@ -170,9 +169,9 @@ def _discriminator_update(state, nets, fake, fake_origins, real, real_origins):
     return params, stats, opt, metrics
 
 
-def completion_step(state: TrainState, batch, *, nets: Networks):
+def completion_step(state: TrainState, batch, bank=None, *, nets: Networks):
     """Phase 1: the completion network alone, MSE inside the hole."""
-    images, hole, x, _, _ = _draw(state, nets, batch)
+    images, hole, x, _, _ = _draw(state, nets, batch, bank)
 
     def loss_fn(params):
         out, stats = nets.generate(params, state.gen_stats, x, train=True)
@@ -184,9 +183,9 @@ def completion_step(state: TrainState, batch, *, nets: Networks):
     return state, {"g_mse": loss}
 
 
-def discriminator_step(state: TrainState, batch, *, nets: Networks):
+def discriminator_step(state: TrainState, batch, bank=None, *, nets: Networks):
     """Phase 2: the discriminator alone, against the current completions."""
-    images, hole, x, fake_origins, real_origins = _draw(state, nets, batch)
+    images, hole, x, fake_origins, real_origins = _draw(state, nets, batch, bank)
     out, gen_stats = nets.generate(state.gen, state.gen_stats, x, train=True)
     fake = masks.composite(images, jax.lax.stop_gradient(out), hole)
     disc, disc_stats, opt, metrics = _discriminator_update(
@@ -199,14 +198,14 @@ def discriminator_step(state: TrainState, batch, *, nets: Networks):
     return state, metrics
 
 
-def joint_step(state: TrainState, batch, *, nets: Networks):
+def joint_step(state: TrainState, batch, bank=None, *, nets: Networks):
     """Phase 3: a discriminator update, then a completion update against the updated D.
 
     One forward pass of the completion network serves both updates (its VJP
     is kept for the second). The discriminator's BatchNorm statistics from the
     completion update's forward pass are discarded: D is not trained there.
     """
-    images, hole, x, fake_origins, real_origins = _draw(state, nets, batch)
+    images, hole, x, fake_origins, real_origins = _draw(state, nets, batch, bank)
 
     def gen_fn(params):
         out, stats = nets.generate(params, state.gen_stats, x, train=True)
@@ -252,13 +251,18 @@ def complete(nets: Networks, gen, gen_stats, mean_pixel, images, hole):
 
 
 def jit_steps(nets: Networks, state_sharding=None, batch_sharding=None):
-    """The three phases, each jitted once, state donated, sharded over the batch axis."""
+    """The three phases, each jitted once, state donated, sharded over the batch axis.
+
+    Each is called as step(state, batch, bank): `bank` is the overlay regime's
+    hole bank (replicated like the state), None for the box regimes.
+    """
     jitted = {}
     for phase, fn in PHASE_STEPS.items():
         kwargs = {}
         if state_sharding is not None:
             kwargs = dict(
-                in_shardings=(state_sharding, batch_sharding), out_shardings=(state_sharding, None)
+                in_shardings=(state_sharding, batch_sharding, state_sharding),
+                out_shardings=(state_sharding, None),
             )
         jitted[phase] = jax.jit(functools.partial(fn, nets=nets), donate_argnums=0, **kwargs)
     return jitted

@@ -108,9 +108,9 @@ def _prepare_data(config, workdir: pathlib.Path, data_dir, resuming: bool):
     return record, samples
 
 
-def _sample_holes(config, n: int):
-    boxes = masks.sample_boxes(jax.random.key(config.seed + 1), config.mask, n, config.image_size)
-    return masks.boxes_to_masks(boxes, config.image_size)
+def _sample_holes(config, n: int, bank):
+    key = jax.random.key(config.seed + 1)
+    return masks.sample_holes(key, config.mask, n, config.image_size, bank)[0]
 
 
 def _mean_metrics(window):
@@ -177,10 +177,13 @@ def _train(config, workdir, data_dir, resume, ckpts) -> int:
         state = init()
         start = 0
 
+    bank = masks.hole_bank(config.mask, config.image_size, config.overlay_bank, config.seed)
+    if bank is not None:
+        bank = jax.device_put(bank, replicated)
     train_steps = steps.jit_steps(nets, replicated, batch_sharding)
     complete = jax.jit(lambda s, x, m: steps.complete(nets, s.gen, s.gen_stats, s.mean_pixel, x, m))
     sample_x = jnp.asarray(sample_images, jnp.float32) / 255.0
-    sample_m = _sample_holes(config, len(sample_images))
+    sample_m = _sample_holes(config, len(sample_images), bank)
 
     stop_at = config.total_steps
     if config.steps_per_run:
@@ -223,7 +226,7 @@ def _train(config, workdir, data_dir, resume, ckpts) -> int:
             local = next(data_iter)
             batch = jax.make_array_from_process_local_data(batch_sharding, local)
             phase = configs.phase_of(step, config)
-            state, metrics = train_steps[phase](state, batch)
+            state, metrics = train_steps[phase](state, batch, bank)
             step += 1
             window.append(metrics)
             bar.update(1)

@@ -48,7 +48,7 @@ def test_unknown_regime_is_refused():
 
 
 @pytest.mark.parametrize("size", [32, 64, 128, 256])
-@pytest.mark.parametrize("regime", masks.REGIMES)
+@pytest.mark.parametrize("regime", masks.BOX_REGIMES)
 def test_scaled_holes_in_bounds_and_inside_the_local_patch(size, regime):
     boxes = masks.sample_boxes(jax.random.key(1), regime, 2000, size)
     m = np.asarray(masks.boxes_to_masks(boxes, size))
@@ -78,3 +78,22 @@ def test_crop_and_fill():
     np.testing.assert_allclose(x[0, 3, 3], [0.1, 0.2, 0.3, 1.0])
     np.testing.assert_array_equal(x[0, 0, 0, :3], images[0, 0, 0])
     assert x[0, 0, 0, 3] == 0.0
+
+
+def test_overlay_holes_come_from_the_bank(shared_data):
+    bank = masks.hole_bank("overlay", 64, 12, seed=0)
+    bank_masks, bank_boxes = (np.asarray(a) for a in bank)
+    assert bank_masks.shape == (12, 64, 64) and bank_boxes.shape == (12, 4)
+    hole, boxes = masks.sample_holes(jax.random.key(0), "overlay", 50, 64, bank)
+    hole, boxes = np.asarray(hole), np.asarray(boxes)
+    assert hole.shape == (50, 64, 64, 1) and set(np.unique(hole)) <= {0.0, 1.0}
+    for m, (top, left, h, w) in zip(hole[..., 0], boxes):
+        ys, xs = np.nonzero(m)
+        assert (ys.min(), xs.min(), ys.max() + 1 - ys.min(), xs.max() + 1 - xs.min()) == (
+            top, left, h, w
+        )  # fmt: skip
+        # a face mask covers the lower face: nose to chin, centred
+        assert 20 <= top + h / 2 <= 56 and 22 <= left + w / 2 <= 42
+    assert masks.hole_bank("mouth", 64, 12, seed=0) is None
+    with pytest.raises(ValueError, match="hole bank"):
+        masks.sample_holes(jax.random.key(0), "overlay", 2, 64)

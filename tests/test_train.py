@@ -215,3 +215,13 @@ def test_four_devices_train_like_one(tmp_path, faces_dir):
     # first conv's taps on the constant mask channel; elsewhere it stays tiny.
     np.testing.assert_allclose(x, y, atol=5e-3)
     assert np.mean(np.abs(x - y) < 1e-4) > 0.99
+
+
+def test_overlay_regime_trains_and_samples(tmp_path, faces_dir, shared_data):
+    config = tiny_run_config("overlay")
+    config.phase1_steps, config.total_steps, config.overlay_bank = 2, 2, 16
+    assert train.train_and_evaluate(config, tmp_path, faces_dir) == 2
+    completer = Completer.from_workdir(tmp_path)
+    holes = completer.regime_holes(3)
+    assert holes.shape == (3, 32, 32, 1) and 0.05 < holes.mean() < 0.6
+    assert list((tmp_path / "samples").glob("*.png"))
