@@ -1,0 +1,169 @@
+"""Throughput of each training phase and of inference; optionally beside the PyTorch reference.
+
+  python experiments/bench_train.py --image_size=64 --batch_size=8
+  python experiments/bench_train.py --image_size=256 --batch_size=4 \
+      --reference_dir=/path/to/GLCIC-PyTorch --reference_python=/path/to/venv/bin/python
+
+Each phase runs in its own subprocess (so peak memory is per phase), with the
+allocator setting of launch.py, and prints one human-readable line and one
+JSON line (`phase`, `image_size`, `batch_size`, `img_per_sec`,
+`step_ms_median`, spread, `compile_s`, `gflops_per_sec`, `peak_rss_mb`, and
+with a reference `ref_img_per_sec` and `ratio` = ours / reference). It
+measures and asserts nothing.
+"""
+
+import json
+import os
+import pathlib
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from absl import app, flags  # noqa: E402
+
+flags.DEFINE_string("config", "paper", "Preset for widths and optimizer (paper: full width).")
+flags.DEFINE_integer("image_size", 64, "Image side.")
+flags.DEFINE_integer("batch_size", 8, "Batch size.")
+flags.DEFINE_list("phases", ["1", "2", "3", "infer"], "Phases to time.")
+flags.DEFINE_integer("steps", 5, "Timed steps per phase (after warm-up).")
+flags.DEFINE_integer("warmup", 2, "Untimed steps first (the first one compiles).")
+flags.DEFINE_string("optimizer", "adam", "Optimizer for both nets (the reference uses Adam here).")
+flags.DEFINE_string("compute_dtype", "float32", "float32 or bfloat16 compute.")
+flags.DEFINE_string("reference_dir", None, "otenim/GLCIC-PyTorch checkout, to time beside ours.")
+flags.DEFINE_string("reference_python", None, "Python of a venv with torch, for the reference.")
+flags.DEFINE_string("worker", None, "Internal: time this one phase in this process.")
+FLAGS = flags.FLAGS
+HERE = pathlib.Path(__file__).resolve().parent
+
+
+def time_phase(phase: str) -> dict:
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from glcic_jax import allocator, configs, masks, steps
+
+    allocator.keep_buffers_mapped()
+    config = configs.get_config(FLAGS.config)
+    config.image_size, config.batch_size = FLAGS.image_size, FLAGS.batch_size
+    config.optimizer, config.g_lr, config.d_lr = FLAGS.optimizer, 1e-3, 1e-3
+    config.compute_dtype = FLAGS.compute_dtype
+    nets = steps.build_networks(config)
+    state = jax.jit(lambda: steps.init_state(config, nets, np.full(3, 0.5)))()
+    rng = np.random.default_rng(0)
+    batch = jnp.asarray(
+        rng.integers(0, 256, (config.batch_size, config.image_size, config.image_size, 3), np.uint8)
+    )
+    if phase == "infer":
+        boxes = masks.sample_boxes(jax.random.key(0), "mouth", config.batch_size, config.image_size)
+        hole = masks.boxes_to_masks(boxes, config.image_size)
+        images = batch.astype(jnp.float32) / 255
+        fn = jax.jit(lambda s, x, m: steps.complete(nets, s.gen, s.gen_stats, s.mean_pixel, x, m))
+        args = (state, images, hole)
+
+        def run():
+            return fn(*args)
+    else:
+        fn = steps.jit_steps(nets)[int(phase)]
+        args = (state, batch)
+
+        def run():
+            nonlocal state
+            state, metrics = fn(state, batch)
+            return metrics
+
+    t = time.perf_counter()
+    compiled = fn.lower(*args).compile()
+    compile_s = time.perf_counter() - t
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    flops = float(cost.get("flops", 0.0)) if cost else 0.0
+    for _ in range(FLAGS.warmup):
+        jax.block_until_ready(run())
+    times = []
+    for _ in range(FLAGS.steps):
+        t = time.perf_counter()
+        jax.block_until_ready(run())
+        times.append(time.perf_counter() - t)
+    med = statistics.median(times)
+    return dict(
+        phase=phase,
+        image_size=config.image_size,
+        batch_size=config.batch_size,
+        img_per_sec=config.batch_size / med,
+        step_ms_median=1e3 * med,
+        step_ms_min=1e3 * min(times),
+        step_ms_max=1e3 * max(times),
+        compile_s=compile_s,
+        gflops_per_sec=flops / med / 1e9,
+        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        device=str(jax.devices()[0].platform),
+        compute_dtype=FLAGS.compute_dtype,
+    )
+
+
+# The same allocator setting for the reference as launch.py applies to us (PERF.md).
+REFERENCE_ENV = dict(
+    MALLOC_ARENA_MAX="1",
+    MALLOC_MMAP_MAX_="0",
+    MALLOC_TRIM_THRESHOLD_="68719476736",
+    MALLOC_TOP_PAD_="1073741824",
+)
+
+
+def _json_line(cmd: list[str], env=None) -> dict:
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+    if out.returncode or not lines:
+        raise RuntimeError(f"{' '.join(cmd[:3])} failed: {out.stderr.strip()[-500:]}")
+    return json.loads(lines[-1])
+
+
+def main(argv):
+    del argv
+    if FLAGS.worker:
+        print(json.dumps(time_phase(FLAGS.worker)))
+        return
+    if bool(FLAGS.reference_dir) != bool(FLAGS.reference_python):
+        raise app.UsageError("--reference_dir and --reference_python go together")
+    common = [
+        f"--image_size={FLAGS.image_size}",
+        f"--batch_size={FLAGS.batch_size}",
+        f"--steps={FLAGS.steps}",
+        f"--warmup={FLAGS.warmup}",
+    ]
+    for phase in FLAGS.phases:
+        ours = _json_line(
+            [sys.executable, __file__, f"--worker={phase}", f"--config={FLAGS.config}",
+             f"--optimizer={FLAGS.optimizer}", f"--compute_dtype={FLAGS.compute_dtype}", *common]
+        )  # fmt: skip
+        line = (
+            f"phase {phase:>5} {FLAGS.image_size}px b{FLAGS.batch_size}: "
+            f"{ours['img_per_sec']:7.2f} img/s, step {ours['step_ms_median']:8.1f} ms "
+            f"({ours['step_ms_min']:.1f}..{ours['step_ms_max']:.1f}), compile {ours['compile_s']:.1f} s, "
+            f"{ours['gflops_per_sec']:.0f} GFLOP/s, peak {ours['peak_rss_mb']:.0f} MB"
+        )
+        if FLAGS.reference_dir:
+            ref = _json_line(
+                [FLAGS.reference_python, str(HERE / "reference_timer.py"),
+                 f"--reference_dir={FLAGS.reference_dir}", f"--phase={phase}", *common],
+                env={**os.environ, **REFERENCE_ENV},
+            )  # fmt: skip
+            ours["ref_img_per_sec"] = ref["img_per_sec"]
+            ours["ref_step_ms_median"] = ref["step_ms_median"]
+            ours["ref_peak_rss_mb"] = ref["peak_rss_mb"]
+            ours["ratio"] = ours["img_per_sec"] / ref["img_per_sec"]
+            line += (
+                f" | reference {ref['img_per_sec']:7.2f} img/s, peak {ref['peak_rss_mb']:.0f} MB"
+                f" | ratio {ours['ratio']:.2f}"
+            )
+        print(line, flush=True)
+        print(json.dumps(ours), flush=True)
+
+
+if __name__ == "__main__":
+    app.run(main)

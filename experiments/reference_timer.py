@@ -1,0 +1,122 @@
+"""Times the PyTorch reference (otenim/GLCIC-PyTorch) on the same work as bench_train.py.
+
+Run by bench_train.py in the reference's own venv (torch is not a project
+dependency):  REF_PY experiments/reference_timer.py --reference_dir=DIR
+--phase=1 --image_size=64 --batch_size=8 --steps=5 --warmup=2
+It imports the reference's networks from DIR (none of its code is copied
+here), runs the same losses and optimizers as our phases (Adam for both nets,
+local patch half the image side as in the reference) on 2 threads, and
+prints one JSON line.
+"""
+
+import argparse
+import json
+import resource
+import statistics
+import sys
+import time
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--reference_dir", required=True)
+    p.add_argument("--phase", required=True)
+    p.add_argument("--image_size", type=int, default=64)
+    p.add_argument("--batch_size", type=int, default=8)
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2)
+    a = p.parse_args()
+
+    import torch
+    import torch.nn.functional as F
+
+    sys.path.insert(0, a.reference_dir)
+    from models import CompletionNetwork, ContextDiscriminator
+
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    s, b, ls = a.image_size, a.batch_size, a.image_size // 2
+    arc = "places2" if s >= 256 else "celeba"
+    g = CompletionNetwork()
+    d = ContextDiscriminator((3, ls, ls), (3, s, s), arc=arc)
+    opt_g, opt_d = torch.optim.Adam(g.parameters()), torch.optim.Adam(d.parameters())
+    x = torch.rand(b, 3, s, s)
+    m = torch.zeros(b, 1, s, s)
+    m[:, :, s // 2 : s // 2 + s // 4, s // 4 : s // 2 + s // 4] = 1
+    inp = torch.cat([x * (1 - m) + 0.5 * m, m], dim=1)
+    y0 = s // 4
+    ones, zeros = torch.ones(b, 1), torch.zeros(b, 1)
+
+    def local(t):
+        return t[:, :, y0 : y0 + ls, y0 : y0 + ls]
+
+    def d_step():
+        with torch.no_grad():
+            out = g(inp)
+        fake = x * (1 - m) + out * m
+        loss = 0.5 * (
+            F.binary_cross_entropy(d((local(fake), fake)), zeros)
+            + F.binary_cross_entropy(d((local(x), x)), ones)
+        )
+        opt_d.zero_grad()
+        loss.backward()
+        opt_d.step()
+
+    def step():
+        if a.phase == "1":
+            loss = F.mse_loss(g(inp) * m, x * m)
+            opt_g.zero_grad()
+            loss.backward()
+            opt_g.step()
+        elif a.phase == "2":
+            d_step()
+        elif a.phase == "3":
+            out = g(inp)
+            fake = x * (1 - m) + out * m
+            det = fake.detach()
+            loss_d = 0.5 * (
+                F.binary_cross_entropy(d((local(det), det)), zeros)
+                + F.binary_cross_entropy(d((local(x), x)), ones)
+            )
+            opt_d.zero_grad()
+            loss_d.backward()
+            opt_d.step()
+            loss_g = F.mse_loss(out * m, x * m) + 4e-4 * F.binary_cross_entropy(
+                d((local(fake), fake)), ones
+            )
+            opt_g.zero_grad()
+            loss_g.backward()
+            opt_g.step()
+        else:
+            g.eval()
+            with torch.no_grad():
+                g(inp)
+
+    for _ in range(a.warmup):
+        step()
+    times = []
+    for _ in range(a.steps):
+        t = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t)
+    med = statistics.median(times)
+    print(
+        json.dumps(
+            dict(
+                phase=a.phase,
+                image_size=s,
+                batch_size=b,
+                img_per_sec=b / med,
+                step_ms_median=1e3 * med,
+                step_ms_min=1e3 * min(times),
+                step_ms_max=1e3 * max(times),
+                peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                torch=torch.__version__,
+            )
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,24 @@
+"""The throughput benchmark runs on a tiny config and prints JSON lines with the agreed keys."""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_bench_train_prints_parseable_lines():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "experiments" / "bench_train.py"), "--config=tiny",
+         "--image_size=32", "--batch_size=2", "--phases=2,infer", "--steps=2", "--warmup=1"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    records = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert [r["phase"] for r in records] == ["2", "infer"]
+    for r in records:
+        for key in ("image_size", "batch_size", "img_per_sec", "step_ms_median", "peak_rss_mb"):
+            assert r[key] > 0, key
+        assert r["step_ms_min"] <= r["step_ms_median"] <= r["step_ms_max"]
+    assert "img/s" in result.stdout
