@@ -113,10 +113,13 @@ def remove_partial_saves(directory: pathlib.Path) -> list[str]:
 
 def check_compatible(saved_config: dict, config) -> None:
     """Raise CheckpointError naming every identity field that differs."""
+    # A field newer than the checkpoint had its default value there.
+    defaults = configs.base_config()
+    saved = {f: saved_config.get(f, defaults[f]) for f in configs.IDENTITY_FIELDS}
     diffs = [
-        f"{f}={saved_config.get(f)!r} in the checkpoint but {config[f]!r} now"
+        f"{f}={saved[f]!r} in the checkpoint but {config[f]!r} now"
         for f in configs.IDENTITY_FIELDS
-        if saved_config.get(f) != config[f]
+        if saved[f] != config[f]
     ]
     if diffs:
         raise CheckpointError("config does not match the checkpoint: " + "; ".join(diffs))
