@@ -265,12 +265,7 @@ def paired_difference(a: np.ndarray, b: np.ndarray, metric: str, seed: int = 0) 
       ``{"mean_diff", "ci_low", "ci_high", "n", "n_dropped", "a_better",
       "b_better", "ties", "p_value"}``; NaN statistics when no pair is left.
     """
-    a = np.asarray(a, np.float64).ravel()
-    b = np.asarray(b, np.float64).ravel()
-    if a.shape != b.shape:
-        raise ValueError(f"paired inputs differ in length: {a.size}, {b.size}")
-    ok = np.isfinite(a) & np.isfinite(b)
-    d = a[ok] - b[ok]
+    d, _ = stats.paired_finite_differences(a, b)
     sign = stats.sign_test(a, b)
     higher, lower = sign.n_positive, sign.n_negative
     a_better, b_better = (lower, higher) if direction(metric) == "lower" else (higher, lower)

@@ -106,6 +106,16 @@ def binomial_two_sided_p(k: int, n: int) -> float:
     return min(1.0, 2 * tail / 2**n)
 
 
+def paired_finite_differences(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, int]:
+    """a - b over the pairs where both are finite, and how many pairs were dropped."""
+    a = np.asarray(a, np.float64).ravel()
+    b = np.asarray(b, np.float64).ravel()
+    if a.shape != b.shape:
+        raise ValueError(f"paired inputs differ in length: {a.size}, {b.size}")
+    ok = np.isfinite(a) & np.isfinite(b)
+    return a[ok] - b[ok], int(np.sum(~ok))
+
+
 def sign_test(a: np.ndarray, b: np.ndarray) -> SignTest:
     """Paired sign test of ``a`` against ``b`` (e.g. per-image PSNRs).
 
@@ -114,13 +124,6 @@ def sign_test(a: np.ndarray, b: np.ndarray) -> SignTest:
     hypothesis each remaining pair is a fair coin flip; the p-value is
     :func:`binomial_two_sided_p` of the positives.
     """
-    a = np.asarray(a, np.float64).ravel()
-    b = np.asarray(b, np.float64).ravel()
-    if a.shape != b.shape:
-        raise ValueError(f"paired inputs differ in length: {a.size}, {b.size}")
-    ok = np.isfinite(a) & np.isfinite(b)
-    d = a[ok] - b[ok]
+    d, dropped = paired_finite_differences(a, b)
     pos, neg = int(np.sum(d > 0)), int(np.sum(d < 0))
-    return SignTest(
-        pos, neg, int(np.sum(d == 0)), int(np.sum(~ok)), binomial_two_sided_p(pos, pos + neg)
-    )
+    return SignTest(pos, neg, int(np.sum(d == 0)), dropped, binomial_two_sided_p(pos, pos + neg))
