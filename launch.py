@@ -98,7 +98,7 @@ def _usage_error(message: str):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from glcic_jax import allocator, checkpoint, configs, data, train
+    from glcic_jax import allocator, checkpoint, configs, data, overlay, train
 
     # Orbax logs every save at INFO; the progress bar and metrics.jsonl say what matters.
     logging.set_verbosity(logging.WARNING)
@@ -118,9 +118,19 @@ def main(argv):
         config.steps_per_run = FLAGS.steps_per_run
     workdir = FLAGS.workdir or str(ROOT / "runs" / f"{config.mask}-{config.preset}")
     print(f"preset {config.preset}, mask {config.mask}, data {FLAGS.data_dir}, workdir {workdir}")
+    user_errors = (
+        configs.ConfigError,
+        data.DataError,
+        checkpoint.CheckpointError,
+        overlay.OverlayError,
+        # a --workdir that is a file, or not writable
+        FileExistsError,
+        NotADirectoryError,
+        PermissionError,
+    )
     try:
         step = train.train_and_evaluate(config, workdir, FLAGS.data_dir, resume=FLAGS.resume)
-    except (configs.ConfigError, data.DataError, checkpoint.CheckpointError) as e:
+    except user_errors as e:
         hint = ""
         if isinstance(e, data.DataError) and FLAGS.data_dir == str(DEFAULT_DATA):
             hint = " (build a folder with: python experiments/prepare_data.py --source=PHOTOS --out=DIR)"

@@ -10,6 +10,7 @@ the next start. Saves are synchronous: a checkpoint that was reported saved
 is on disk.
 """
 
+import fcntl
 import pathlib
 import shutil
 
@@ -45,7 +46,9 @@ class Checkpoints:
         self.directory = checkpoint_dir(workdir)
         if read_only and not self.directory.is_dir():
             raise CheckpointError(f"no checkpoints in {workdir} (expected {self.directory})")
+        self._lock = None
         if not read_only:
+            self._lock = _lock_workdir(self.directory)
             remove_partial_saves(self.directory)
         self.manager = ocp.CheckpointManager(
             self.directory, options=options, item_names=("state", "data", "meta")
@@ -85,6 +88,9 @@ class Checkpoints:
 
     def close(self) -> None:
         self.manager.close()
+        if self._lock is not None:
+            self._lock.close()  # releases the flock
+            self._lock = None
 
     def _existing(self, step):
         if step is None:
@@ -96,6 +102,18 @@ class Checkpoints:
                 f"no checkpoint at step {step} in {self.directory}: have {self.steps()}"
             )
         return step
+
+
+def _lock_workdir(directory: pathlib.Path):
+    """An exclusive lock, so a second run started on the same workdir stops at once."""
+    directory.mkdir(parents=True, exist_ok=True)
+    handle = open(directory / ".lock", "w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise CheckpointError(f"another run is using {directory.parent}") from None
+    return handle
 
 
 def remove_partial_saves(directory: pathlib.Path) -> list[str]:

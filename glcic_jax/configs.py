@@ -128,6 +128,10 @@ def validate(config) -> None:
         raise ConfigError(f"--mask must be one of {', '.join(masks.REGIMES)}, not {config.mask!r}")
     if config.image_size < 32 or config.image_size % 4:
         raise ConfigError(f"image_size must be a multiple of 4 and >= 32, not {config.image_size}")
+    from glcic_jax import models
+
+    if models.discriminator_depth(config.image_size) > len(models.DISCRIMINATOR_CHANNELS):
+        raise ConfigError(f"image_size {config.image_size} is larger than the paper's 256 allows")
     if config.width < 2 or config.d_width < 1:
         raise ConfigError("width and d_width must be positive (width >= 2)")
     if config.batch_size < 1:
@@ -140,6 +144,10 @@ def validate(config) -> None:
         )
     if min(config.phase1_steps, config.phase2_steps, config.total_steps) < 0:
         raise ConfigError("step counts must be >= 0")
+    if config.steps_per_run < 0 or config.max_checkpoints < 0:
+        raise ConfigError("steps_per_run and max_checkpoints must be >= 0")
+    if config.num_samples < 1 or config.overlay_bank < 1:
+        raise ConfigError("num_samples and overlay_bank must be >= 1")
     for field in ("log_every", "checkpoint_every", "sample_every"):
         if config[field] < 1:
             raise ConfigError(f"{field} must be >= 1, not {config[field]}")

@@ -140,11 +140,20 @@ def _bce(logits, label: float):
     return jnp.mean(optax.sigmoid_binary_cross_entropy(logits, jnp.full_like(logits, label)))
 
 
+def _step_stream(seed: int):
+    """The key the steps fold their step number into.
+
+    Kept apart from key(seed), which nnx.Rngs(seed) folds its call count
+    into for the initial weights.
+    """
+    return jax.random.fold_in(jax.random.key(seed), 0x9A7C)
+
+
 def _draw(state: TrainState, nets: Networks, batch, bank):
     """This step's images in [0, 1], holes, network input and patch positions."""
     images = batch.astype(jnp.float32) / 255.0
     n = images.shape[0]
-    rng = jax.random.fold_in(jax.random.key(nets.seed), state.step)
+    rng = jax.random.fold_in(_step_stream(nets.seed), state.step)
     hole_rng, real_rng = jax.random.split(rng)
     hole, boxes = masks.sample_holes(hole_rng, nets.mask, n, nets.image_size, bank)
     x = masks.fill_holes(images, hole, state.mean_pixel)

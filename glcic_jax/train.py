@@ -74,6 +74,10 @@ def _prepare_data(config, workdir: pathlib.Path, data_dir, resuming: bool):
         )
     record_path = workdir / DATA_FILES
     if resuming:
+        if not record_path.exists():
+            raise checkpoint.CheckpointError(
+                f"{record_path} is missing: this workdir cannot resume"
+            )
         record = json.loads(record_path.read_text())
         if record["listing"] != data.fingerprint(listing):
             raise checkpoint.CheckpointError(
@@ -108,9 +112,31 @@ def _prepare_data(config, workdir: pathlib.Path, data_dir, resuming: bool):
     return record, samples
 
 
+def _forget_logs_after(workdir: pathlib.Path, step: int) -> None:
+    """Drop metrics.jsonl records past the checkpoint a run resumes from.
+
+    A run killed after logging past its last checkpoint repeats those steps
+    when resumed; without this the log would hold them twice.
+    """
+    path = workdir / "metrics.jsonl"
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(line + "\n" for line in kept))
+    os.replace(tmp, path)
+
+
 def _sample_holes(config, n: int, bank):
     key = jax.random.key(config.seed + 1)
     return masks.sample_holes(key, config.mask, n, config.image_size, bank)[0]
+
+
+def _check_finite(window, step: int) -> None:
+    """Stop a diverged run before it logs or saves (one host sync per call)."""
+    fetched = jax.device_get(window)
+    if not all(np.all(np.isfinite(v)) for m in fetched for v in m.values()):
+        raise FloatingPointError(f"non-finite loss by step {step}; last checkpoints are intact")
 
 
 def _mean_metrics(window):
@@ -151,6 +177,8 @@ def _train(config, workdir, data_dir, resume, ckpts) -> int:
     if resume:
         checkpoint.check_compatible(ckpts.read_meta(latest)["config"], config)
 
+    # Before the data scan, so a missing template folder is reported at once.
+    bank = masks.hole_bank(config.mask, config.image_size, config.overlay_bank, config.seed)
     record, sample_images = _prepare_data(config, workdir, data_dir, resuming=resume)
     nets = steps.build_networks(config)
     # Auto axes: XLA propagates the batch sharding through the convolutions.
@@ -177,7 +205,6 @@ def _train(config, workdir, data_dir, resume, ckpts) -> int:
         state = init()
         start = 0
 
-    bank = masks.hole_bank(config.mask, config.image_size, config.overlay_bank, config.seed)
     if bank is not None:
         bank = jax.device_put(bank, replicated)
     train_steps = steps.jit_steps(nets, replicated, batch_sharding)
@@ -188,6 +215,8 @@ def _train(config, workdir, data_dir, resume, ckpts) -> int:
     stop_at = config.total_steps
     if config.steps_per_run:
         stop_at = min(stop_at, start + config.steps_per_run)
+    if resume and jax.process_index() == 0:
+        _forget_logs_after(workdir, start)
     writer = MetricWriter(workdir, enabled=jax.process_index() == 0)
     if start == 0 and jax.process_index() == 0:
         (workdir / "config.json").write_text(config.to_json_best_effort(indent=1))
@@ -235,8 +264,7 @@ def _train(config, workdir, data_dir, resume, ckpts) -> int:
                 elapsed = time.perf_counter() - t_window
                 scalars["images_per_sec"] = len(window) * config.batch_size / elapsed
                 scalars["phase"] = phase
-                if not all(np.isfinite(v) for v in scalars.values()):
-                    raise FloatingPointError(f"non-finite loss at step {step}: {scalars}")
+                _check_finite(window, step)
                 writer.write_scalars(step, scalars)
                 bar.set_postfix(
                     phase=phase, **{k: f"{v:.4g}" for k, v in scalars.items() if k != "phase"}
@@ -245,12 +273,14 @@ def _train(config, workdir, data_dir, resume, ckpts) -> int:
             if step % config.sample_every == 0:
                 save_samples(step)
             if step % config.checkpoint_every == 0:
+                _check_finite(window, step)  # never checkpoint a diverged state
                 ckpts.save(step, state, data_iter, meta(step))
                 last_saved = step
             if stop:
                 logging.warning("%s received: saving step %d and stopping", stop.signal, step)
                 break
         if last_saved != step:
+            _check_finite(window, step)
             ckpts.save(step, state, data_iter, meta(step))
         if step % config.sample_every:
             save_samples(step)

@@ -113,7 +113,7 @@ def test_kill_9_leaves_a_resumable_workdir(tmp_path, faces_dir):
     """Killed at random moments while saving a checkpoint every step, the run resumes."""
     common = [
         "--mask=mouth", "--config=tiny", f"--data_dir={faces_dir}", f"--workdir={tmp_path}",
-        "--config.checkpoint_every=1", "--config.total_steps=10000",
+        "--config.checkpoint_every=2", "--config.log_every=1", "--config.total_steps=10000",
     ]  # fmt: skip
     ckpt_dir = tmp_path / "checkpoints"
     rng = np.random.default_rng(0)
@@ -135,6 +135,8 @@ def test_kill_9_leaves_a_resumable_workdir(tmp_path, faces_dir):
     resumed = launch(*common, "--resume", "--steps_per_run=2")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert not list(ckpt_dir.glob(f"*{checkpoint.TMP_DIR_SUFFIX}*"))
+    logged = [json.loads(line)["step"] for line in open(tmp_path / "metrics.jsonl")]
+    assert logged == sorted(set(logged)), "steps logged twice after the resume"
 
 
 def test_sigterm_saves_before_exit(tmp_path, faces_dir):
@@ -165,6 +167,7 @@ def test_sigterm_saves_before_exit(tmp_path, faces_dir):
         (["--mask=mouth", "--config=huge"], "unknown --config=huge"),
         (["--mask=mouth", "--config=tiny", "--config.widht=4"], "did you mean width"),
         (["--mask=mouth", "--config=tiny", "--config.batch_size=0"], "batch_size must be >= 1"),
+        (["--mask=mouth", "--config=tiny", "--config.image_size=512"], "larger than the paper"),
         (["--mask=mouth", "--config=tiny", "--data_dir=/nonexistent"], "does not exist"),
         (["--mask=mouth", "--config=tiny", "--resume"], "--resume: no checkpoint"),
     ],
@@ -232,3 +235,12 @@ def test_overlay_regime_trains_and_samples(tmp_path, faces_dir, shared_data):
     holes = completer.regime_holes(3)
     assert holes.shape == (3, 32, 32, 1) and 0.05 < holes.mean() < 0.6
     assert list((tmp_path / "samples").glob("*.png"))
+
+
+def test_second_writer_on_a_workdir_is_refused(tmp_path):
+    first = checkpoint.Checkpoints(tmp_path)
+    with pytest.raises(checkpoint.CheckpointError, match="another run is using"):
+        checkpoint.Checkpoints(tmp_path)
+    checkpoint.Checkpoints(tmp_path, read_only=True).close()  # readers are welcome
+    first.close()
+    checkpoint.Checkpoints(tmp_path).close()
