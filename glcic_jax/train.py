@@ -215,14 +215,14 @@ def _train(config, workdir, data_dir, resume, ckpts) -> int:
     stop_at = config.total_steps
     if config.steps_per_run:
         stop_at = min(stop_at, start + config.steps_per_run)
+    if start >= stop_at:
+        logging.warning("already at step %d of %d: nothing to do", start, config.total_steps)
+        return start
     if resume and jax.process_index() == 0:
         _forget_logs_after(workdir, start)
     writer = MetricWriter(workdir, enabled=jax.process_index() == 0)
     if start == 0 and jax.process_index() == 0:
         (workdir / "config.json").write_text(config.to_json_best_effort(indent=1))
-    if start >= stop_at:
-        logging.info("already at step %d of %d: nothing to do", start, config.total_steps)
-        return start
 
     def meta(step):
         return dict(
