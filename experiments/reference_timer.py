@@ -51,10 +51,8 @@ def main():
     def local(t):
         return t[:, :, y0 : y0 + ls, y0 : y0 + ls]
 
-    def d_step():
-        with torch.no_grad():
-            out = g(inp)
-        fake = x * (1 - m) + out * m
+    def d_update(fake):
+        fake = fake.detach()
         loss = 0.5 * (
             F.binary_cross_entropy(d((local(fake), fake)), zeros)
             + F.binary_cross_entropy(d((local(x), x)), ones)
@@ -70,18 +68,13 @@ def main():
             loss.backward()
             opt_g.step()
         elif a.phase == "2":
-            d_step()
+            with torch.no_grad():
+                out = g(inp)
+            d_update(x * (1 - m) + out * m)
         elif a.phase == "3":
             out = g(inp)
             fake = x * (1 - m) + out * m
-            det = fake.detach()
-            loss_d = 0.5 * (
-                F.binary_cross_entropy(d((local(det), det)), zeros)
-                + F.binary_cross_entropy(d((local(x), x)), ones)
-            )
-            opt_d.zero_grad()
-            loss_d.backward()
-            opt_d.step()
+            d_update(fake)
             loss_g = F.mse_loss(out * m, x * m) + 4e-4 * F.binary_cross_entropy(
                 d((local(fake), fake)), ones
             )

@@ -132,16 +132,14 @@ def _sample_holes(config, n: int, bank):
     return masks.sample_holes(key, config.mask, n, config.image_size, bank)[0]
 
 
-def _check_finite(window, step: int) -> None:
-    """Stop a diverged run before it logs or saves (one host sync per call)."""
-    fetched = jax.device_get(window)
+def _check_finite(fetched, step: int) -> None:
+    """Stop a diverged run before it logs or saves; `fetched` are host metric dicts."""
     if not all(np.all(np.isfinite(v)) for m in fetched for v in m.values()):
         raise FloatingPointError(f"non-finite loss by step {step}; last checkpoints are intact")
 
 
-def _mean_metrics(window):
-    """Average a window of per-step metric dicts (fetched from the device once)."""
-    fetched = jax.device_get(window)
+def _mean_metrics(fetched):
+    """Average a window of per-step metric dicts, already on the host."""
     keys = sorted({k for m in fetched for k in m})
     return {k: float(np.mean([m[k] for m in fetched if k in m])) for k in keys}
 
@@ -260,11 +258,12 @@ def _train(config, workdir, data_dir, resume, ckpts) -> int:
             window.append(metrics)
             bar.update(1)
             if step % config.log_every == 0 or step == stop_at or stop:
-                scalars = _mean_metrics(window)
+                fetched = jax.device_get(window)  # the window's one host sync
+                _check_finite(fetched, step)
+                scalars = _mean_metrics(fetched)
                 elapsed = time.perf_counter() - t_window
                 scalars["images_per_sec"] = len(window) * config.batch_size / elapsed
                 scalars["phase"] = phase
-                _check_finite(window, step)
                 writer.write_scalars(step, scalars)
                 bar.set_postfix(
                     phase=phase, **{k: f"{v:.4g}" for k, v in scalars.items() if k != "phase"}
@@ -273,14 +272,14 @@ def _train(config, workdir, data_dir, resume, ckpts) -> int:
             if step % config.sample_every == 0:
                 save_samples(step)
             if step % config.checkpoint_every == 0:
-                _check_finite(window, step)  # never checkpoint a diverged state
+                _check_finite(jax.device_get(window), step)  # never save a diverged state
                 ckpts.save(step, state, data_iter, meta(step))
                 last_saved = step
             if stop:
                 logging.warning("%s received: saving step %d and stopping", stop.signal, step)
                 break
         if last_saved != step:
-            _check_finite(window, step)
+            _check_finite(jax.device_get(window), step)
             ckpts.save(step, state, data_iter, meta(step))
         if step % config.sample_every:
             save_samples(step)
