@@ -101,9 +101,18 @@ def time_phase(phase: str) -> dict:
         compile_s=compile_s,
         gflops_per_sec=flops / med / 1e9,
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        device=str(jax.devices()[0].platform),
+        device=jax.devices()[0].device_kind,
         compute_dtype=FLAGS.compute_dtype,
+        **_accelerator_peak_mb(jax.devices()[0]),
     )
+
+
+def _accelerator_peak_mb(device) -> dict:
+    """Peak accelerator memory where the backend reports it (GPU); empty on CPU."""
+    stats = device.memory_stats() if device.platform != "cpu" else None
+    if not stats or "peak_bytes_in_use" not in stats:
+        return {}
+    return {"peak_device_mb": stats["peak_bytes_in_use"] / 2**20}
 
 
 # The same allocator setting for the reference as launch.py applies to us (PERF.md).
@@ -147,6 +156,8 @@ def main(argv):
             f"({ours['step_ms_min']:.1f}..{ours['step_ms_max']:.1f}), compile {ours['compile_s']:.1f} s, "
             f"{ours['gflops_per_sec']:.0f} GFLOP/s, peak {ours['peak_rss_mb']:.0f} MB"
         )
+        if "peak_device_mb" in ours:
+            line += f" (device {ours['peak_device_mb']:.0f} MB, {ours['device']})"
         if FLAGS.reference_dir:
             ref = _json_line(
                 [FLAGS.reference_python, str(HERE / "reference_timer.py"),

@@ -1,7 +1,12 @@
 """The study's question in one command: mouth-trained vs random-trained, per image.
 
   python experiments/compare.py --random=runs/random-cpu64 --mouth=runs/mouth-cpu64 \
-      --data_dir=../shared/data/celeba10k --out=reports/cpu64 [--num_images=500]
+      --data_dir=../shared/data/celeba10k --out=reports/cpu64 [--num_images=500] \
+      [--random_mouthsize=runs/random_mouthsize-cpu64]
+
+With --random_mouthsize the size-matched control (mouth-box-sized holes at
+random positions) is a third model, compared with each of the other two.
+Runs are training workdirs or folders of exported model files.
 
 On the mouth hole (the study's question) and on random holes (the reverse
 one), scores both models at every common checkpoint step and the baselines
@@ -30,6 +35,9 @@ from glcic_jax import evaluation  # noqa: E402
 MODELS = {
     "random": flags.DEFINE_string("random", None, "Run trained on random holes."),
     "mouth": flags.DEFINE_string("mouth", None, "Run trained on the mouth hole."),
+    "random_mouthsize": flags.DEFINE_string(
+        "random_mouthsize", None, "Run trained on mouth-box-sized holes at random positions."
+    ),
 }
 REQUIRED = ("random", "mouth")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Data folder with the test split.")

@@ -1,8 +1,13 @@
 """Complete the masked faces in photos: one photo or a folder of them.
 
+  python experiments/complete.py --input=photo.jpg        # the shipped model, into completed/
   python experiments/complete.py --checkpoint=runs/mouth-cpu64 --input=photos/ \
       --output=out/ [--step=N] [--region=box|mask|file] [--mask_file=mask.png] \
       [--no_postprocess]
+
+Without --checkpoint the model shipped with the code is used
+(glcic_jax/pretrained/MODEL_CARD.md). --checkpoint takes a training run, a
+folder of exported model files or one model file (.npz).
 
 For each photo (a folder is searched recursively; its layout is kept under
 --output) writes:
@@ -22,20 +27,18 @@ from absl import app, flags, logging  # noqa: E402
 
 from glcic_jax import photo  # noqa: E402
 
-# A later issue ships a model: set this to its folder and --checkpoint
-# becomes optional.
-DEFAULT_CHECKPOINT = None
-
-_CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Training run folder (has checkpoints/).")
+_CHECKPOINT = flags.DEFINE_string(
+    "checkpoint", None, "Run folder, model folder or model file (default: the shipped model)."
+)
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
 _INPUT = flags.DEFINE_string("input", None, "A photo, or a folder of photos.")
-_OUTPUT = flags.DEFINE_string("output", None, "Output folder.")
+_OUTPUT = flags.DEFINE_string("output", "completed", "Output folder.")
 _REGION = flags.DEFINE_enum("region", "box", photo.REGIONS, "Region to fill.")
 _MASK_FILE = flags.DEFINE_string("mask_file", None, "Region PNG for --region=file.")
 _NO_POSTPROCESS = flags.DEFINE_boolean(
     "no_postprocess", False, "Skip the paper's Telea + seamlessClone blending."
 )
-flags.mark_flags_as_required(["input", "output"])
+flags.mark_flags_as_required(["input"])
 
 
 def main(argv):
@@ -50,7 +53,7 @@ def main(argv):
         user_mask = _call(photo.load_user_mask, _MASK_FILE.value)
     elif _MASK_FILE.value:
         _fail("--mask_file is only used with --region=file")
-    completer = _load_completer(_CHECKPOINT.value or DEFAULT_CHECKPOINT, _STEP.value)
+    completer = _load_completer(_CHECKPOINT.value, _STEP.value)
 
     from tqdm import tqdm
 
@@ -96,17 +99,19 @@ def _sources(path: pathlib.Path):
     _fail(f"input not found: {path}")
 
 
-def _load_completer(workdir, step):
+def _load_completer(run, step):
     from glcic_jax import checkpoint, inference
 
-    if workdir is None:
-        _fail("--checkpoint is required (a training run folder)")
-    if not pathlib.Path(workdir).is_dir():
-        _fail(f"checkpoint folder not found: {workdir}")
     try:
-        return inference.Completer.from_workdir(workdir, step, batch_size=1)
+        if run is None:
+            if step is not None:
+                _fail("--step needs --checkpoint (the shipped model has one step)")
+            return inference.Completer.pretrained(batch_size=1)
+        if not pathlib.Path(run).exists():
+            _fail(f"checkpoint not found: {run}")
+        return inference.Completer.load(run, step, batch_size=1)
     except (checkpoint.CheckpointError, FileNotFoundError, KeyError, ValueError) as e:
-        _fail(f"cannot load a checkpoint from {workdir}: {e}")
+        _fail(f"cannot load a model from {run or inference.PRETRAINED}: {e}")
 
 
 def _call(fn, *args):

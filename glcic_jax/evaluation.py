@@ -352,23 +352,15 @@ def read_csv(path) -> list[dict]:
 
 
 def checkpoint_steps(workdir, requested: Sequence[int] | None = None) -> list[int]:
-    """The checkpoint steps of `workdir`, or `requested` after checking each exists.
+    """The steps of a run (workdir or model folder), or `requested` after checking each exists.
 
     Raises:
-      checkpoint.CheckpointError: no workdir, no checkpoints or a missing step
+      checkpoint.CheckpointError: no run, no checkpoints or a missing step
         (one-line messages).
     """
-    from glcic_jax import checkpoint
+    from glcic_jax import checkpoint, inference
 
-    if not pathlib.Path(workdir).is_dir():
-        raise checkpoint.CheckpointError(f"workdir {workdir} does not exist")
-    ckpts = checkpoint.Checkpoints(workdir, read_only=True)
-    try:
-        have = ckpts.steps()
-    finally:
-        ckpts.close()
-    if not have:
-        raise checkpoint.CheckpointError(f"no checkpoints in {workdir}")
+    have = inference.run_steps(workdir)
     if not requested:
         return have
     missing = sorted(set(requested) - set(have))
@@ -417,7 +409,7 @@ def sweep_checkpoints(
 
     result = Sweep(label)
     for step in steps:
-        completer = Completer.from_workdir(workdir, step, batch_size=batch_size)
+        completer = Completer.load(workdir, step, batch_size=batch_size)
         result.config, result.mean_pixel = completer.config, completer.mean_pixel
         completed = complete_with_model(completer, eval_set)
         result.per_image[step] = score(eval_set, completed)

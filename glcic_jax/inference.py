@@ -1,20 +1,28 @@
-"""Complete images with a trained checkpoint: the library entry point for evaluation and photos.
+"""Complete images with a trained model: the library entry point for evaluation and photos.
 
-    completer = Completer.from_workdir("runs/mouth-cpu64")
-    completed = completer.complete(images, holes)   # (N, S, S, 3) in [0, 1]
+    completer = Completer.pretrained()                 # the model shipped with the code
+    completer = Completer.load("runs/mouth-cpu64")      # a run's latest checkpoint
+    completed = completer.complete(images, holes)       # (N, S, S, 3) in [0, 1]
+
+A *run* is a training workdir (Orbax checkpoints) or a model folder of
+exported `step_<N>.npz` files (`glcic_jax.export`); both load the same way.
 
 Images go through one jitted eval-mode function in fixed-size batches, so any
 number of images costs one compilation.
 """
 
 import functools
+import pathlib
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from glcic_jax import checkpoint, configs, masks, postprocess, steps
+from glcic_jax import checkpoint, configs, export, masks, postprocess, steps
+
+# The model that ships with the code (see its MODEL_CARD.md beside it).
+PRETRAINED = pathlib.Path(__file__).resolve().parent / "pretrained" / "mouth64.npz"
 
 
 def as_float_images(images) -> np.ndarray:
@@ -75,6 +83,36 @@ class Completer:
             ckpts.close()
         return cls(config, state.gen, state.gen_stats, state.mean_pixel, meta["step"], batch_size)
 
+    @classmethod
+    def from_model_file(cls, path, batch_size: int = 16) -> "Completer":
+        """A model file written by `glcic_jax.export` (raises ModelFileError)."""
+        config, gen, gen_stats, mean_pixel, step = export.load(path)
+        return cls(config, gen, gen_stats, mean_pixel, step, batch_size)
+
+    @classmethod
+    def pretrained(cls, batch_size: int = 16) -> "Completer":
+        """The model shipped with the code: mouth box, 64 px (pretrained/MODEL_CARD.md)."""
+        return cls.from_model_file(PRETRAINED, batch_size)
+
+    @classmethod
+    def load(cls, run, step: int | None = None, batch_size: int = 16) -> "Completer":
+        """A model file, or the checkpoint at `step` (default: latest) of a run."""
+        run = pathlib.Path(run)
+        if run.suffix == ".npz":
+            if step is not None and step not in run_steps(run):
+                raise checkpoint.CheckpointError(
+                    f"{run} holds step {run_steps(run)[0]}, not {step}"
+                )
+            return cls.from_model_file(run, batch_size)
+        files = export.folder_steps(run)
+        if files:
+            if step is not None and step not in files:
+                raise checkpoint.CheckpointError(
+                    f"no model file for step {step} in {run}: have {sorted(files)}"
+                )
+            return cls.from_model_file(files[max(files) if step is None else step], batch_size)
+        return cls.from_workdir(run, step, batch_size)
+
     def complete(self, images, holes, postprocess_blend: bool = False) -> np.ndarray:
         """Fill the holes of (N, S, S, 3) images; returns float32 in [0, 1].
 
@@ -112,9 +150,37 @@ class Completer:
         return np.asarray(masks.sample_holes(jax.random.key(seed), regime, n, size, bank)[0])
 
 
-def load_config(workdir, step: int | None = None) -> ml_collections.ConfigDict:
-    """The config a checkpoint was trained with."""
-    ckpts = checkpoint.Checkpoints(workdir, read_only=True)
+def run_steps(run) -> list[int]:
+    """The steps a run can be loaded at: its checkpoints, its model files, or one model file's.
+
+    Raises checkpoint.CheckpointError (one line) when there are none.
+    """
+    run = pathlib.Path(run)
+    if run.suffix == ".npz" and run.is_file():
+        return [export.read_header(run)["step"]]
+    if not run.is_dir():
+        raise checkpoint.CheckpointError(f"run folder {run} does not exist")
+    files = export.folder_steps(run)
+    if files:
+        return sorted(files)
+    ckpts = checkpoint.Checkpoints(run, read_only=True)
+    try:
+        have = ckpts.steps()
+    finally:
+        ckpts.close()
+    if not have:
+        raise checkpoint.CheckpointError(f"no checkpoints in {run}")
+    return have
+
+
+def load_config(run, step: int | None = None) -> ml_collections.ConfigDict:
+    """The config a checkpoint (or a model file of a model folder) was trained with."""
+    run = pathlib.Path(run)
+    files = {} if run.suffix == ".npz" else export.folder_steps(run)
+    if run.suffix == ".npz" or files:
+        path = run if run.suffix == ".npz" else files[max(files) if step is None else step]
+        return ml_collections.ConfigDict(export.read_header(path)["config"])
+    ckpts = checkpoint.Checkpoints(run, read_only=True)
     try:
         return ml_collections.ConfigDict(ckpts.read_meta(step)["config"])
     finally:

@@ -290,7 +290,7 @@ def build(
     import jax
 
     from glcic_jax import checkpoint, data, masks
-    from glcic_jax.inference import Completer
+    from glcic_jax.inference import Completer, run_steps
 
     if (pathlib.Path(out) / SURVEY_FILE).exists():
         raise SurveyError(f"{out} already holds a survey; choose a new --out")
@@ -299,11 +299,7 @@ def build(
         files = pick_images(data.list_images(data_dir, "test"), n, seed)
         available = {}
         for model, workdir in runs.items():
-            ckpts = checkpoint.Checkpoints(workdir, read_only=True)
-            try:
-                available[model] = ckpts.steps()
-            finally:
-                ckpts.close()
+            available[model] = run_steps(workdir)
     except (checkpoint.CheckpointError, data.DataError) as e:
         raise SurveyError(str(e)) from None
     if steps:
@@ -317,7 +313,7 @@ def build(
         points = default_points(available["random"], available["mouth"])
 
     completers = {
-        (step, model): Completer.from_workdir(workdir, step, batch_size=min(16, n))
+        (step, model): Completer.load(workdir, step, batch_size=min(16, n))
         for step in points
         for model, workdir in runs.items()
     }

@@ -222,3 +222,37 @@ def test_compare_script(runs, faces_dir, tmp_path):
     for image in ("mouth_panel.png", "mouth_grid.png", "random_panel.png", "random_grid.png"):
         assert f"]({image})" in report
         assert (tmp_path / image).stat().st_size > 1000
+
+
+def test_compare_script_three_model_folders(runs, faces_dir, tmp_path):
+    """Exported model folders stand in for workdirs; a third model adds its two pairs."""
+    from glcic_jax import export
+
+    folders = {}
+    for label, run in (("random", runs["random"]), ("mouth", runs["mouth"]),
+                       ("random_mouthsize", runs["random"])):  # fmt: skip
+        folders[label] = tmp_path / "models" / label
+        for step in (5, 10):
+            export.export_checkpoint(run, step, folders[label] / export.step_file_name(step))
+    out = tmp_path / "report"
+    result = script(
+        "compare.py",
+        *(f"--{label}={folder}" for label, folder in folders.items()),
+        f"--data_dir={faces_dir}",
+        f"--out={out}",
+        f"--num_images={NUM_IMAGES}",
+        "--hole_sets=mouth",
+        "--steps=10",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    diffs = evaluation.read_csv(out / "differences.csv")
+    pairs = {(d["a"], d["b"]) for d in diffs}
+    assert pairs == {
+        ("mouth-trained", "random-trained"),
+        ("random_mouthsize-trained", "random-trained"),
+        ("random_mouthsize-trained", "mouth-trained"),
+    }
+    # The control here is the random run itself: identical completions, zero differences.
+    same = [d for d in diffs if d["a"] == "random_mouthsize-trained" and d["b"] == "random-trained"]
+    assert all(d["mean_diff"] == 0 for d in same if d["metric"] == "psnr_hole")
+    assert "### random_mouthsize-trained minus mouth-trained" in (out / "report.md").read_text()

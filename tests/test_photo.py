@@ -179,10 +179,10 @@ def test_complete_script_folder(photos, tiny_runs, tmp_path):
     "args, message",
     [
         (["--input=/no/such/photo.jpg"], "input not found"),
-        (["--checkpoint=/no/such/run"], "checkpoint folder not found"),
+        (["--checkpoint=/no/such/run"], "checkpoint not found"),
         (["--region=file", "--mask_file=/no/such.png"], "mask file"),
         (["--region=file"], "needs --mask_file"),
-        ([], "cannot load a checkpoint"),  # /tmp has no checkpoints/
+        ([], "cannot load a model"),  # /tmp has no checkpoints/
     ],
 )
 def test_complete_script_one_line_errors(args, message, photos, tmp_path):
