@@ -80,6 +80,8 @@ def train_regimes(total_steps: int) -> None:
                 stdout=subprocess.DEVNULL,
                 stderr=open(runs[regime].with_suffix(".log"), "a"),
             )
+        if not active:
+            break
         regime, proc = _wait_any(active)
         if proc.returncode != 0:
             sys.exit(

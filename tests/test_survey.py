@@ -478,3 +478,26 @@ def test_cli_usage_errors(tmp_path, faces_dir):
         done = subprocess.run(script + args, capture_output=True, text=True, timeout=120,
                               env=env, cwd=tmp_path)  # fmt: skip
         assert done.returncode != 0 and message in done.stderr, done.stderr
+
+
+def test_build_from_the_shipped_comparison_models_and_answer(faces_dir, tmp_path):
+    """The README's survey command on the committed models: build, serve, answer every question."""
+    from glcic_jax import inference
+
+    random_model = pathlib.Path(inference.PRETRAINED).parents[2] / "docs/results/models/random.npz"
+    out = tmp_path / "shipped"
+    built = survey.build(out, random_model, inference.PRETRAINED, faces_dir, n=4)
+    assert len(built.points) == 1 and len(built.questions) == 4
+    spec = json.loads((out / "survey.json").read_text())
+    assert spec["image_size"] == 64 and spec["models"]["random"]["trained_on"] == "random"
+    with running_server(out, tmp_path / "a.db") as (base, _):
+        client = Client(base)
+        _, page = client.start("someone")
+        answered = 0
+        while question_of(page):
+            client.answer(page, 2)
+            answered += 1
+            _, _, page = client.get("/q")
+    assert answered == 4
+    summary = survey_summary.write_report(tmp_path / "a.db", tmp_path / "report")
+    assert len(summary["answers"]) == 4
