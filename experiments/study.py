@@ -84,6 +84,9 @@ def train_regimes(total_steps: int) -> None:
             break
         regime, proc = _wait_any(active)
         if proc.returncode != 0:
+            for other in active.values():  # SIGTERM: each saves a checkpoint and stops
+                other.terminate()
+                other.wait()
             sys.exit(
                 f"error: {regime} stopped with code {proc.returncode} (see {runs[regime]}.log)"
             )

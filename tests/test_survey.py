@@ -472,7 +472,7 @@ def test_cli_usage_errors(tmp_path, faces_dir):
         (["nope"], "usage"),
         (["build", "--n=3"], "needs --random, --mouth, --data_dir, --out"),
         (["build", f"--random={missing}", f"--mouth={missing}", f"--data_dir={faces_dir}",
-          f"--out={tmp_path / 's'}"], "no checkpoints in"),
+          f"--out={tmp_path / 's'}"], "does not exist"),
         (["serve", f"--survey={tmp_path}", f"--db={tmp_path / 'a.db'}"], "cannot read"),
     ]:  # fmt: skip
         done = subprocess.run(script + args, capture_output=True, text=True, timeout=120,
