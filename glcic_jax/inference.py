@@ -4,8 +4,9 @@
     completer = Completer.load("runs/mouth-cpu64")      # a run's latest checkpoint
     completed = completer.complete(images, holes)       # (N, S, S, 3) in [0, 1]
 
-A *run* is a training workdir (Orbax checkpoints) or a model folder of
-exported `step_<N>.npz` files (`glcic_jax.export`); both load the same way.
+A *run* is a training workdir (Orbax checkpoints), a model folder of
+exported `step_<N>.npz` files or one such file (`glcic_jax.export`); all
+load the same way.
 
 Images go through one jitted eval-mode function in fixed-size batches, so any
 number of images costs one compilation.
