@@ -133,8 +133,11 @@ def folder_steps(folder) -> dict[int, pathlib.Path]:
     return dict(sorted(found.items()))
 
 
-def export_checkpoint(workdir, step: int, path, storage: str = "float32") -> int:
-    """Writes the model file of one training checkpoint; returns its size in bytes."""
+def restore_checkpoint(workdir, step: int | None = None):
+    """(config, gen, gen_stats, mean_pixel, step) of a training checkpoint, as `load` returns.
+
+    `step` None: the latest. Raises checkpoint.CheckpointError for a missing one.
+    """
     from glcic_jax import checkpoint, steps
 
     ckpts = checkpoint.Checkpoints(workdir, read_only=True)
@@ -146,4 +149,10 @@ def export_checkpoint(workdir, step: int, path, storage: str = "float32") -> int
         state = ckpts.restore(checkpoint.abstract_like(abstract), meta["step"])
     finally:
         ckpts.close()
-    return save(path, config, state.gen, state.gen_stats, state.mean_pixel, meta["step"], storage)
+    return config, state.gen, state.gen_stats, state.mean_pixel, meta["step"]
+
+
+def export_checkpoint(workdir, step: int, path, storage: str = "float32") -> int:
+    """Writes the model file of one training checkpoint; returns its size in bytes."""
+    config, gen, gen_stats, mean_pixel, step = restore_checkpoint(workdir, step)
+    return save(path, config, gen, gen_stats, mean_pixel, step, storage)

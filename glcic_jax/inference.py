@@ -73,16 +73,7 @@ class Completer:
     @classmethod
     def from_workdir(cls, workdir, step: int | None = None, batch_size: int = 16) -> "Completer":
         """The checkpoint at `step` (default: the latest) of a training run."""
-        ckpts = checkpoint.Checkpoints(workdir, read_only=True)
-        try:
-            meta = ckpts.read_meta(step)
-            config = ml_collections.ConfigDict(meta["config"])
-            nets = steps.build_networks(config)
-            abstract = jax.eval_shape(lambda: steps.init_state(config, nets, np.zeros(3)))
-            state = ckpts.restore(checkpoint.abstract_like(abstract), meta["step"])
-        finally:
-            ckpts.close()
-        return cls(config, state.gen, state.gen_stats, state.mean_pixel, meta["step"], batch_size)
+        return cls(*export.restore_checkpoint(workdir, step), batch_size)
 
     @classmethod
     def from_model_file(cls, path, batch_size: int = 16) -> "Completer":

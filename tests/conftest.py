@@ -4,6 +4,7 @@ import os
 import pathlib
 import tempfile
 
+import numpy as np
 import pytest
 
 # Tests run on 2 CPU cores; set before any test imports jax. The compilation
@@ -49,6 +50,18 @@ def shared_data() -> pathlib.Path:
 def faces_dir(shared_data) -> pathlib.Path:
     """The 600 LFW crops (train/ and test/)."""
     return shared_data / "faces"
+
+
+@pytest.fixture(scope="session")
+def celeba_test_faces(shared_data):
+    """The first sixteen CelebA test faces at 64 px, float32 in [0, 1]."""
+    from glcic_jax import data
+
+    root = shared_data / "celeba10k"
+    if not (root / "test").is_dir():
+        pytest.skip(f"{root / 'test'} not found")
+    files = data.list_images(root, "test")[:16]
+    return np.stack([data.load_image(f, 64) for f in files]).astype(np.float32) / 255.0
 
 
 def tiny_run_config(mask: str = "mouth"):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from glcic_jax import baselines, data, metrics
+from glcic_jax import baselines, metrics
 
 
 def _masks(n, size=64):
@@ -13,13 +13,9 @@ def _masks(n, size=64):
 
 
 @pytest.fixture(scope="module")
-def faces(shared_data):
+def faces(celeba_test_faces):
     """Sixteen CelebA test faces at 64 px, float in [0, 1]."""
-    root = shared_data / "celeba10k"
-    if not (root / "test").is_dir():
-        pytest.skip(f"{root / 'test'} not found")
-    files = data.list_images(root, "test")[:16]
-    return np.stack([data.load_image(f, 64) for f in files]).astype(np.float32) / 255.0
+    return celeba_test_faces
 
 
 @pytest.mark.parametrize("method", baselines.METHODS)

