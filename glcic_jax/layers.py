@@ -3,13 +3,17 @@
 The network file (`models.py`) reads like the paper: it asks for "a 3x3
 convolution with stride 2" or "a 4x4 transposed convolution". This module
 decides how to compute each one. The plain `lax` forms are mathematically the
-same but some run 10-30x slower on CPU (see ../shared/PERF.md):
+same but some run 10-40x slower on CPU (see ../shared/PERF.md and the
+README's Performance section):
 
 * 4x4 stride-2 transposed convolutions: backward at 6-8 GFLOP/s. Computed here
-  in sub-pixel form (one 2x2 convolution to 4*Cout channels, written as an
-  im2col matmul, then depth-to-space): same result, no zero taps.
-* stride-2 convolutions with a 3x3 kernel, or on small maps: computed as
-  im2col (k*k strided slices concatenated on channels, one matmul).
+  in sub-pixel form (one 2x2 convolution to 4*Cout channels, then
+  depth-to-space): same result, no zero taps.
+* A convolution's output, input gradient and weight gradient are three
+  different operations, and the fastest formulation of one is often not the
+  fastest of another. `plan_conv` picks lax, im2col (k*k strided slices
+  concatenated on channels, one matmul) or per-tap matmuls for each of the
+  three, from measurements; `conv2d_planned` is the custom VJP that runs the plan.
 * BatchNorm: normalisation folded into one scale and one shift per channel,
   with the one-pass statistics shifted by one sample per channel so they stay
   as exact as two passes in float32.
@@ -20,6 +24,8 @@ each formulation equal to the plain `lax` operation, in outputs and in both
 gradients.
 """
 
+import dataclasses
+import functools
 import math
 
 import jax
@@ -28,8 +34,10 @@ from flax import nnx
 from jax import lax
 
 _DIMS = ("NHWC", "HWIO", "NHWC")
-# Stride-2 5x5 convolutions on maps at least this large stay on lax (PERF.md).
-_IM2COL_MAX_MAP = 128
+# Strided convolutions on maps smaller than this are im2col throughout.
+_IM2COL_MAX_MAP = 32
+# 3x3 strided convolutions take their weight gradient per tap up to this map size.
+_TAPS_MAX_MAP = 128
 
 
 def conv2d_reference(x, kernel, *, stride=1, dilation=1, padding=0):
@@ -59,18 +67,118 @@ def conv2d_im2col(x, kernel, *, stride, padding):
     return jnp.einsum("bhwk,ko->bhwo", cols, kernel.reshape(-1, kernel.shape[-1]))
 
 
-def use_im2col(kernel_size: int, map_size: int, stride: int, dilation: int) -> bool:
-    """Where PERF.md measured im2col faster than lax for a strided convolution."""
+def weight_grad_taps(x, dy, *, kernel_size, stride, dilation, padding):
+    """A convolution's weight gradient as one matmul per kernel tap.
+
+    dW[a, b] = shifted(x)^T . dy over all pixels; XLA:CPU computes this faster
+    than lax's own weight gradient where the kernel is small or strided.
+    """
+    k = kernel_size
+    x = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+    out_h, out_w = dy.shape[1:3]
+    dy = dy.reshape(-1, dy.shape[-1])
+    grads = []
+    for a in range(k):
+        for b in range(k):
+            tap = x[
+                :,
+                a * dilation : a * dilation + stride * (out_h - 1) + 1 : stride,
+                b * dilation : b * dilation + stride * (out_w - 1) + 1 : stride,
+            ]
+            grads.append(tap.reshape(-1, x.shape[-1]).T @ dy)
+    return jnp.stack(grads).reshape(k, k, x.shape[-1], dy.shape[-1])
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvPlan:
+    """How to compute one convolution's output, input gradient and weight gradient.
+
+    Each of the three is chosen on its own ("lax", "im2col" or, for the weight
+    gradient, "taps"): the fastest formulation of the forward pass is often
+    not the one whose automatic transpose is fastest.
+    """
+
+    stride: int = 1
+    dilation: int = 1
+    padding: int = 0
+    forward: str = "lax"
+    input_grad: str = "lax"
+    weight_grad: str = "lax"
+
+
+def plan_conv(kernel_size: int, map_size: int, stride: int = 1, dilation: int = 1, padding=None):
+    """The formulations measured fastest on XLA:CPU for this layer (README, Performance).
+
+    * Unstrided and dilated convolutions: lax throughout.
+    * Strided convolutions: lax forward, im2col input gradient (lax's
+      lhs-dilated transpose is slow, 40x at 8x8 maps); on maps under 32 px the
+      whole layer is im2col; the weight gradient per tap for 3x3 kernels on
+      maps up to 128 px.
+    * The sub-pixel transposed convolution's 2x2 kernel: lax forward, im2col
+      input gradient, weight gradient per tap (lax's takes seconds there).
+    """
+    if padding is None:
+        padding = (kernel_size // 2) * dilation
+    plan = ConvPlan(stride, dilation, padding)
+    if kernel_size == 2:
+        return dataclasses.replace(plan, input_grad="im2col", weight_grad="taps")
     if stride == 1 or dilation != 1:
-        return False
-    return kernel_size == 3 or map_size < _IM2COL_MAX_MAP
+        return plan
+    if map_size < _IM2COL_MAX_MAP:
+        return dataclasses.replace(
+            plan, forward="im2col", input_grad="im2col", weight_grad="im2col"
+        )
+    weight_grad = "taps" if kernel_size == 3 and map_size <= _TAPS_MAX_MAP else "lax"
+    return dataclasses.replace(plan, input_grad="im2col", weight_grad=weight_grad)
+
+
+def _formulation(name: str, plan: ConvPlan):
+    if name == "im2col":
+        return functools.partial(conv2d_im2col, stride=plan.stride, padding=plan.padding)
+    return functools.partial(
+        conv2d_reference, stride=plan.stride, dilation=plan.dilation, padding=plan.padding
+    )
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def conv2d_planned(x, kernel, plan: ConvPlan):
+    """Convolution whose output and two gradients each use the plan's formulation."""
+    return _formulation(plan.forward, plan)(x, kernel)
+
+
+def _planned_fwd(x, kernel, plan):
+    return conv2d_planned(x, kernel, plan), (x, kernel)
+
+
+def _planned_bwd(plan, residuals, dy):
+    x, kernel = residuals
+    # Each vjp's own forward pass is dead code under jit and is removed.
+    _, input_vjp = jax.vjp(lambda x: _formulation(plan.input_grad, plan)(x, kernel), x)
+    (dx,) = input_vjp(dy)
+    if plan.weight_grad == "taps":
+        dw = weight_grad_taps(
+            x,
+            dy,
+            kernel_size=kernel.shape[0],
+            stride=plan.stride,
+            dilation=plan.dilation,
+            padding=plan.padding,
+        ).astype(kernel.dtype)
+    else:
+        _, weight_vjp = jax.vjp(lambda w: _formulation(plan.weight_grad, plan)(x, w), kernel)
+        (dw,) = weight_vjp(dy)
+    return dx, dw
+
+
+conv2d_planned.defvjp(_planned_fwd, _planned_bwd)
 
 
 def conv2d(x, kernel, *, stride=1, dilation=1, padding=0):
     """Convolution (NHWC, HWIO kernel, symmetric padding) in its fastest exact form."""
-    if use_im2col(kernel.shape[0], x.shape[1], stride, dilation):
-        return conv2d_im2col(x, kernel, stride=stride, padding=padding)
-    return conv2d_reference(x, kernel, stride=stride, dilation=dilation, padding=padding)
+    plan = plan_conv(kernel.shape[0], x.shape[1], stride, dilation, padding)
+    if plan == ConvPlan(stride, dilation, padding):
+        return conv2d_reference(x, kernel, stride=stride, dilation=dilation, padding=padding)
+    return conv2d_planned(x, kernel, plan)
 
 
 def conv_transpose_4x4_reference(x, kernel):
@@ -101,7 +209,7 @@ def conv_transpose_4x4_subpixel(x, kernel):
     # sub[r1, r2, j1, j2, c, o] = kernel[_TAP[r1][j1], _TAP[r2][j2], c, o]
     sub = kernel[tap[:, None, :, None], tap[None, :, None, :]]
     sub = sub.transpose(2, 3, 4, 0, 1, 5).reshape(2, 2, -1, 4 * cout)
-    y = conv2d_im2col(x, sub, stride=1, padding=1)  # (B, h+1, w+1, 4*cout)
+    y = conv2d_planned(x, sub, plan_conv(2, h, padding=1))  # (B, h+1, w+1, 4*cout)
     y = y.reshape(batch, h + 1, w + 1, 2, 2, cout)
     rows = []
     for r1 in range(2):

@@ -76,11 +76,63 @@ def test_transposed_conv_matches_torch_definition():
     np.testing.assert_allclose(layers.conv_transpose_4x4_reference(x, w), want, atol=1e-5)
 
 
-def test_conv2d_dispatch_follows_perf_facts():
-    assert layers.use_im2col(3, 256, 2, 1)
-    assert layers.use_im2col(5, 8, 2, 1)
-    assert not layers.use_im2col(5, 256, 2, 1)
-    assert not layers.use_im2col(3, 64, 1, 4)
+@pytest.mark.parametrize(
+    "forward,input_grad,weight_grad",
+    [("lax", "im2col", "taps"), ("im2col", "lax", "im2col"), ("lax", "lax", "lax"),
+     ("im2col", "im2col", "taps")],
+)  # fmt: skip
+@pytest.mark.parametrize(
+    "size,cin,cout,k,stride,padding", [(16, 3, 8, 3, 2, 1), (9, 4, 6, 5, 2, 2), (6, 5, 7, 2, 1, 1)]
+)
+def test_planned_conv_equals_lax(
+    forward, input_grad, weight_grad, size, cin, cout, k, stride, padding
+):
+    """Every mix of formulations for output, input gradient and weight gradient."""
+    plan = layers.ConvPlan(stride, 1, padding, forward, input_grad, weight_grad)
+    x, w = _random((2, size, size, cin), 0), _random((k, k, cin, cout), 1)
+    _assert_same(
+        lambda x, w: layers.conv2d_planned(x, w, plan),
+        lambda x, w: layers.conv2d_reference(x, w, stride=stride, padding=padding),
+        x,
+        w,
+    )
+
+
+@pytest.mark.parametrize("dilation", [1, 2, 4])
+def test_weight_grad_taps_equals_lax_dilated(dilation):
+    x, w = _random((2, 12, 12, 3), 0), _random((3, 3, 3, 4), 1)
+    plan = layers.ConvPlan(1, dilation, dilation, weight_grad="taps")
+    _assert_same(
+        lambda x, w: layers.conv2d_planned(x, w, plan),
+        lambda x, w: layers.conv2d_reference(x, w, dilation=dilation, padding=dilation),
+        x,
+        w,
+    )
+
+
+def test_conv2d_plans_follow_measurements():
+    assert layers.plan_conv(3, 64, 1, 4) == layers.ConvPlan(1, 4, 4)  # dilated: lax
+    assert layers.plan_conv(3, 128, 1) == layers.ConvPlan(1, 1, 1)
+    small = layers.plan_conv(5, 8, 2)  # strided on a small map: im2col throughout
+    assert (small.forward, small.input_grad, small.weight_grad) == ("im2col",) * 3
+    g_down = layers.plan_conv(3, 128, 2)
+    assert (g_down.forward, g_down.input_grad, g_down.weight_grad) == ("lax", "im2col", "taps")
+    d_big = layers.plan_conv(5, 256, 2)
+    assert (d_big.forward, d_big.input_grad, d_big.weight_grad) == ("lax", "im2col", "lax")
+    sub = layers.plan_conv(2, 64, padding=1)
+    assert (sub.forward, sub.input_grad, sub.weight_grad) == ("lax", "im2col", "taps")
+
+
+def test_conv2d_under_jit_and_grad_matches_lax_for_each_plan():
+    """The dispatching conv2d itself, for shapes that take each branch."""
+    for size, k, stride in [(8, 5, 2), (40, 3, 2), (40, 5, 2), (16, 3, 1)]:
+        x, w = _random((2, size, size, 3), 0), _random((k, k, 3, 4), 1)
+        _assert_same(
+            lambda x, w: layers.conv2d(x, w, stride=stride, padding=k // 2),
+            lambda x, w: layers.conv2d_reference(x, w, stride=stride, padding=k // 2),
+            x,
+            w,
+        )
 
 
 def test_folded_batch_norm_equals_two_pass():
