@@ -42,46 +42,16 @@ HERE = pathlib.Path(__file__).resolve().parent
 
 def time_phase(phase: str) -> dict:
     import jax
-    import jax.numpy as jnp
-    import numpy as np
 
-    from glcic_jax import allocator, configs, masks, steps
+    from glcic_jax import allocator, benchmark
 
     allocator.keep_buffers_mapped()
-    config = configs.get_config(FLAGS.config)
-    config.image_size, config.batch_size = FLAGS.image_size, FLAGS.batch_size
-    config.optimizer, config.g_lr, config.d_lr = FLAGS.optimizer, 1e-3, 1e-3
-    config.compute_dtype = FLAGS.compute_dtype
-    nets = steps.build_networks(config)
-    state = jax.jit(lambda: steps.init_state(config, nets, np.full(3, 0.5)))()
-    rng = np.random.default_rng(0)
-    batch = jnp.asarray(
-        rng.integers(0, 256, (config.batch_size, config.image_size, config.image_size, 3), np.uint8)
+    config = benchmark.bench_config(
+        FLAGS.config, FLAGS.image_size, FLAGS.batch_size, FLAGS.compute_dtype
     )
-    if phase == "infer":
-        boxes = masks.sample_boxes(jax.random.key(0), "mouth", config.batch_size, config.image_size)
-        hole = masks.boxes_to_masks(boxes, config.image_size)
-        images = batch.astype(jnp.float32) / 255
-        fn = jax.jit(lambda s, x, m: steps.complete(nets, s.gen, s.gen_stats, s.mean_pixel, x, m))
-        args = (state, images, hole)
-
-        def run():
-            return fn(*args)
-    else:
-        fn = steps.jit_steps(nets)[int(phase)]
-        args = (state, batch)
-
-        def run():
-            nonlocal state
-            state, metrics = fn(state, batch)
-            return metrics
-
-    t = time.perf_counter()
-    compiled = fn.lower(*args).compile()
-    compile_s = time.perf_counter() - t
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    flops = float(cost.get("flops", 0.0)) if cost else 0.0
+    workload = benchmark.compile_phase(config, phase)
+    run = workload.run
+    flops = benchmark.flops_per_run(workload.compiled)
     for _ in range(FLAGS.warmup):
         jax.block_until_ready(run())
     times = []
@@ -98,7 +68,7 @@ def time_phase(phase: str) -> dict:
         step_ms_median=1e3 * med,
         step_ms_min=1e3 * min(times),
         step_ms_max=1e3 * max(times),
-        compile_s=compile_s,
+        compile_s=workload.compile_s,
         gflops_per_sec=flops / med / 1e9,
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         device=jax.devices()[0].device_kind,

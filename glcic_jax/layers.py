@@ -24,6 +24,7 @@ each formulation equal to the plain `lax` operation, in outputs and in both
 gradients.
 """
 
+import contextlib
 import dataclasses
 import functools
 import math
@@ -34,6 +35,40 @@ from flax import nnx
 from jax import lax
 
 _DIMS = ("NHWC", "HWIO", "NHWC")
+# The formulations the layers use: the fast ones unless a benchmark measures
+# another (experiments/bench_ablation.py, through `formulations`).
+FORMULATIONS = {"conv": "planned", "transposed": "subpixel", "batch_norm": "folded"}
+_CHOICES = {
+    "conv": ("planned", "im2col", "lax"),
+    "transposed": ("subpixel", "lax"),
+    "batch_norm": ("folded", "two_pass"),
+}
+
+
+def check_formulations(choices: dict) -> None:
+    for key, value in choices.items():
+        if value not in _CHOICES.get(key, ()):
+            raise ValueError(f"unknown formulation {key}={value!r}; choose from {_CHOICES}")
+
+
+@contextlib.contextmanager
+def formulations(**choices):
+    """Trace the layers with other formulations (same mathematics) inside this block."""
+    check_formulations(choices)
+    saved = dict(FORMULATIONS)
+    FORMULATIONS.update(choices)
+    try:
+        yield
+    finally:
+        FORMULATIONS.update(saved)
+
+
+# PERF.md's rule for im2col (before per-component plans): maps under this size.
+_PERF_MD_IM2COL_MAX_MAP = 128
+# A banded weight gradient's pieces: about this many multiply-adds each, and
+# at least this many output pixels (measured best among 1k-64k pixels).
+_BAND_FLOPS = 1.5e8
+_BAND_PIXELS = 1024
 # Strided convolutions on maps smaller than this are im2col throughout.
 _IM2COL_MAX_MAP = 32
 # 3x3 strided convolutions take their weight gradient per tap up to this map size.
@@ -67,7 +102,7 @@ def conv2d_im2col(x, kernel, *, stride, padding):
     return jnp.einsum("bhwk,ko->bhwo", cols, kernel.reshape(-1, kernel.shape[-1]))
 
 
-def weight_grad_taps(x, dy, *, kernel_size, stride, dilation, padding):
+def weight_grad_taps(x, dy, *, kernel_size, stride, dilation, padding, band_pixels=0):
     """A convolution's weight gradient as one matmul per kernel tap.
 
     dW[a, b] = shifted(x)^T . dy over all pixels; XLA:CPU computes this faster
@@ -89,12 +124,47 @@ def weight_grad_taps(x, dy, *, kernel_size, stride, dilation, padding):
     return jnp.stack(grads).reshape(k, k, x.shape[-1], dy.shape[-1])
 
 
+def weight_grad_banded(x, dy, *, kernel_size, stride, dilation, padding, band_pixels):
+    """A convolution's weight gradient as the sum of lax's over bands of output rows.
+
+    lax's weight gradient slows down sharply with the number of output pixels
+    (at 256 px batch 4: 0.8 s for a 128-channel layer, 0.14 s in bands); one
+    sample's band of about `band_pixels` output pixels at a time keeps each
+    piece fast. The same sum, in another order.
+    """
+    k = kernel_size
+    x = jnp.pad(x, ((0, 0), (padding, padding), (0, 0), (0, 0)))
+    batch, out_h, out_w, _ = dy.shape
+    rows = max(1, band_pixels // out_w)
+    halo = (k - 1) * dilation + 1
+    zeros = jnp.zeros((k, k, x.shape[-1], dy.shape[-1]), x.dtype)
+    total = None
+    for i in range(batch):
+        for r0 in range(0, out_h, rows):
+            r1 = min(out_h, r0 + rows)
+            band = x[i : i + 1, r0 * stride : (r1 - 1) * stride + halo]
+
+            def conv(w, band=band):
+                return lax.conv_general_dilated(
+                    band,
+                    w,
+                    window_strides=(stride, stride),
+                    padding=[(0, 0), (padding, padding)],
+                    rhs_dilation=(dilation, dilation),
+                    dimension_numbers=_DIMS,
+                )
+
+            (grad,) = jax.vjp(conv, zeros)[1](dy[i : i + 1, r0:r1])
+            total = grad if total is None else total + grad
+    return total
+
+
 @dataclasses.dataclass(frozen=True)
 class ConvPlan:
     """How to compute one convolution's output, input gradient and weight gradient.
 
     Each of the three is chosen on its own ("lax", "im2col" or, for the weight
-    gradient, "taps"): the fastest formulation of the forward pass is often
+    gradient, "taps" or "banded"): the fastest formulation of the forward pass is often
     not the one whose automatic transpose is fastest.
     """
 
@@ -104,12 +174,17 @@ class ConvPlan:
     forward: str = "lax"
     input_grad: str = "lax"
     weight_grad: str = "lax"
+    band_pixels: int = 0  # output pixels per piece of a "banded" weight gradient
 
 
-def plan_conv(kernel_size: int, map_size: int, stride: int = 1, dilation: int = 1, padding=None):
+def plan_conv(kernel_shape, map_size: int, stride: int = 1, dilation: int = 1, padding=None):
     """The formulations measured fastest on XLA:CPU for this layer (README, Performance).
 
-    * Unstrided and dilated convolutions: lax throughout.
+    `kernel_shape` is (k, k, Cin, Cout); `map_size` the input's side.
+
+    * Weight gradients in bands of output rows wherever a sample's output has
+      at least one band's worth of pixels (lax's own slows down sharply on
+      large outputs), except for a 3-channel output, where lax's is fastest.
     * Strided convolutions: lax forward, im2col input gradient (lax's
       lhs-dilated transpose is slow, 40x at 8x8 maps); on maps under 32 px the
       whole layer is im2col; the weight gradient per tap for 3x3 kernels on
@@ -117,19 +192,25 @@ def plan_conv(kernel_size: int, map_size: int, stride: int = 1, dilation: int = 
     * The sub-pixel transposed convolution's 2x2 kernel: lax forward, im2col
       input gradient, weight gradient per tap (lax's takes seconds there).
     """
+    k, _, cin, cout = kernel_shape
     if padding is None:
-        padding = (kernel_size // 2) * dilation
+        padding = (k // 2) * dilation
     plan = ConvPlan(stride, dilation, padding)
-    if kernel_size == 2:
+    if k == 2:
         return dataclasses.replace(plan, input_grad="im2col", weight_grad="taps")
-    if stride == 1 or dilation != 1:
-        return plan
-    if map_size < _IM2COL_MAX_MAP:
-        return dataclasses.replace(
-            plan, forward="im2col", input_grad="im2col", weight_grad="im2col"
-        )
-    weight_grad = "taps" if kernel_size == 3 and map_size <= _TAPS_MAX_MAP else "lax"
-    return dataclasses.replace(plan, input_grad="im2col", weight_grad=weight_grad)
+    if stride > 1 and dilation == 1:
+        if map_size < _IM2COL_MAX_MAP:
+            return dataclasses.replace(
+                plan, forward="im2col", input_grad="im2col", weight_grad="im2col"
+            )
+        plan = dataclasses.replace(plan, input_grad="im2col")
+        if k == 3 and map_size <= _TAPS_MAX_MAP:
+            return dataclasses.replace(plan, weight_grad="taps")
+    out_size = (map_size + 2 * padding - dilation * (k - 1) - 1) // stride + 1
+    band_pixels = max(_BAND_PIXELS, int(_BAND_FLOPS / (k * k * cin * cout)))
+    if cout > 3 and out_size * out_size >= band_pixels:
+        return dataclasses.replace(plan, weight_grad="banded", band_pixels=band_pixels)
+    return plan
 
 
 def _formulation(name: str, plan: ConvPlan):
@@ -155,14 +236,15 @@ def _planned_bwd(plan, residuals, dy):
     # Each vjp's own forward pass is dead code under jit and is removed.
     _, input_vjp = jax.vjp(lambda x: _formulation(plan.input_grad, plan)(x, kernel), x)
     (dx,) = input_vjp(dy)
-    if plan.weight_grad == "taps":
-        dw = weight_grad_taps(
+    if plan.weight_grad in _WEIGHT_GRADS:
+        dw = _WEIGHT_GRADS[plan.weight_grad](
             x,
             dy,
             kernel_size=kernel.shape[0],
             stride=plan.stride,
             dilation=plan.dilation,
             padding=plan.padding,
+            band_pixels=plan.band_pixels,
         ).astype(kernel.dtype)
     else:
         _, weight_vjp = jax.vjp(lambda w: _formulation(plan.weight_grad, plan)(x, w), kernel)
@@ -171,11 +253,29 @@ def _planned_bwd(plan, residuals, dy):
 
 
 conv2d_planned.defvjp(_planned_fwd, _planned_bwd)
+_WEIGHT_GRADS = {"taps": weight_grad_taps, "banded": weight_grad_banded}
+
+
+def _im2col_throughout(kernel_shape, map_size, stride, dilation, padding):
+    """The earlier plan, kept to measure the per-component one against: PERF.md's rule
+    (im2col for every strided 3x3 convolution and strided ones on maps under 128 px)."""
+    kernel_size = kernel_shape[0]
+    plan = ConvPlan(stride, dilation, padding)
+    if kernel_size == 2 or (
+        stride > 1 and dilation == 1 and (kernel_size == 3 or map_size < _PERF_MD_IM2COL_MAX_MAP)
+    ):
+        return dataclasses.replace(
+            plan, forward="im2col", input_grad="im2col", weight_grad="im2col"
+        )
+    return plan
 
 
 def conv2d(x, kernel, *, stride=1, dilation=1, padding=0):
     """Convolution (NHWC, HWIO kernel, symmetric padding) in its fastest exact form."""
-    plan = plan_conv(kernel.shape[0], x.shape[1], stride, dilation, padding)
+    planner = {"planned": plan_conv, "im2col": _im2col_throughout}.get(FORMULATIONS["conv"])
+    if planner is None:  # "lax"
+        return conv2d_reference(x, kernel, stride=stride, dilation=dilation, padding=padding)
+    plan = planner(kernel.shape, x.shape[1], stride, dilation, padding)
     if plan == ConvPlan(stride, dilation, padding):
         return conv2d_reference(x, kernel, stride=stride, dilation=dilation, padding=padding)
     return conv2d_planned(x, kernel, plan)
@@ -202,14 +302,14 @@ _TAP = ((3, 1), (2, 0))
 
 
 def conv_transpose_4x4_subpixel(x, kernel):
-    """The same transposed convolution as a 2x2 im2col matmul and depth-to-space."""
+    """The same transposed convolution as a 2x2 convolution and depth-to-space."""
     batch, h, w, _ = x.shape
     cout = kernel.shape[-1]
     tap = jnp.asarray(_TAP)
     # sub[r1, r2, j1, j2, c, o] = kernel[_TAP[r1][j1], _TAP[r2][j2], c, o]
     sub = kernel[tap[:, None, :, None], tap[None, :, None, :]]
     sub = sub.transpose(2, 3, 4, 0, 1, 5).reshape(2, 2, -1, 4 * cout)
-    y = conv2d_planned(x, sub, plan_conv(2, h, padding=1))  # (B, h+1, w+1, 4*cout)
+    y = conv2d(x, sub, padding=1)  # (B, h+1, w+1, 4*cout)
     y = y.reshape(batch, h + 1, w + 1, 2, 2, cout)
     rows = []
     for r1 in range(2):
@@ -219,8 +319,18 @@ def conv_transpose_4x4_subpixel(x, kernel):
     return out.reshape(batch, 2 * h, 2 * w, cout)
 
 
+def batch_norm_two_pass(x, scale, bias, eps):
+    """Training-mode BatchNorm as usually written: mean, then variance, then normalise."""
+    axes = tuple(range(x.ndim - 1))
+    mean = jnp.mean(x, axis=axes)
+    var = jnp.mean(jnp.square(x - mean), axis=axes)
+    return (x - mean) * lax.rsqrt(var + eps) * scale + bias, mean, var
+
+
 def batch_norm_train(x, scale, bias, eps):
     """Training-mode BatchNorm, folded; returns (y, batch mean, batch variance)."""
+    if FORMULATIONS["batch_norm"] == "two_pass":
+        return batch_norm_two_pass(x, scale, bias, eps)
     axes = tuple(range(x.ndim - 1))
     # One sample per channel as the shift keeps E[x^2] - E[x]^2 exact in fp32.
     shift = lax.stop_gradient(x[(0,) * (x.ndim - 1)])
@@ -270,7 +380,11 @@ class ConvTranspose4x4(nnx.Module):
         self.bias = nnx.Param(jnp.zeros((cout,))) if use_bias else None
 
     def __call__(self, x):
-        y = conv_transpose_4x4_subpixel(x, self.kernel[...].astype(x.dtype))
+        kernel = self.kernel[...].astype(x.dtype)
+        if FORMULATIONS["transposed"] == "lax":
+            y = conv_transpose_4x4_reference(x, kernel)
+        else:
+            y = conv_transpose_4x4_subpixel(x, kernel)
         if self.bias is not None:
             y = y + self.bias[...].astype(x.dtype)
         return y

@@ -22,3 +22,27 @@ def test_bench_train_prints_parseable_lines():
             assert r[key] > 0, key
         assert r["step_ms_min"] <= r["step_ms_median"] <= r["step_ms_max"]
     assert "img/s" in result.stdout
+
+
+def test_bench_ablation_times_each_variant_against_fast():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "experiments" / "bench_ablation.py"), "--config=tiny",
+         "--image_size=32", "--batch_size=2", "--phase=3", "--rounds=2",
+         "--variants=fast,all_lax,no_allocator"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    records = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert [r["variant"] for r in records] == ["fast", "all_lax", "no_allocator"]
+    assert records[0]["time_vs_fast"] == 1.0
+    for r in records:
+        assert r["step_ms_min"] <= r["step_ms_median"] <= r["step_ms_max"]
+
+
+def test_bench_ablation_names_a_bad_variant_without_a_traceback():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "experiments" / "bench_ablation.py"), "--variants=conv=fft"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "conv" in result.stderr and "Traceback" not in result.stderr

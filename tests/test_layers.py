@@ -111,16 +111,37 @@ def test_weight_grad_taps_equals_lax_dilated(dilation):
 
 
 def test_conv2d_plans_follow_measurements():
-    assert layers.plan_conv(3, 64, 1, 4) == layers.ConvPlan(1, 4, 4)  # dilated: lax
-    assert layers.plan_conv(3, 128, 1) == layers.ConvPlan(1, 1, 1)
-    small = layers.plan_conv(5, 8, 2)  # strided on a small map: im2col throughout
-    assert (small.forward, small.input_grad, small.weight_grad) == ("im2col",) * 3
-    g_down = layers.plan_conv(3, 128, 2)
-    assert (g_down.forward, g_down.input_grad, g_down.weight_grad) == ("lax", "im2col", "taps")
-    d_big = layers.plan_conv(5, 256, 2)
-    assert (d_big.forward, d_big.input_grad, d_big.weight_grad) == ("lax", "im2col", "lax")
-    sub = layers.plan_conv(2, 64, padding=1)
-    assert (sub.forward, sub.input_grad, sub.weight_grad) == ("lax", "im2col", "taps")
+    def parts(plan):
+        return plan.forward, plan.input_grad, plan.weight_grad
+
+    assert layers.plan_conv((3, 3, 256, 256), 16, 1, 4) == layers.ConvPlan(1, 4, 4)  # small: lax
+    assert parts(layers.plan_conv((3, 3, 256, 256), 64, 1, 8)) == ("lax", "lax", "banded")
+    assert parts(layers.plan_conv((3, 3, 32, 3), 256)) == ("lax", "lax", "lax")  # 3 outputs
+    assert parts(layers.plan_conv((5, 5, 256, 512), 8, 2)) == ("im2col",) * 3
+    assert parts(layers.plan_conv((3, 3, 128, 256), 128, 2)) == ("lax", "im2col", "taps")
+    assert parts(layers.plan_conv((5, 5, 64, 128), 128, 2)) == ("lax", "im2col", "banded")
+    assert parts(layers.plan_conv((2, 2, 128, 256), 64, padding=1)) == ("lax", "im2col", "taps")
+    wide = layers.plan_conv((3, 3, 64, 32), 256)  # few channels: bigger bands
+    assert wide.band_pixels > layers.plan_conv((3, 3, 256, 256), 64).band_pixels
+
+
+@pytest.mark.parametrize(
+    "size,k,stride,dilation,band_pixels",
+    [(12, 3, 1, 1, 20), (12, 3, 1, 2, 30), (13, 5, 2, 1, 7), (9, 3, 2, 1, 1000)],
+)
+def test_banded_weight_grad_equals_lax(size, k, stride, dilation, band_pixels):
+    """Bands of a few rows, a ragged last band, strides and dilations, one band per sample."""
+    padding = (k // 2) * dilation
+    plan = layers.ConvPlan(stride, dilation, padding, weight_grad="banded", band_pixels=band_pixels)
+    x, w = _random((3, size, size, 4), 0), _random((k, k, 4, 5), 1)
+    _assert_same(
+        lambda x, w: layers.conv2d_planned(x, w, plan),
+        lambda x, w: layers.conv2d_reference(
+            x, w, stride=stride, dilation=dilation, padding=padding
+        ),
+        x,
+        w,
+    )
 
 
 def test_conv2d_under_jit_and_grad_matches_lax_for_each_plan():
@@ -151,3 +172,16 @@ def test_folded_batch_norm_equals_two_pass():
     _, mean, var = layers.batch_norm_train(x, scale, bias, 1e-5)
     np.testing.assert_allclose(mean, jnp.mean(x, axis=(0, 1, 2)), rtol=1e-6)
     np.testing.assert_allclose(var, jnp.var(x, axis=(0, 1, 2)), rtol=1e-4)
+
+
+def test_formulations_switch_back_and_reject_unknown_names():
+    with layers.formulations(transposed="lax", conv="lax", batch_norm="two_pass"):
+        assert layers.FORMULATIONS["conv"] == "lax"
+    assert layers.FORMULATIONS == {
+        "conv": "planned",
+        "transposed": "subpixel",
+        "batch_norm": "folded",
+    }
+    with pytest.raises(ValueError, match="unknown formulation"):
+        with layers.formulations(conv="fft"):
+            pass

@@ -1,0 +1,139 @@
+"""Each speed optimisation's measured effect: one phase timed under each layer formulation.
+
+  python experiments/bench_ablation.py --image_size=256 --batch_size=1 --phase=1
+
+Every variant is compiled in one process and the variants' steps are timed
+in turns (round-robin), so they see the same machine load. The variants
+change how layers are computed, never what they compute
+(`layers.formulations`; tests/test_layers.py proves each one equal):
+
+  fast          what training uses
+  conv=im2col   the earlier rule: im2col for strided 3x3 convs and strided convs
+                on maps under 128 px, output and both gradients alike
+  conv=lax      plain lax convolutions
+  transposed=lax  lax's transposed convolution instead of the sub-pixel form
+  batch_norm=two_pass  mean, then variance, then normalise (unfolded)
+  all_lax       all three plain
+  no_allocator  "fast" in a second process without the allocator setting
+
+Prints one line and one JSON line per variant: median and spread of the
+step time and the ratio to "fast". It measures and asserts nothing.
+"""
+
+import json
+import pathlib
+import statistics
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from absl import app, flags  # noqa: E402
+
+flags.DEFINE_string("config", "paper", "Preset for widths (paper: full width).")
+flags.DEFINE_integer("image_size", 64, "Image side.")
+flags.DEFINE_integer("batch_size", 8, "Batch size.")
+flags.DEFINE_enum("phase", "1", ["1", "2", "3", "infer"], "Phase to time.")
+flags.DEFINE_integer("rounds", 5, "Timed steps per variant (after one warm-up round).")
+flags.DEFINE_list(
+    "variants",
+    ["fast", "conv=im2col", "conv=lax", "transposed=lax", "batch_norm=two_pass", "all_lax",
+     "no_allocator"],
+    "Variants to time.",
+)  # fmt: skip
+flags.DEFINE_bool("allocator", True, "Internal: apply the allocator setting in this process.")
+flags.DEFINE_bool("worker", False, "Internal: time the in-process variants and print JSON.")
+FLAGS = flags.FLAGS
+
+ALL_LAX = {"conv": "lax", "transposed": "lax", "batch_norm": "two_pass"}
+
+
+def _choices(variant: str) -> dict:
+    from glcic_jax import layers
+
+    if variant in ("fast", "no_allocator"):
+        return {}
+    if variant == "all_lax":
+        return ALL_LAX
+    key, _, value = variant.partition("=")
+    try:
+        layers.check_formulations({key: value})
+    except ValueError as e:
+        raise app.UsageError(f"variant {variant!r}: {e}") from None
+    return {key: value}
+
+
+def time_variants(variants: list[str]) -> dict:
+    import jax
+
+    from glcic_jax import allocator, benchmark, layers
+
+    if FLAGS.allocator:
+        allocator.keep_buffers_mapped()
+    config = benchmark.bench_config(FLAGS.config, FLAGS.image_size, FLAGS.batch_size)
+    runs = {}
+    for variant in variants:
+        with layers.formulations(**_choices(variant)):
+            runs[variant] = benchmark.compile_phase(config, FLAGS.phase).run
+        jax.block_until_ready(runs[variant]())  # warm-up
+    times = {variant: [] for variant in variants}
+    for _ in range(FLAGS.rounds):
+        for variant, run in runs.items():
+            t = time.perf_counter()
+            jax.block_until_ready(run())
+            times[variant].append(1e3 * (time.perf_counter() - t))
+    return times
+
+
+def _worker_times(variants: list[str], allocator: bool) -> dict:
+    cmd = [
+        sys.executable, __file__, "--worker", f"--allocator={allocator}",
+        f"--variants={','.join(variants)}", f"--config={FLAGS.config}",
+        f"--image_size={FLAGS.image_size}", f"--batch_size={FLAGS.batch_size}",
+        f"--phase={FLAGS.phase}", f"--rounds={FLAGS.rounds}",
+    ]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+    if out.returncode or not lines:
+        raise RuntimeError(f"worker failed: {out.stderr.strip()[-800:]}")
+    return json.loads(lines[-1])
+
+
+def main(argv):
+    del argv
+    if FLAGS.worker:
+        print(json.dumps(time_variants(FLAGS.variants)))
+        return
+    for variant in FLAGS.variants:
+        _choices(variant)  # a bad name fails here, before any compiling
+    in_process = [v for v in FLAGS.variants if v != "no_allocator"]
+    if "fast" not in in_process:
+        in_process.insert(0, "fast")
+    times = _worker_times(in_process, allocator=True)
+    if "no_allocator" in FLAGS.variants:
+        times["no_allocator"] = _worker_times(["fast"], allocator=False)["fast"]
+    fast = statistics.median(times["fast"])
+    for variant in [v for v in FLAGS.variants if v in times] or ["fast"]:
+        med = statistics.median(times[variant])
+        row = dict(
+            variant=variant,
+            phase=FLAGS.phase,
+            image_size=FLAGS.image_size,
+            batch_size=FLAGS.batch_size,
+            step_ms_median=med,
+            step_ms_min=min(times[variant]),
+            step_ms_max=max(times[variant]),
+            time_vs_fast=med / fast,
+        )
+        print(
+            f"{variant:20s} phase {FLAGS.phase} {FLAGS.image_size}px b{FLAGS.batch_size}: "
+            f"step {med:8.1f} ms ({row['step_ms_min']:.1f}..{row['step_ms_max']:.1f}), "
+            f"{row['time_vs_fast']:.2f}x the fast step's time",
+            flush=True,
+        )
+        print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    app.run(main)

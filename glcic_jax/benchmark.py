@@ -1,0 +1,78 @@
+"""The workloads the speed benchmarks time: one compiled training phase, or inference, on random data.
+
+Shared by experiments/bench_train.py (each phase beside the PyTorch
+reference) and experiments/bench_ablation.py (one phase under each layer
+formulation), so both time exactly the step that training runs.
+"""
+
+import dataclasses
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from glcic_jax import configs, masks, steps
+
+PHASES = ("1", "2", "3", "infer")
+
+
+def bench_config(preset: str, image_size: int, batch_size: int, compute_dtype="float32"):
+    """The preset's networks at this size, with Adam for both nets as the reference uses."""
+    config = configs.get_config(preset)
+    config.image_size, config.batch_size = image_size, batch_size
+    config.optimizer, config.g_lr, config.d_lr = "adam", 1e-3, 1e-3
+    config.compute_dtype = compute_dtype
+    return config
+
+
+@dataclasses.dataclass
+class Workload:
+    run: Callable[[], Any]  # one step (or inference batch); returns something to block on
+    compiled: Any  # the XLA executable, for its cost analysis
+    compile_s: float  # tracing and compiling the step
+
+
+def compile_phase(config, phase: str) -> Workload:
+    """Fresh networks and a random batch, the phase's step traced and compiled.
+
+    Tracing happens here, so `layers.formulations` around this call decides the
+    formulations the executable uses.
+    """
+    if phase not in PHASES:
+        raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
+    nets = steps.build_networks(config)
+    state = jax.jit(lambda: steps.init_state(config, nets, np.full(3, 0.5)))()
+    rng = np.random.default_rng(0)
+    shape = (config.batch_size, config.image_size, config.image_size, 3)
+    batch = jnp.asarray(rng.integers(0, 256, shape, np.uint8))
+    if phase == "infer":
+        boxes = masks.sample_boxes(jax.random.key(0), "mouth", config.batch_size, config.image_size)
+        hole = masks.boxes_to_masks(boxes, config.image_size)
+        images = batch.astype(jnp.float32) / 255
+
+        def complete(s, x, m):
+            return steps.complete(nets, s.gen, s.gen_stats, s.mean_pixel, x, m)
+
+        t = time.perf_counter()
+        compiled = jax.jit(complete).lower(state, images, hole).compile()
+        return Workload(lambda: compiled(state, images, hole), compiled, time.perf_counter() - t)
+
+    t = time.perf_counter()
+    compiled = steps.jit_steps(nets)[int(phase)].lower(state, batch).compile()
+    compile_s = time.perf_counter() - t
+    holder = [state]  # the state is donated: each step consumes the last one's
+
+    def run():
+        holder[0], metrics = compiled(holder[0], batch)
+        return metrics
+
+    return Workload(run, compiled, compile_s)
+
+
+def flops_per_run(compiled) -> float:
+    """FLOPs of one run from XLA's cost analysis (0 where the backend gives none)."""
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    return float(cost.get("flops", 0.0)) if cost else 0.0
