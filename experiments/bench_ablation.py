@@ -8,6 +8,7 @@ change how layers are computed, never what they compute
 (`layers.formulations`; tests/test_layers.py proves each one equal):
 
   fast          what training uses
+  conv=unbanded lax's own weight gradient where training uses bands of rows
   conv=im2col   the earlier rule: im2col for strided 3x3 convs and strided convs
                 on maps under 128 px, output and both gradients alike
   conv=lax      plain lax convolutions
@@ -38,7 +39,7 @@ flags.DEFINE_enum("phase", "1", ["1", "2", "3", "infer"], "Phase to time.")
 flags.DEFINE_integer("rounds", 5, "Timed steps per variant (after one warm-up round).")
 flags.DEFINE_list(
     "variants",
-    ["fast", "conv=im2col", "conv=lax", "transposed=lax", "batch_norm=two_pass", "all_lax",
+    ["fast", "conv=unbanded", "conv=im2col", "conv=lax", "transposed=lax", "batch_norm=two_pass", "all_lax",
      "no_allocator"],
     "Variants to time.",
 )  # fmt: skip

@@ -7,7 +7,8 @@
 Each phase runs in its own subprocess (so peak memory is per phase), with the
 allocator setting of launch.py, and prints one human-readable line and one
 JSON line (`phase`, `image_size`, `batch_size`, `img_per_sec`,
-`step_ms_median`, spread, `compile_s`, `gflops_per_sec`, `peak_rss_mb`, and
+`step_ms_median`, spread, `compile_s`, `gflops_per_sec`, `peak_rss_mb` and
+what it is made of: `peak_rss_after_compile_mb`, `xla_temp_mb`, `xla_args_mb`; and
 with a reference `ref_img_per_sec` and `ratio` = ours / reference). It
 measures and asserts nothing.
 """
@@ -52,6 +53,8 @@ def time_phase(phase: str) -> dict:
     workload = benchmark.compile_phase(config, phase)
     run = workload.run
     flops = benchmark.flops_per_run(workload.compiled)
+    rss_after_compile = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    memory = workload.compiled.memory_analysis()
     for _ in range(FLAGS.warmup):
         jax.block_until_ready(run())
     times = []
@@ -71,6 +74,11 @@ def time_phase(phase: str) -> dict:
         compile_s=workload.compile_s,
         gflops_per_sec=flops / med / 1e9,
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        # What the peak is made of: the process after compiling, and XLA's own
+        # plan for one run (temporary buffers; arguments, i.e. the state).
+        peak_rss_after_compile_mb=rss_after_compile,
+        xla_temp_mb=memory.temp_size_in_bytes / 2**20 if memory else 0.0,
+        xla_args_mb=memory.argument_size_in_bytes / 2**20 if memory else 0.0,
         device=jax.devices()[0].device_kind,
         compute_dtype=FLAGS.compute_dtype,
         **_accelerator_peak_mb(jax.devices()[0]),

@@ -39,7 +39,7 @@ _DIMS = ("NHWC", "HWIO", "NHWC")
 # another (experiments/bench_ablation.py, through `formulations`).
 FORMULATIONS = {"conv": "planned", "transposed": "subpixel", "batch_norm": "folded"}
 _CHOICES = {
-    "conv": ("planned", "im2col", "lax"),
+    "conv": ("planned", "unbanded", "im2col", "lax"),
     "transposed": ("subpixel", "lax"),
     "batch_norm": ("folded", "two_pass"),
 }
@@ -270,9 +270,19 @@ def _im2col_throughout(kernel_shape, map_size, stride, dilation, padding):
     return plan
 
 
+def _unbanded(*args):
+    """plan_conv with lax's own weight gradient where it would use bands, to measure them."""
+    plan = plan_conv(*args)
+    if plan.weight_grad != "banded":
+        return plan
+    return dataclasses.replace(plan, weight_grad="lax", band_pixels=0)
+
+
 def conv2d(x, kernel, *, stride=1, dilation=1, padding=0):
     """Convolution (NHWC, HWIO kernel, symmetric padding) in its fastest exact form."""
-    planner = {"planned": plan_conv, "im2col": _im2col_throughout}.get(FORMULATIONS["conv"])
+    planner = {"planned": plan_conv, "unbanded": _unbanded, "im2col": _im2col_throughout}.get(
+        FORMULATIONS["conv"]
+    )
     if planner is None:  # "lax"
         return conv2d_reference(x, kernel, stride=stride, dilation=dilation, padding=padding)
     plan = planner(kernel.shape, x.shape[1], stride, dilation, padding)
