@@ -12,8 +12,9 @@ README's Performance section):
 * A convolution's output, input gradient and weight gradient are three
   different operations, and the fastest formulation of one is often not the
   fastest of another. `plan_conv` picks lax, im2col (k*k strided slices
-  concatenated on channels, one matmul) or per-tap matmuls for each of the
-  three, from measurements; `conv2d_planned` is the custom VJP that runs the plan.
+  concatenated on channels, one matmul), per-tap matmuls or lax in bands of
+  output rows for each of the three, from measurements; `conv2d_planned` is
+  the custom VJP that runs the plan.
 * BatchNorm: normalisation folded into one scale and one shift per channel,
   with the one-pass statistics shifted by one sample per channel so they stay
   as exact as two passes in float32.
@@ -103,7 +104,8 @@ def conv2d_im2col(x, kernel, *, stride, padding):
 
 
 def weight_grad_taps(x, dy, *, kernel_size, stride, dilation, padding, band_pixels=0):
-    """A convolution's weight gradient as one matmul per kernel tap.
+    """A convolution's weight gradient as one matmul per kernel tap (`band_pixels`: unused,
+    the banded form's argument).
 
     dW[a, b] = shifted(x)^T . dy over all pixels; XLA:CPU computes this faster
     than lax's own weight gradient where the kernel is small or strided.
@@ -155,6 +157,7 @@ def weight_grad_banded(x, dy, *, kernel_size, stride, dilation, padding, band_pi
                 )
 
             (grad,) = jax.vjp(conv, zeros)[1](dy[i : i + 1, r0:r1])
+            grad = grad.astype(jnp.float32)  # bfloat16 pieces still sum in float32
             total = grad if total is None else total + grad
     return total
 

@@ -185,3 +185,23 @@ def test_formulations_switch_back_and_reject_unknown_names():
     with pytest.raises(ValueError, match="unknown formulation"):
         with layers.formulations(conv="fft"):
             pass
+
+
+def test_banded_weight_grad_in_bfloat16_sums_pieces_in_float32():
+    """Mixed precision: 12 bfloat16 pieces summed stay as close to float32 as one lax call."""
+    plan = layers.ConvPlan(1, 1, 1, weight_grad="banded", band_pixels=16)
+    x, w = _random((3, 16, 16, 8), 0), _random((3, 3, 8, 8), 1)
+    dy = _random((3, 16, 16, 8), 2)
+
+    def weight_grad(fn, dtype):
+        _, vjp = jax.vjp(lambda w: fn(x.astype(dtype), w.astype(dtype)), w)
+        return vjp(dy.astype(dtype))[0].astype(jnp.float32)
+
+    exact = weight_grad(lambda x, w: layers.conv2d_reference(x, w, padding=1), jnp.float32)
+    lax_bf16 = weight_grad(lambda x, w: layers.conv2d_reference(x, w, padding=1), jnp.bfloat16)
+    banded_bf16 = weight_grad(lambda x, w: layers.conv2d_planned(x, w, plan), jnp.bfloat16)
+    scale = float(jnp.max(jnp.abs(exact)))
+    assert banded_bf16.dtype == jnp.float32
+    banded_err = float(jnp.max(jnp.abs(banded_bf16 - exact))) / scale
+    lax_err = float(jnp.max(jnp.abs(lax_bf16 - exact))) / scale
+    assert banded_err < 2e-2 and banded_err <= 2 * lax_err + 1e-3
