@@ -48,7 +48,7 @@ def time_phase(phase: str) -> dict:
 
     allocator.keep_buffers_mapped()
     config = benchmark.bench_config(
-        FLAGS.config, FLAGS.image_size, FLAGS.batch_size, FLAGS.compute_dtype
+        FLAGS.config, FLAGS.image_size, FLAGS.batch_size, FLAGS.compute_dtype, FLAGS.optimizer
     )
     workload = benchmark.compile_phase(config, phase)
     run = workload.run

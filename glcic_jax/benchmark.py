@@ -18,11 +18,13 @@ from glcic_jax import configs, masks, steps
 PHASES = ("1", "2", "3", "infer")
 
 
-def bench_config(preset: str, image_size: int, batch_size: int, compute_dtype="float32"):
-    """The preset's networks at this size, with Adam for both nets as the reference uses."""
+def bench_config(
+    preset: str, image_size: int, batch_size: int, compute_dtype="float32", optimizer="adam"
+):
+    """The preset's networks at this size; Adam for both nets by default, as the reference."""
     config = configs.get_config(preset)
     config.image_size, config.batch_size = image_size, batch_size
-    config.optimizer, config.g_lr, config.d_lr = "adam", 1e-3, 1e-3
+    config.optimizer, config.g_lr, config.d_lr = optimizer, 1e-3, 1e-3
     config.compute_dtype = compute_dtype
     return config
 
