@@ -103,9 +103,8 @@ def conv2d_im2col(x, kernel, *, stride, padding):
     return jnp.einsum("bhwk,ko->bhwo", cols, kernel.reshape(-1, kernel.shape[-1]))
 
 
-def weight_grad_taps(x, dy, *, kernel_size, stride, dilation, padding, band_pixels=0):
-    """A convolution's weight gradient as one matmul per kernel tap (`band_pixels`: unused,
-    the banded form's argument).
+def weight_grad_taps(x, dy, *, kernel_size, stride, dilation, padding):
+    """A convolution's weight gradient as one matmul per kernel tap.
 
     dW[a, b] = shifted(x)^T . dy over all pixels; XLA:CPU computes this faster
     than lax's own weight gradient where the kernel is small or strided.
@@ -239,24 +238,23 @@ def _planned_bwd(plan, residuals, dy):
     # Each vjp's own forward pass is dead code under jit and is removed.
     _, input_vjp = jax.vjp(lambda x: _formulation(plan.input_grad, plan)(x, kernel), x)
     (dx,) = input_vjp(dy)
-    if plan.weight_grad in _WEIGHT_GRADS:
-        dw = _WEIGHT_GRADS[plan.weight_grad](
-            x,
-            dy,
-            kernel_size=kernel.shape[0],
-            stride=plan.stride,
-            dilation=plan.dilation,
-            padding=plan.padding,
-            band_pixels=plan.band_pixels,
-        ).astype(kernel.dtype)
+    geometry = dict(
+        kernel_size=kernel.shape[0],
+        stride=plan.stride,
+        dilation=plan.dilation,
+        padding=plan.padding,
+    )
+    if plan.weight_grad == "banded":
+        dw = weight_grad_banded(x, dy, band_pixels=plan.band_pixels, **geometry)
+    elif plan.weight_grad == "taps":
+        dw = weight_grad_taps(x, dy, **geometry)
     else:
         _, weight_vjp = jax.vjp(lambda w: _formulation(plan.weight_grad, plan)(x, w), kernel)
         (dw,) = weight_vjp(dy)
-    return dx, dw
+    return dx, dw.astype(kernel.dtype)
 
 
 conv2d_planned.defvjp(_planned_fwd, _planned_bwd)
-_WEIGHT_GRADS = {"taps": weight_grad_taps, "banded": weight_grad_banded}
 
 
 def _im2col_throughout(kernel_shape, map_size, stride, dilation, padding):
