@@ -24,7 +24,6 @@ step time and the ratio to "fast". It measures and asserts nothing.
 import json
 import pathlib
 import statistics
-import subprocess
 import sys
 import time
 
@@ -94,11 +93,9 @@ def _worker_times(variants: list[str], allocator: bool) -> dict:
         f"--image_size={FLAGS.image_size}", f"--batch_size={FLAGS.batch_size}",
         f"--phase={FLAGS.phase}", f"--rounds={FLAGS.rounds}",
     ]  # fmt: skip
-    out = subprocess.run(cmd, capture_output=True, text=True)
-    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
-    if out.returncode or not lines:
-        raise RuntimeError(f"worker failed: {out.stderr.strip()[-800:]}")
-    return json.loads(lines[-1])
+    from glcic_jax.benchmark import worker_json
+
+    return worker_json(cmd)
 
 
 def main(argv):

@@ -18,7 +18,6 @@ import os
 import pathlib
 import resource
 import statistics
-import subprocess
 import sys
 import time
 
@@ -102,14 +101,6 @@ REFERENCE_ENV = dict(
 )
 
 
-def _json_line(cmd: list[str], env=None) -> dict:
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
-    if out.returncode or not lines:
-        raise RuntimeError(f"{' '.join(cmd[:3])} failed: {out.stderr.strip()[-500:]}")
-    return json.loads(lines[-1])
-
-
 def main(argv):
     del argv
     if FLAGS.worker:
@@ -117,6 +108,8 @@ def main(argv):
         return
     if bool(FLAGS.reference_dir) != bool(FLAGS.reference_python):
         raise app.UsageError("--reference_dir and --reference_python go together")
+    from glcic_jax.benchmark import worker_json
+
     common = [
         f"--image_size={FLAGS.image_size}",
         f"--batch_size={FLAGS.batch_size}",
@@ -124,7 +117,7 @@ def main(argv):
         f"--warmup={FLAGS.warmup}",
     ]
     for phase in FLAGS.phases:
-        ours = _json_line(
+        ours = worker_json(
             [sys.executable, __file__, f"--worker={phase}", f"--config={FLAGS.config}",
              f"--optimizer={FLAGS.optimizer}", f"--compute_dtype={FLAGS.compute_dtype}", *common]
         )  # fmt: skip
@@ -137,7 +130,7 @@ def main(argv):
         if "peak_device_mb" in ours:
             line += f" (device {ours['peak_device_mb']:.0f} MB, {ours['device']})"
         if FLAGS.reference_dir:
-            ref = _json_line(
+            ref = worker_json(
                 [FLAGS.reference_python, str(HERE / "reference_timer.py"),
                  f"--reference_dir={FLAGS.reference_dir}", f"--phase={phase}", *common],
                 env={**os.environ, **REFERENCE_ENV},
