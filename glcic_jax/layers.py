@@ -161,13 +161,113 @@ def weight_grad_banded(x, dy, *, kernel_size, stride, dilation, padding, band_pi
     return total
 
 
+def weight_grad_output_taps(x, dy, *, kernel_size, dilation, padding):
+    """A stride-1 convolution's weight gradient as one matmul against shifted output gradients.
+
+    dW[a, b] = sum over pixels of x^T . dy shifted back by tap (a, b): with
+    the k*k shifted copies of dy side by side on channels this is one matmul
+    of x with a (k*k*Cout)-wide matrix. Cheap where Cout is tiny (the
+    3-channel output layer: 6 ms at 256 px against lax's 39 ms).
+    """
+    k = kernel_size
+    (in_h, in_w), (out_h, out_w) = x.shape[1:3], dy.shape[1:3]
+    low = max(0, (k - 1) * dilation - padding)
+    dy = jnp.pad(
+        dy,
+        (
+            (0, 0),
+            (low, max(0, in_h + padding - out_h)),
+            (low, max(0, in_w + padding - out_w)),
+            (0, 0),
+        ),
+    )
+    starts = [low + padding - tap * dilation for tap in range(k)]
+    shifted = [dy[:, a : a + in_h, b : b + in_w] for a in starts for b in starts]
+    grad = jnp.einsum("bhwc,bhwt->ct", x, jnp.concatenate(shifted, axis=-1))
+    return grad.reshape(x.shape[-1], k, k, -1).transpose(1, 2, 0, 3)
+
+
+# Output runs shorter than this are merged into a neighbour (padding reads zeros).
+_MIN_SEGMENT = 4
+
+
+def tap_segments(size: int, kernel_size: int, dilation: int, padding: int):
+    """Split a stride-1 "same" convolution's output positions along one axis by which
+    taps read inside the map: [(start, stop, first_tap, last_tap)].
+
+    With a dilation near the map's size most taps read only padding (at 16 px
+    and dilation 16 only the centre tap reads the map).
+    """
+    segments = []
+    for o in range(size):
+        first = max(0, -(-(padding - o) // dilation))
+        last = min(kernel_size - 1, (size - 1 + padding - o) // dilation)
+        if segments and segments[-1][2:] == (first, last):
+            segments[-1] = (segments[-1][0], o + 1, first, last)
+        else:
+            segments.append((o, o + 1, first, last))
+    while len(segments) > 1:
+        short = [i for i, s in enumerate(segments) if s[1] - s[0] < _MIN_SEGMENT]
+        if not short:
+            break
+        i = short[0]
+        j = i + 1 if i + 1 < len(segments) else i - 1
+        (a, b) = sorted((i, j))
+        first, second = segments[a], segments[b]
+        merged = (first[0], second[1], min(first[2], second[2]), max(first[3], second[3]))
+        segments[a : b + 1] = [merged]
+    return segments
+
+
+def valid_tap_fraction(size: int, kernel_size: int, dilation: int, padding: int) -> float:
+    """The share of a convolution's multiply-adds that `conv2d_valid_taps` computes."""
+    per_axis = sum(
+        (stop - start) * (last - first + 1)
+        for start, stop, first, last in tap_segments(size, kernel_size, dilation, padding)
+    ) / (size * kernel_size)
+    return per_axis * per_axis
+
+
+def conv2d_valid_taps(x, kernel, *, dilation, padding):
+    """A stride-1 "same" convolution computed region by region with only the taps
+    that read inside the map; the taps left out would multiply zero padding."""
+    size, k = x.shape[1], kernel.shape[0]
+
+    def span(start, stop, first, last):
+        lo, hi = start - padding + first * dilation, stop - 1 - padding + last * dilation + 1
+        return slice(max(lo, 0), min(hi, size)), (max(0, -lo), max(0, hi - size))
+
+    segments = tap_segments(size, k, dilation, padding)
+    rows = []
+    for row in segments:
+        row_slice, row_pad = span(*row)
+        cols = []
+        for col in segments:
+            col_slice, col_pad = span(*col)
+            region = x[:, row_slice, col_slice]
+            taps = kernel[row[2] : row[3] + 1, col[2] : col[3] + 1]
+            cols.append(
+                lax.conv_general_dilated(
+                    region,
+                    taps,
+                    window_strides=(1, 1),
+                    padding=[row_pad, col_pad],
+                    rhs_dilation=(dilation, dilation),
+                    dimension_numbers=_DIMS,
+                )
+            )
+        rows.append(jnp.concatenate(cols, axis=2))
+    return jnp.concatenate(rows, axis=1)
+
+
 @dataclasses.dataclass(frozen=True)
 class ConvPlan:
     """How to compute one convolution's output, input gradient and weight gradient.
 
-    Each of the three is chosen on its own ("lax", "im2col" or, for the weight
-    gradient, "taps" or "banded"): the fastest formulation of the forward pass is often
-    not the one whose automatic transpose is fastest.
+    Each of the three is chosen on its own ("lax", "im2col", "valid_taps" or, for
+    the weight gradient, "taps", "output_taps" or "banded"): the fastest
+    formulation of the forward pass is often not the one whose automatic
+    transpose is fastest.
     """
 
     stride: int = 1
@@ -193,6 +293,11 @@ def plan_conv(kernel_shape, map_size: int, stride: int = 1, dilation: int = 1, p
       maps up to 128 px.
     * The sub-pixel transposed convolution's 2x2 kernel: lax forward, im2col
       input gradient, weight gradient per tap (lax's takes seconds there).
+    * Dilated convolutions whose taps read mostly padding (at most half of the
+      work left, e.g. dilation 8 and 16 on 16 px maps): valid taps only, region
+      by region, for the output and both gradients.
+    * A stride-1 convolution to at most 3 channels: the weight gradient as one
+      matmul against the shifted output gradients.
     """
     k, _, cin, cout = kernel_shape
     if padding is None:
@@ -208,6 +313,13 @@ def plan_conv(kernel_shape, map_size: int, stride: int = 1, dilation: int = 1, p
         plan = dataclasses.replace(plan, input_grad="im2col")
         if k == 3 and map_size <= _TAPS_MAX_MAP:
             return dataclasses.replace(plan, weight_grad="taps")
+    same_size = stride == 1 and padding == (k // 2) * dilation
+    if same_size and valid_tap_fraction(map_size, k, dilation, padding) <= 0.5:
+        return dataclasses.replace(
+            plan, forward="valid_taps", input_grad="valid_taps", weight_grad="valid_taps"
+        )
+    if stride == 1 and cout <= 3:
+        return dataclasses.replace(plan, weight_grad="output_taps")
     out_size = (map_size + 2 * padding - dilation * (k - 1) - 1) // stride + 1
     band_pixels = max(_BAND_PIXELS, int(_BAND_FLOPS / (k * k * cin * cout)))
     if cout > 3 and out_size * out_size >= band_pixels:
@@ -218,6 +330,8 @@ def plan_conv(kernel_shape, map_size: int, stride: int = 1, dilation: int = 1, p
 def _formulation(name: str, plan: ConvPlan):
     if name == "im2col":
         return functools.partial(conv2d_im2col, stride=plan.stride, padding=plan.padding)
+    if name == "valid_taps":
+        return functools.partial(conv2d_valid_taps, dilation=plan.dilation, padding=plan.padding)
     return functools.partial(
         conv2d_reference, stride=plan.stride, dilation=plan.dilation, padding=plan.padding
     )
@@ -235,19 +349,21 @@ def _planned_fwd(x, kernel, plan):
 
 def _planned_bwd(plan, residuals, dy):
     x, kernel = residuals
-    # Each vjp's own forward pass is dead code under jit and is removed.
-    _, input_vjp = jax.vjp(lambda x: _formulation(plan.input_grad, plan)(x, kernel), x)
-    (dx,) = input_vjp(dy)
-    geometry = dict(
-        kernel_size=kernel.shape[0],
-        stride=plan.stride,
-        dilation=plan.dilation,
-        padding=plan.padding,
-    )
+    if plan.input_grad == "valid_taps":
+        # A stride-1 "same" convolution's transpose is one with the flipped kernel.
+        flipped = jnp.flip(kernel, (0, 1)).swapaxes(2, 3)
+        dx = conv2d_valid_taps(dy, flipped, dilation=plan.dilation, padding=plan.padding)
+    else:
+        # Each vjp's own forward pass is dead code under jit and is removed.
+        _, input_vjp = jax.vjp(lambda x: _formulation(plan.input_grad, plan)(x, kernel), x)
+        (dx,) = input_vjp(dy)
+    geometry = dict(kernel_size=kernel.shape[0], dilation=plan.dilation, padding=plan.padding)
     if plan.weight_grad == "banded":
-        dw = weight_grad_banded(x, dy, band_pixels=plan.band_pixels, **geometry)
+        dw = weight_grad_banded(x, dy, stride=plan.stride, band_pixels=plan.band_pixels, **geometry)
     elif plan.weight_grad == "taps":
-        dw = weight_grad_taps(x, dy, **geometry)
+        dw = weight_grad_taps(x, dy, stride=plan.stride, **geometry)
+    elif plan.weight_grad == "output_taps":
+        dw = weight_grad_output_taps(x, dy, **geometry)
     else:
         _, weight_vjp = jax.vjp(lambda w: _formulation(plan.weight_grad, plan)(x, w), kernel)
         (dw,) = weight_vjp(dy)

@@ -110,13 +110,61 @@ def test_weight_grad_taps_equals_lax_dilated(dilation):
     )
 
 
+@pytest.mark.parametrize("size,dilation", [(16, 16), (16, 8), (9, 4), (12, 4), (5, 2), (7, 7)])
+def test_valid_taps_conv_equals_lax(size, dilation):
+    """Dilated convolutions computed region by region with only in-map taps."""
+    plan = layers.ConvPlan(1, dilation, dilation, "valid_taps", "valid_taps", "valid_taps")
+    x, w = _random((2, size, size, 3), 0), _random((3, 3, 3, 4), 1)
+    _assert_same(
+        lambda x, w: layers.conv2d_planned(x, w, plan),
+        lambda x, w: layers.conv2d_reference(x, w, dilation=dilation, padding=dilation),
+        x,
+        w,
+    )
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 8, 16, 33, 64])
+@pytest.mark.parametrize("dilation", [1, 2, 4, 8, 16])
+def test_tap_segments_cover_the_map_and_keep_every_in_map_tap(size, dilation):
+    k, padding = 3, dilation
+    segments = layers.tap_segments(size, k, dilation, padding)
+    assert segments[0][0] == 0 and segments[-1][1] == size
+    assert all(a[1] == b[0] for a, b in zip(segments, segments[1:]))
+    for start, stop, first, last in segments:
+        for o in range(start, stop):
+            for tap in range(k):
+                inside = 0 <= o - padding + tap * dilation < size
+                assert not inside or first <= tap <= last, (o, tap)
+    assert layers.tap_segments(16, 3, 16, 16) == [(0, 16, 1, 1)]  # only the centre tap
+    assert layers.valid_tap_fraction(16, 3, 16, 16) == pytest.approx(1 / 9)
+
+
+@pytest.mark.parametrize(
+    "size,k,dilation,padding",
+    [(12, 3, 1, 1), (12, 3, 2, 2), (8, 5, 1, 2), (6, 2, 1, 1), (9, 3, 3, 3)],
+)
+def test_output_taps_weight_grad_equals_lax(size, k, dilation, padding):
+    """Including a 2x2 kernel whose output is one pixel larger than its input."""
+    plan = layers.ConvPlan(1, dilation, padding, weight_grad="output_taps")
+    x, w = _random((2, size, size, 5), 0), _random((k, k, 5, 3), 1)
+    _assert_same(
+        lambda x, w: layers.conv2d_planned(x, w, plan),
+        lambda x, w: layers.conv2d_reference(x, w, dilation=dilation, padding=padding),
+        x,
+        w,
+    )
+
+
 def test_conv2d_plans_follow_measurements():
     def parts(plan):
         return plan.forward, plan.input_grad, plan.weight_grad
 
     assert layers.plan_conv((3, 3, 256, 256), 16, 1, 4) == layers.ConvPlan(1, 4, 4)  # small: lax
     assert parts(layers.plan_conv((3, 3, 256, 256), 64, 1, 8)) == ("lax", "lax", "banded")
-    assert parts(layers.plan_conv((3, 3, 32, 3), 256)) == ("lax", "lax", "lax")  # 3 outputs
+    assert parts(layers.plan_conv((3, 3, 32, 3), 256)) == ("lax", "lax", "output_taps")
+    assert parts(layers.plan_conv((3, 3, 256, 256), 16, 1, 16)) == ("valid_taps",) * 3
+    assert parts(layers.plan_conv((3, 3, 256, 256), 16, 1, 8)) == ("valid_taps",) * 3
+    assert parts(layers.plan_conv((3, 3, 256, 256), 64, 1, 16)) == ("lax", "lax", "banded")
     assert parts(layers.plan_conv((5, 5, 256, 512), 8, 2)) == ("im2col",) * 3
     assert parts(layers.plan_conv((3, 3, 128, 256), 128, 2)) == ("lax", "im2col", "taps")
     assert parts(layers.plan_conv((5, 5, 64, 128), 128, 2)) == ("lax", "im2col", "banded")
