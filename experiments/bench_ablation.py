@@ -9,6 +9,9 @@ change how layers are computed, never what they compute
 
   fast          what training uses
   conv=unbanded lax's own weight gradient where training uses bands of rows
+  conv=no_valid_taps  dilated convolutions over all taps, also those that read
+                only padding (dilation 8 and 16 on 16 px maps)
+  conv=no_output_taps lax's weight gradient for the 3-channel output layer
   conv=im2col   the earlier rule: im2col for strided 3x3 convs and strided convs
                 on maps under 128 px, output and both gradients alike
   conv=lax      plain lax convolutions
@@ -38,8 +41,8 @@ flags.DEFINE_enum("phase", "1", ["1", "2", "3", "infer"], "Phase to time.")
 flags.DEFINE_integer("rounds", 5, "Timed steps per variant (after one warm-up round).")
 flags.DEFINE_list(
     "variants",
-    ["fast", "conv=unbanded", "conv=im2col", "conv=lax", "transposed=lax", "batch_norm=two_pass", "all_lax",
-     "no_allocator"],
+    ["fast", "conv=unbanded", "conv=no_valid_taps", "conv=no_output_taps", "conv=im2col", "conv=lax",
+     "transposed=lax", "batch_norm=two_pass", "all_lax", "no_allocator"],
     "Variants to time.",
 )  # fmt: skip
 flags.DEFINE_bool("allocator", True, "Internal: apply the allocator setting in this process.")

@@ -5,7 +5,10 @@
       --reference_dir=/path/to/GLCIC-PyTorch --reference_python=/path/to/venv/bin/python
 
 Each phase runs in its own subprocess (so peak memory is per phase), with the
-allocator setting of launch.py, and prints one human-readable line and one
+allocator setting of launch.py; with a reference, its process and ours each
+warm up, then run their timed steps in turns, one step each, alternating who
+goes first (step_protocol.py), so both see the same machine load. Prints one
+human-readable line and one
 JSON line (`phase`, `image_size`, `batch_size`, `img_per_sec`,
 `step_ms_median`, spread, `compile_s`, `gflops_per_sec`, `peak_rss_mb` and
 what it is made of: `peak_rss_after_compile_mb`, `xla_temp_mb`, `xla_args_mb`; and
@@ -17,13 +20,13 @@ import json
 import os
 import pathlib
 import resource
-import statistics
 import sys
-import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from absl import app, flags  # noqa: E402
+
+import step_protocol  # noqa: E402  (beside this script)
 
 flags.DEFINE_string("config", "paper", "Preset for widths and optimizer (paper: full width).")
 flags.DEFINE_integer("image_size", 64, "Image side.")
@@ -40,7 +43,8 @@ FLAGS = flags.FLAGS
 HERE = pathlib.Path(__file__).resolve().parent
 
 
-def time_phase(phase: str) -> dict:
+def serve_phase(phase: str) -> None:
+    """Worker: compile the phase, warm up, then time steps as the parent asks."""
     import jax
 
     from glcic_jax import allocator, benchmark
@@ -54,34 +58,28 @@ def time_phase(phase: str) -> dict:
     flops = benchmark.flops_per_run(workload.compiled)
     rss_after_compile = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     memory = workload.compiled.memory_analysis()
-    for _ in range(FLAGS.warmup):
-        jax.block_until_ready(run())
-    times = []
-    for _ in range(FLAGS.steps):
-        t = time.perf_counter()
-        jax.block_until_ready(run())
-        times.append(time.perf_counter() - t)
-    med = statistics.median(times)
-    return dict(
-        phase=phase,
-        image_size=config.image_size,
-        batch_size=config.batch_size,
-        img_per_sec=config.batch_size / med,
-        step_ms_median=1e3 * med,
-        step_ms_min=1e3 * min(times),
-        step_ms_max=1e3 * max(times),
-        compile_s=workload.compile_s,
-        gflops_per_sec=flops / med / 1e9,
-        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        # What the peak is made of: the process after compiling, and XLA's own
-        # plan for one run (temporary buffers; arguments, i.e. the state).
-        peak_rss_after_compile_mb=rss_after_compile,
-        xla_temp_mb=memory.temp_size_in_bytes / 2**20 if memory else 0.0,
-        xla_args_mb=memory.argument_size_in_bytes / 2**20 if memory else 0.0,
-        device=jax.devices()[0].device_kind,
-        compute_dtype=FLAGS.compute_dtype,
-        **_accelerator_peak_mb(jax.devices()[0]),
-    )
+
+    def summary(times):
+        stats = step_protocol.step_summary(times, config.batch_size)
+        return dict(
+            phase=phase,
+            image_size=config.image_size,
+            batch_size=config.batch_size,
+            **stats,
+            compile_s=workload.compile_s,
+            gflops_per_sec=flops / stats["step_ms_median"] / 1e6,
+            peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            # What the peak is made of: the process after compiling, and XLA's own
+            # plan for one run (temporary buffers; arguments, i.e. the state).
+            peak_rss_after_compile_mb=rss_after_compile,
+            xla_temp_mb=memory.temp_size_in_bytes / 2**20 if memory else 0.0,
+            xla_args_mb=memory.argument_size_in_bytes / 2**20 if memory else 0.0,
+            device=jax.devices()[0].device_kind,
+            compute_dtype=FLAGS.compute_dtype,
+            **_accelerator_peak_mb(jax.devices()[0]),
+        )
+
+    step_protocol.serve(lambda: jax.block_until_ready(run()), FLAGS.warmup, summary)
 
 
 def _accelerator_peak_mb(device) -> dict:
@@ -104,23 +102,40 @@ REFERENCE_ENV = dict(
 def main(argv):
     del argv
     if FLAGS.worker:
-        print(json.dumps(time_phase(FLAGS.worker)))
+        serve_phase(FLAGS.worker)
         return
     if bool(FLAGS.reference_dir) != bool(FLAGS.reference_python):
         raise app.UsageError("--reference_dir and --reference_python go together")
-    from glcic_jax.benchmark import worker_json
+    if FLAGS.steps < 1:
+        raise app.UsageError("--steps must be at least 1")
+    if FLAGS.reference_dir and not (pathlib.Path(FLAGS.reference_dir) / "models.py").is_file():
+        raise app.UsageError(
+            f"{FLAGS.reference_dir} has no models.py: not a GLCIC-PyTorch checkout"
+        )
+    if FLAGS.reference_python and not os.access(FLAGS.reference_python, os.X_OK):
+        raise app.UsageError(f"--reference_python {FLAGS.reference_python} is not an executable")
 
     common = [
         f"--image_size={FLAGS.image_size}",
         f"--batch_size={FLAGS.batch_size}",
-        f"--steps={FLAGS.steps}",
         f"--warmup={FLAGS.warmup}",
     ]
     for phase in FLAGS.phases:
-        ours = worker_json(
-            [sys.executable, __file__, f"--worker={phase}", f"--config={FLAGS.config}",
-             f"--optimizer={FLAGS.optimizer}", f"--compute_dtype={FLAGS.compute_dtype}", *common]
-        )  # fmt: skip
+        commands = [
+            ([sys.executable, __file__, f"--worker={phase}", f"--config={FLAGS.config}",
+              f"--optimizer={FLAGS.optimizer}", f"--compute_dtype={FLAGS.compute_dtype}", *common],
+             None)
+        ]  # fmt: skip
+        if FLAGS.reference_dir:
+            commands.append(
+                ([FLAGS.reference_python, str(HERE / "reference_timer.py"),
+                  f"--reference_dir={FLAGS.reference_dir}", f"--phase={phase}", *common],
+                 {**os.environ, **REFERENCE_ENV})
+            )  # fmt: skip
+        try:
+            ours, *reference = step_protocol.take_turns(commands, FLAGS.steps)
+        except RuntimeError as e:  # a worker died; its stderr's tail is in the message
+            sys.exit(f"error: phase {phase}: {e}")
         line = (
             f"phase {phase:>5} {FLAGS.image_size}px b{FLAGS.batch_size}: "
             f"{ours['img_per_sec']:7.2f} img/s, step {ours['step_ms_median']:8.1f} ms "
@@ -129,12 +144,8 @@ def main(argv):
         )
         if "peak_device_mb" in ours:
             line += f" (device {ours['peak_device_mb']:.0f} MB, {ours['device']})"
-        if FLAGS.reference_dir:
-            ref = worker_json(
-                [FLAGS.reference_python, str(HERE / "reference_timer.py"),
-                 f"--reference_dir={FLAGS.reference_dir}", f"--phase={phase}", *common],
-                env={**os.environ, **REFERENCE_ENV},
-            )  # fmt: skip
+        if reference:
+            (ref,) = reference
             ours["ref_img_per_sec"] = ref["img_per_sec"]
             ours["ref_step_ms_median"] = ref["step_ms_median"]
             ours["ref_peak_rss_mb"] = ref["peak_rss_mb"]

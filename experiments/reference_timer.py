@@ -2,19 +2,19 @@
 
 Run by bench_train.py in the reference's own venv (torch is not a project
 dependency):  REF_PY experiments/reference_timer.py --reference_dir=DIR
---phase=1 --image_size=64 --batch_size=8 --steps=5 --warmup=2
+--phase=1 --image_size=64 --batch_size=8 --warmup=2
 It imports the reference's networks from DIR (none of its code is copied
 here), runs the same losses and optimizers as our phases (Adam for both nets,
-local patch half the image side as in the reference) on 2 threads, and
-prints one JSON line.
+local patch half the image side as in the reference) on 2 threads, and then
+times one step per "step" line bench_train.py sends (step_protocol.py), in
+turns with ours.
 """
 
 import argparse
-import json
 import resource
-import statistics
 import sys
-import time
+
+import step_protocol
 
 
 def main():
@@ -23,7 +23,6 @@ def main():
     p.add_argument("--phase", required=True)
     p.add_argument("--image_size", type=int, default=64)
     p.add_argument("--batch_size", type=int, default=8)
-    p.add_argument("--steps", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args()
@@ -86,29 +85,17 @@ def main():
             with torch.no_grad():
                 g(inp)
 
-    for _ in range(a.warmup):
-        step()
-    times = []
-    for _ in range(a.steps):
-        t = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t)
-    med = statistics.median(times)
-    print(
-        json.dumps(
-            dict(
-                phase=a.phase,
-                image_size=s,
-                batch_size=b,
-                img_per_sec=b / med,
-                step_ms_median=1e3 * med,
-                step_ms_min=1e3 * min(times),
-                step_ms_max=1e3 * max(times),
-                peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                torch=torch.__version__,
-            )
+    def summary(times):
+        return dict(
+            phase=a.phase,
+            image_size=s,
+            batch_size=b,
+            **step_protocol.step_summary(times, b),
+            peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            torch=torch.__version__,
         )
-    )
+
+    step_protocol.serve(step, a.warmup, summary)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ _DIMS = ("NHWC", "HWIO", "NHWC")
 # another (experiments/bench_ablation.py, through `formulations`).
 FORMULATIONS = {"conv": "planned", "transposed": "subpixel", "batch_norm": "folded"}
 _CHOICES = {
-    "conv": ("planned", "unbanded", "im2col", "lax"),
+    "conv": ("planned", "unbanded", "no_valid_taps", "no_output_taps", "im2col", "lax"),
     "transposed": ("subpixel", "lax"),
     "batch_norm": ("folded", "two_pass"),
 }
@@ -279,14 +279,25 @@ class ConvPlan:
     band_pixels: int = 0  # output pixels per piece of a "banded" weight gradient
 
 
-def plan_conv(kernel_shape, map_size: int, stride: int = 1, dilation: int = 1, padding=None):
+def plan_conv(
+    kernel_shape,
+    map_size: int,
+    stride: int = 1,
+    dilation: int = 1,
+    padding=None,
+    *,
+    bands: bool = True,
+    valid_taps: bool = True,
+    output_taps: bool = True,
+):
     """The formulations measured fastest on XLA:CPU for this layer (README, Performance).
 
-    `kernel_shape` is (k, k, Cin, Cout); `map_size` the input's side.
+    `kernel_shape` is (k, k, Cin, Cout); `map_size` the input's side. The
+    switches turn one optimisation off, to measure it (bench_ablation.py).
 
     * Weight gradients in bands of output rows wherever a sample's output has
       at least one band's worth of pixels (lax's own slows down sharply on
-      large outputs), except for a 3-channel output, where lax's is fastest.
+      large outputs), except for a 3-channel output (below).
     * Strided convolutions: lax forward, im2col input gradient (lax's
       lhs-dilated transpose is slow, 40x at 8x8 maps); on maps under 32 px the
       whole layer is im2col; the weight gradient per tap for 3x3 kernels on
@@ -314,15 +325,15 @@ def plan_conv(kernel_shape, map_size: int, stride: int = 1, dilation: int = 1, p
         if k == 3 and map_size <= _TAPS_MAX_MAP:
             return dataclasses.replace(plan, weight_grad="taps")
     same_size = stride == 1 and padding == (k // 2) * dilation
-    if same_size and valid_tap_fraction(map_size, k, dilation, padding) <= 0.5:
+    if valid_taps and same_size and valid_tap_fraction(map_size, k, dilation, padding) <= 0.5:
         return dataclasses.replace(
             plan, forward="valid_taps", input_grad="valid_taps", weight_grad="valid_taps"
         )
-    if stride == 1 and cout <= 3:
+    if output_taps and stride == 1 and cout <= 3:
         return dataclasses.replace(plan, weight_grad="output_taps")
     out_size = (map_size + 2 * padding - dilation * (k - 1) - 1) // stride + 1
     band_pixels = max(_BAND_PIXELS, int(_BAND_FLOPS / (k * k * cin * cout)))
-    if cout > 3 and out_size * out_size >= band_pixels:
+    if bands and cout > 3 and out_size * out_size >= band_pixels:
         return dataclasses.replace(plan, weight_grad="banded", band_pixels=band_pixels)
     return plan
 
@@ -387,19 +398,15 @@ def _im2col_throughout(kernel_shape, map_size, stride, dilation, padding):
     return plan
 
 
-def _unbanded(*args):
-    """plan_conv with lax's own weight gradient where it would use bands, to measure them."""
-    plan = plan_conv(*args)
-    if plan.weight_grad != "banded":
-        return plan
-    return dataclasses.replace(plan, weight_grad="lax", band_pixels=0)
-
-
 def conv2d(x, kernel, *, stride=1, dilation=1, padding=0):
     """Convolution (NHWC, HWIO kernel, symmetric padding) in its fastest exact form."""
-    planner = {"planned": plan_conv, "unbanded": _unbanded, "im2col": _im2col_throughout}.get(
-        FORMULATIONS["conv"]
-    )
+    planner = {
+        "planned": plan_conv,
+        "unbanded": functools.partial(plan_conv, bands=False),
+        "no_valid_taps": functools.partial(plan_conv, valid_taps=False),
+        "no_output_taps": functools.partial(plan_conv, output_taps=False),
+        "im2col": _im2col_throughout,
+    }.get(FORMULATIONS["conv"])
     if planner is None:  # "lax"
         return conv2d_reference(x, kernel, stride=stride, dilation=dilation, padding=padding)
     plan = planner(kernel.shape, x.shape[1], stride, dilation, padding)

@@ -5,6 +5,8 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -46,3 +48,45 @@ def test_bench_ablation_names_a_bad_variant_without_a_traceback():
     )  # fmt: skip
     assert result.returncode != 0
     assert "conv" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bench_train_rejects_a_folder_that_is_not_the_reference(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "experiments" / "bench_train.py"),
+         f"--reference_dir={tmp_path}", f"--reference_python={sys.executable}"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "not a GLCIC-PyTorch checkout" in result.stderr and "Traceback" not in result.stderr
+
+
+_STEPPER = """
+import sys, time
+sys.path.insert(0, {experiments!r})
+import step_protocol
+name, log = sys.argv[1], sys.argv[2]
+def step():
+    with open(log, "a") as f:
+        f.write(name + "\\n")
+    if name == "dies":
+        raise SystemExit("worker gave up")
+step_protocol.serve(step, warmup=0, summary=lambda times: {{"name": name, "steps": len(times)}})
+"""
+
+
+def _stepper(name, log):
+    script = _STEPPER.format(experiments=str(ROOT / "experiments"))
+    return [sys.executable, "-c", script, name, str(log)], None
+
+
+def test_workers_take_turns_and_a_dead_worker_is_reported(tmp_path):
+    sys.path.insert(0, str(ROOT / "experiments"))
+    import step_protocol
+
+    log = tmp_path / "log"
+    summaries = step_protocol.take_turns([_stepper("ours", log), _stepper("ref", log)], steps=4)
+    assert summaries == [{"name": "ours", "steps": 4}, {"name": "ref", "steps": 4}]
+    assert log.read_text().split() == ["ours", "ref", "ref", "ours"] * 2
+
+    with pytest.raises(RuntimeError, match="worker gave up"):
+        step_protocol.take_turns([_stepper("dies", tmp_path / "log2")], steps=2)

@@ -169,6 +169,10 @@ def test_conv2d_plans_follow_measurements():
     assert parts(layers.plan_conv((3, 3, 128, 256), 128, 2)) == ("lax", "im2col", "taps")
     assert parts(layers.plan_conv((5, 5, 64, 128), 128, 2)) == ("lax", "im2col", "banded")
     assert parts(layers.plan_conv((2, 2, 128, 256), 64, padding=1)) == ("lax", "im2col", "taps")
+    # Each optimisation can be switched off on its own, to measure it.
+    assert parts(layers.plan_conv((3, 3, 256, 256), 16, 1, 16, valid_taps=False))[0] == "lax"
+    assert parts(layers.plan_conv((3, 3, 32, 3), 256, output_taps=False)) == ("lax",) * 3
+    assert parts(layers.plan_conv((3, 3, 256, 256), 64, 1, 8, bands=False)) == ("lax",) * 3
     wide = layers.plan_conv((3, 3, 64, 32), 256)  # few channels: bigger bands
     assert wide.band_pixels > layers.plan_conv((3, 3, 256, 256), 64).band_pixels
 

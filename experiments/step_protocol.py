@@ -1,0 +1,113 @@
+"""Time two processes' steps in turns: the line protocol between bench_train.py and its workers.
+
+Machines here drift by 10-20% within minutes, so timing all of our steps and
+then all of the reference's makes the ratio depend on when each ran. Each
+worker compiles and warms up, says it is ready, then runs one step per
+"step" line it reads and answers with the seconds it took; "done" ends it
+with a summary. bench_train.py alternates the two workers step by step.
+
+No imports beyond the standard library: the reference's worker runs in a
+venv with torch and without this project's dependencies.
+"""
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def step_summary(times: list, batch_size: int) -> dict:
+    med = statistics.median(times)
+    return dict(
+        img_per_sec=batch_size / med,
+        step_ms_median=1e3 * med,
+        step_ms_min=1e3 * min(times),
+        step_ms_max=1e3 * max(times),
+    )
+
+
+def serve(step, warmup: int, summary) -> None:
+    """Worker side: warm up, then answer "step" and "done" lines on stdin.
+
+    `summary(times)` returns the final JSON object (a dict).
+    """
+    for _ in range(warmup):
+        step()
+    print(json.dumps({"ready": True}), flush=True)
+    times = []
+    for line in sys.stdin:
+        if line.strip() == "step":
+            t = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - t)
+            print(json.dumps({"step_s": times[-1]}), flush=True)
+        elif line.strip() == "done":
+            print(json.dumps(summary(times)), flush=True)
+            return
+
+
+class Worker:
+    """Parent side: one worker process, driven a step at a time."""
+
+    def __init__(self, cmd: list, env=None):
+        self.cmd = cmd
+        self._stderr = tempfile.TemporaryFile(mode="w+")
+        self._proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+            env=env,
+        )
+
+    def _reply(self) -> dict:
+        for line in self._proc.stdout:
+            if line.startswith("{"):
+                return json.loads(line)
+        self._proc.wait()
+        self._stderr.seek(0)
+        raise RuntimeError(f"{' '.join(self.cmd[:3])} failed: {self._stderr.read().strip()[-800:]}")
+
+    def _send(self, command: str) -> dict:
+        self._proc.stdin.write(command + "\n")
+        self._proc.stdin.flush()
+        return self._reply()
+
+    def wait_ready(self) -> None:
+        self._reply()
+
+    def step(self) -> float:
+        return self._send("step")["step_s"]
+
+    def finish(self) -> dict:
+        summary = self._send("done")
+        self._proc.wait()
+        self._stderr.close()
+        return summary
+
+    def kill(self) -> None:
+        self._proc.kill()
+        self._proc.wait()
+
+
+def take_turns(commands: list, steps: int) -> list:
+    """Start and warm up each worker in turn (so compiling is timed alone), then one
+    timed step each per round, alternating which goes first; returns the summaries.
+
+    `commands` is a list of (argv, env) pairs.
+    """
+    workers = []
+    try:
+        for cmd, env in commands:
+            workers.append(Worker(cmd, env))
+            workers[-1].wait_ready()
+        for i in range(steps):
+            for worker in workers if i % 2 == 0 else workers[::-1]:
+                worker.step()
+        return [worker.finish() for worker in workers]
+    finally:
+        for worker in workers:
+            worker.kill()
