@@ -58,12 +58,12 @@ def compile_phase(config, phase: str) -> Workload:
         hole = masks.boxes_to_masks(boxes, config.image_size)
         images = batch.astype(jnp.float32) / 255
 
-        def complete(s, x, m):
-            return steps.complete(nets, s.gen, s.gen_stats, s.mean_pixel, x, m)
-
+        weights = (state.gen, state.gen_stats, state.mean_pixel)
         t = time.perf_counter()
-        compiled = jax.jit(complete).lower(state, images, hole).compile()
-        return Workload(lambda: compiled(state, images, hole), compiled, time.perf_counter() - t)
+        compiled = (
+            steps.jit_complete(nets, config.image_size).lower(*weights, images, hole).compile()
+        )
+        return Workload(lambda: compiled(*weights, images, hole), compiled, time.perf_counter() - t)
 
     t = time.perf_counter()
     compiled = steps.jit_steps(nets)[int(phase)].lower(state, batch).compile()

@@ -55,7 +55,7 @@ def _jitted_complete(*network_fields):
     config = configs.get_config("tiny")
     config.update(dict(zip(_NETWORK_FIELDS, network_fields)))
     nets = steps.build_networks(config)
-    return jax.jit(functools.partial(steps.complete, nets))
+    return steps.jit_complete(nets, config.image_size)
 
 
 class Completer:

@@ -206,7 +206,11 @@ def _train(config, workdir, data_dir, resume, ckpts) -> int:
     if bank is not None:
         bank = jax.device_put(bank, replicated)
     train_steps = steps.jit_steps(nets, replicated, batch_sharding)
-    complete = jax.jit(lambda s, x, m: steps.complete(nets, s.gen, s.gen_stats, s.mean_pixel, x, m))
+    jitted_complete = steps.jit_complete(nets, config.image_size)
+
+    def complete(s, x, m):
+        return jitted_complete(s.gen, s.gen_stats, s.mean_pixel, x, m)
+
     sample_x = jnp.asarray(sample_images, jnp.float32) / 255.0
     sample_m = _sample_holes(config, len(sample_images), bank)
 

@@ -62,3 +62,29 @@ def test_joint_step_trains_both(setup, fixed_batch):
 def test_phase_schedule():
     config = configs.get_config("tiny")  # Tc=10, Td=5
     assert [configs.phase_of(s, config) for s in (0, 9, 10, 14, 15, 39)] == [1, 1, 2, 2, 3, 3]
+
+
+def test_inference_compiles_small_images_with_other_conv_kernels_same_result(setup):
+    """Up to 128 px, CPU inference uses XLA's own convolutions (faster there); same output."""
+    assert steps.inference_compiler_options(64) and steps.inference_compiler_options(128)
+    assert steps.inference_compiler_options(256) == {}
+    config, nets, _ = setup
+    state = steps.init_state(config, nets, np.full(3, 0.5))
+    rng = np.random.default_rng(0)
+    size = config.image_size
+    images = rng.uniform(size=(2, size, size, 3)).astype(np.float32)
+    hole = np.zeros((2, size, size, 1), np.float32)
+    hole[:, size // 2 :, size // 4 : 3 * size // 4] = 1
+    weights = (state.gen, state.gen_stats, state.mean_pixel)
+    chosen = steps.jit_complete(nets, size)
+    plain = jax.jit(lambda *args: steps.complete(nets, *args))
+
+    def ynn_fusions(fn):
+        return fn.lower(*weights, images, hole).compile().as_text().count("ynn_fusion")
+
+    assert ynn_fusions(chosen) < ynn_fusions(plain)  # the convolutions left YNNPACK
+    chosen, plain = chosen(*weights, images, hole), plain(*weights, images, hole)
+    np.testing.assert_allclose(chosen, plain, atol=1e-5)
+    assert not np.allclose(
+        chosen[hole[..., 0] > 0], images[hole[..., 0] > 0]
+    )  # the hole was filled
