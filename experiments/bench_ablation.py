@@ -19,6 +19,9 @@ change how layers are computed, never what they compute
   batch_norm=two_pass  mean, then variance, then normalise (unfolded)
   all_lax       all three plain
   no_allocator  "fast" in a second process without the allocator setting
+  ynnpack_convs inference (--phase=infer) with YNNPACK's convolutions at every
+                size (the fast step uses XLA's own up to 128 px)
+  xla_convs     inference with XLA's own convolutions at every size
 
 Prints one line and one JSON line per variant: median and spread of the
 step time and the ratio to "fast". It measures and asserts nothing.
@@ -50,12 +53,14 @@ flags.DEFINE_bool("worker", False, "Internal: time the in-process variants and p
 FLAGS = flags.FLAGS
 
 ALL_LAX = {"conv": "lax", "transposed": "lax", "batch_norm": "two_pass"}
+# Inference compiled with XLA options other than the ones steps.py picks.
+INFERENCE_VARIANTS = ("ynnpack_convs", "xla_convs")
 
 
 def _choices(variant: str) -> dict:
     from glcic_jax import layers
 
-    if variant in ("fast", "no_allocator"):
+    if variant in ("fast", "no_allocator", *INFERENCE_VARIANTS):
         return {}
     if variant == "all_lax":
         return ALL_LAX
@@ -70,15 +75,16 @@ def _choices(variant: str) -> dict:
 def time_variants(variants: list[str]) -> dict:
     import jax
 
-    from glcic_jax import allocator, benchmark, layers
+    from glcic_jax import allocator, benchmark, layers, steps
 
     if FLAGS.allocator:
         allocator.keep_buffers_mapped()
     config = benchmark.bench_config(FLAGS.config, FLAGS.image_size, FLAGS.batch_size)
     runs = {}
     for variant in variants:
+        options = {"ynnpack_convs": {}, "xla_convs": steps.EIGEN_CONV_OPTIONS}.get(variant)
         with layers.formulations(**_choices(variant)):
-            runs[variant] = benchmark.compile_phase(config, FLAGS.phase).run
+            runs[variant] = benchmark.compile_phase(config, FLAGS.phase, options).run
         jax.block_until_ready(runs[variant]())  # warm-up
     times = {variant: [] for variant in variants}
     for _ in range(FLAGS.rounds):
@@ -108,6 +114,9 @@ def main(argv):
         return
     for variant in FLAGS.variants:
         _choices(variant)  # a bad name fails here, before any compiling
+    for variant in set(INFERENCE_VARIANTS) & set(FLAGS.variants):
+        if FLAGS.phase != "infer":
+            raise app.UsageError(f"variant {variant} is about inference: use --phase=infer")
     in_process = [v for v in FLAGS.variants if v != "no_allocator"]
     if "fast" not in in_process:
         in_process.insert(0, "fast")

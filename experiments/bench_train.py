@@ -6,9 +6,9 @@
 
 Each phase runs in its own subprocess (so peak memory is per phase), with the
 allocator setting of launch.py; with a reference, its process and ours each
-warm up, then run their timed steps in turns, one step each, alternating who
-goes first (step_protocol.py), so both see the same machine load. Prints one
-human-readable line and one
+warm up, then take turns, alternating who goes first, each turn one untimed
+and one timed step (step_protocol.py), so both see the same machine load.
+Prints one human-readable line and one
 JSON line (`phase`, `image_size`, `batch_size`, `img_per_sec`,
 `step_ms_median`, spread, `compile_s`, `gflops_per_sec`, `peak_rss_mb` and
 what it is made of: `peak_rss_after_compile_mb`, `xla_temp_mb`, `xla_args_mb`; and

@@ -3,8 +3,13 @@
 Machines here drift by 10-20% within minutes, so timing all of our steps and
 then all of the reference's makes the ratio depend on when each ran. Each
 worker compiles and warms up, says it is ready, then runs one step per
-"step" line it reads and answers with the seconds it took; "done" ends it
-with a summary. bench_train.py alternates the two workers step by step.
+"step" line it reads and answers with the seconds it took ("warm": the same,
+untimed); "done" ends it with a summary. bench_train.py alternates the two
+workers: in each turn one untimed step, then one timed step. A step right
+after the process sat idle is slower than in a steady run, ours more than the
+reference's (at 256 px b1 phase 1, +40 ms after the other side's step and
++160 ms after a 1 s pause; the reference's +0 and +27 ms), and training
+never sits idle between steps.
 
 No imports beyond the standard library: the reference's worker runs in a
 venv with torch and without this project's dependencies.
@@ -38,7 +43,10 @@ def serve(step, warmup: int, summary) -> None:
     print(json.dumps({"ready": True}), flush=True)
     times = []
     for line in sys.stdin:
-        if line.strip() == "step":
+        if line.strip() == "warm":
+            step()
+            print(json.dumps({"warm": True}), flush=True)
+        elif line.strip() == "step":
             t = time.perf_counter()
             step()
             times.append(time.perf_counter() - t)
@@ -79,7 +87,10 @@ class Worker:
     def wait_ready(self) -> None:
         self._reply()
 
-    def step(self) -> float:
+    def step(self, settle: int = 0) -> float:
+        """Seconds of one step, after `settle` untimed ones."""
+        for _ in range(settle):
+            self._send("warm")
         return self._send("step")["step_s"]
 
     def finish(self) -> dict:
@@ -93,9 +104,10 @@ class Worker:
         self._proc.wait()
 
 
-def take_turns(commands: list, steps: int) -> list:
-    """Start and warm up each worker in turn (so compiling is timed alone), then one
-    timed step each per round, alternating which goes first; returns the summaries.
+def take_turns(commands: list, steps: int, settle: int = 1) -> list:
+    """Start and warm up each worker in turn (so compiling is timed alone), then in
+    each round a turn for each worker, alternating which goes first: `settle`
+    untimed steps and one timed step. Returns the workers' summaries.
 
     `commands` is a list of (argv, env) pairs.
     """
@@ -106,7 +118,7 @@ def take_turns(commands: list, steps: int) -> list:
             workers[-1].wait_ready()
         for i in range(steps):
             for worker in workers if i % 2 == 0 else workers[::-1]:
-                worker.step()
+                worker.step(settle)
         return [worker.finish() for worker in workers]
     finally:
         for worker in workers:

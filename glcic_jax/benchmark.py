@@ -40,11 +40,12 @@ class Workload:
     compile_s: float  # tracing and compiling the step
 
 
-def compile_phase(config, phase: str) -> Workload:
+def compile_phase(config, phase: str, inference_options: dict | None = None) -> Workload:
     """Fresh networks and a random batch, the phase's step traced and compiled.
 
     Tracing happens here, so `layers.formulations` around this call decides the
-    formulations the executable uses.
+    formulations the executable uses. `inference_options`: XLA options for
+    inference instead of `steps.inference_compiler_options`'s.
     """
     if phase not in PHASES:
         raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
@@ -61,7 +62,9 @@ def compile_phase(config, phase: str) -> Workload:
         weights = (state.gen, state.gen_stats, state.mean_pixel)
         t = time.perf_counter()
         compiled = (
-            steps.jit_complete(nets, config.image_size).lower(*weights, images, hole).compile()
+            steps.jit_complete(nets, config.image_size, inference_options)
+            .lower(*weights, images, hole)
+            .compile()
         )
         return Workload(lambda: compiled(*weights, images, hole), compiled, time.perf_counter() - t)
 

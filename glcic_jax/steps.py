@@ -277,21 +277,23 @@ def complete(nets: Networks, gen, gen_stats, mean_pixel, images, hole):
 # backward convolutions are much faster there (phase 1 at 64 px: 19% slower
 # without).
 _EIGEN_CONV_MAX_SIZE = 128
-_EIGEN_CONV_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
+EIGEN_CONV_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
 
 
 def inference_compiler_options(image_size: int) -> dict:
     if jax.default_backend() == "cpu" and image_size <= _EIGEN_CONV_MAX_SIZE:
-        return dict(_EIGEN_CONV_OPTIONS)
+        return dict(EIGEN_CONV_OPTIONS)
     return {}
 
 
-def jit_complete(nets: Networks, image_size: int):
-    """`complete` jitted as (gen, gen_stats, mean_pixel, images, hole) -> images."""
-    return jax.jit(
-        functools.partial(complete, nets),
-        compiler_options=inference_compiler_options(image_size),
-    )
+def jit_complete(nets: Networks, image_size: int, compiler_options: dict | None = None):
+    """`complete` jitted as (gen, gen_stats, mean_pixel, images, hole) -> images.
+
+    `compiler_options` default: `inference_compiler_options(image_size)`.
+    """
+    if compiler_options is None:
+        compiler_options = inference_compiler_options(image_size)
+    return jax.jit(functools.partial(complete, nets), compiler_options=compiler_options)
 
 
 def jit_steps(nets: Networks, state_sharding=None, batch_sharding=None):

@@ -41,6 +41,18 @@ def test_bench_ablation_times_each_variant_against_fast():
         assert r["step_ms_min"] <= r["step_ms_median"] <= r["step_ms_max"]
 
 
+def test_bench_ablation_times_inference_with_ynnpack_convolutions():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "experiments" / "bench_ablation.py"), "--config=tiny",
+         "--image_size=32", "--batch_size=2", "--phase=infer", "--rounds=2",
+         "--variants=fast,ynnpack_convs,xla_convs"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    records = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert [r["variant"] for r in records] == ["fast", "ynnpack_convs", "xla_convs"]
+
+
 def test_bench_ablation_names_a_bad_variant_without_a_traceback():
     result = subprocess.run(
         [sys.executable, str(ROOT / "experiments" / "bench_ablation.py"), "--variants=conv=fft"],
@@ -86,7 +98,9 @@ def test_workers_take_turns_and_a_dead_worker_is_reported(tmp_path):
     log = tmp_path / "log"
     summaries = step_protocol.take_turns([_stepper("ours", log), _stepper("ref", log)], steps=4)
     assert summaries == [{"name": "ours", "steps": 4}, {"name": "ref", "steps": 4}]
-    assert log.read_text().split() == ["ours", "ref", "ref", "ours"] * 2
+    # Each turn is one untimed step, then the timed one; who goes first alternates.
+    first_ours, first_ref = ["ours"] * 2 + ["ref"] * 2, ["ref"] * 2 + ["ours"] * 2
+    assert log.read_text().split() == (first_ours + first_ref) * 2
 
     with pytest.raises(RuntimeError, match="worker gave up"):
         step_protocol.take_turns([_stepper("dies", tmp_path / "log2")], steps=2)
