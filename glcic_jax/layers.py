@@ -234,19 +234,21 @@ def valid_tap_fraction(size: int, kernel_size: int, dilation: int, padding: int)
 def conv2d_valid_taps(x, kernel, *, dilation, padding):
     """A stride-1 "same" convolution computed region by region with only the taps
     that read inside the map; the taps left out would multiply zero padding."""
-    size, k = x.shape[1], kernel.shape[0]
+    k = kernel.shape[0]
+    if k % 2 == 0 or padding != (k // 2) * dilation:
+        raise ValueError(f"valid taps need an odd kernel and padding {k // 2} x dilation")
 
-    def span(start, stop, first, last):
+    def span(size, start, stop, first, last):
         lo, hi = start - padding + first * dilation, stop - 1 - padding + last * dilation + 1
         return slice(max(lo, 0), min(hi, size)), (max(0, -lo), max(0, hi - size))
 
-    segments = tap_segments(size, k, dilation, padding)
+    height, width = x.shape[1:3]
     rows = []
-    for row in segments:
-        row_slice, row_pad = span(*row)
+    for row in tap_segments(height, k, dilation, padding):
+        row_slice, row_pad = span(height, *row)
         cols = []
-        for col in segments:
-            col_slice, col_pad = span(*col)
+        for col in tap_segments(width, k, dilation, padding):
+            col_slice, col_pad = span(width, *col)
             region = x[:, row_slice, col_slice]
             taps = kernel[row[2] : row[3] + 1, col[2] : col[3] + 1]
             cols.append(
@@ -327,7 +329,7 @@ def plan_conv(
         plan = dataclasses.replace(plan, input_grad="im2col")
         if k == 3 and map_size <= _TAPS_MAX_MAP:
             return dataclasses.replace(plan, weight_grad="taps")
-    same_size = stride == 1 and padding == (k // 2) * dilation
+    same_size = stride == 1 and k % 2 == 1 and padding == (k // 2) * dilation
     if valid_taps and same_size and valid_tap_fraction(map_size, k, dilation, padding) <= 0.5:
         return dataclasses.replace(
             plan, forward="valid_taps", input_grad="valid_taps", weight_grad="valid_taps"

@@ -123,6 +123,19 @@ def test_valid_taps_conv_equals_lax(size, dilation):
     )
 
 
+def test_valid_taps_on_a_rectangular_map_and_only_for_same_size_convolutions():
+    plan = layers.ConvPlan(1, 8, 8, "valid_taps", "valid_taps", "valid_taps")
+    x, w = _random((2, 16, 9, 3), 0), _random((3, 3, 3, 4), 1)
+    _assert_same(
+        lambda x, w: layers.conv2d_planned(x, w, plan),
+        lambda x, w: layers.conv2d_reference(x, w, dilation=8, padding=8),
+        x,
+        w,
+    )
+    with pytest.raises(ValueError, match="odd kernel"):
+        layers.conv2d_valid_taps(x, w, dilation=8, padding=4)
+
+
 @pytest.mark.parametrize("size", [1, 2, 3, 5, 8, 16, 33, 64])
 @pytest.mark.parametrize("dilation", [1, 2, 4, 8, 16])
 def test_tap_segments_cover_the_map_and_keep_every_in_map_tap(size, dilation):
