@@ -79,16 +79,22 @@ _IM2COL_MAX_MAP = 32
 _TAPS_MAX_MAP = 128
 
 
-def conv2d_reference(x, kernel, *, stride=1, dilation=1, padding=0):
-    """The plain lax convolution with torch-style symmetric padding."""
+def _lax_conv(x, kernel, rows, cols, *, stride=1, dilation=1):
+    """lax's convolution, NHWC / HWIO; `rows` and `cols` are (before, after) padding."""
     return lax.conv_general_dilated(
         x,
         kernel,
         window_strides=(stride, stride),
-        padding=[(padding, padding), (padding, padding)],
+        padding=[rows, cols],
         rhs_dilation=(dilation, dilation),
         dimension_numbers=_DIMS,
     )
+
+
+def conv2d_reference(x, kernel, *, stride=1, dilation=1, padding=0):
+    """The plain lax convolution with torch-style symmetric padding."""
+    both = (padding, padding)
+    return _lax_conv(x, kernel, both, both, stride=stride, dilation=dilation)
 
 
 def conv2d_im2col(x, kernel, *, stride, padding):
@@ -149,13 +155,8 @@ def weight_grad_banded(x, dy, *, kernel_size, stride, dilation, padding, band_pi
             band = x[i : i + 1, r0 * stride : (r1 - 1) * stride + halo]
 
             def conv(w, band=band):
-                return lax.conv_general_dilated(
-                    band,
-                    w,
-                    window_strides=(stride, stride),
-                    padding=[(0, 0), (padding, padding)],
-                    rhs_dilation=(dilation, dilation),
-                    dimension_numbers=_DIMS,
+                return _lax_conv(
+                    band, w, (0, 0), (padding, padding), stride=stride, dilation=dilation
                 )
 
             (grad,) = jax.vjp(conv, zeros)[1](dy[i : i + 1, r0:r1])
@@ -251,16 +252,7 @@ def conv2d_valid_taps(x, kernel, *, dilation, padding):
             col_slice, col_pad = span(width, *col)
             region = x[:, row_slice, col_slice]
             taps = kernel[row[2] : row[3] + 1, col[2] : col[3] + 1]
-            cols.append(
-                lax.conv_general_dilated(
-                    region,
-                    taps,
-                    window_strides=(1, 1),
-                    padding=[row_pad, col_pad],
-                    rhs_dilation=(dilation, dilation),
-                    dimension_numbers=_DIMS,
-                )
-            )
+            cols.append(_lax_conv(region, taps, row_pad, col_pad, dilation=dilation))
         rows.append(jnp.concatenate(cols, axis=2))
     return jnp.concatenate(rows, axis=1)
 
