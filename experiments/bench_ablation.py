@@ -37,6 +37,8 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from absl import app, flags  # noqa: E402
 
+import step_protocol  # noqa: E402  (beside this script)
+
 flags.DEFINE_string("config", "paper", "Preset for widths (paper: full width).")
 flags.DEFINE_integer("image_size", 64, "Image side.")
 flags.DEFINE_integer("batch_size", 8, "Batch size.")
@@ -102,9 +104,7 @@ def _worker_times(variants: list[str], allocator: bool) -> dict:
         f"--image_size={FLAGS.image_size}", f"--batch_size={FLAGS.batch_size}",
         f"--phase={FLAGS.phase}", f"--rounds={FLAGS.rounds}",
     ]  # fmt: skip
-    from glcic_jax.benchmark import worker_json
-
-    return worker_json(cmd)
+    return step_protocol.run_once(cmd)
 
 
 def main(argv):

@@ -1,5 +1,7 @@
 """Time two processes' steps in turns: the line protocol between bench_train.py and its workers.
 
+(And `run_once`, for bench_ablation.py's workers, which time on their own.)
+
 Machines here drift by 10-20% within minutes, so timing all of our steps and
 then all of the reference's makes the ratio depend on when each ran. Each
 worker compiles and warms up, says it is ready, then runs one step per
@@ -56,6 +58,19 @@ def serve(step, warmup: int, summary) -> None:
             return
 
 
+def _failed(cmd: list, stderr: str) -> RuntimeError:
+    return RuntimeError(f"{' '.join(cmd[:3])} failed: {stderr.strip()[-800:]}")
+
+
+def run_once(cmd: list, env=None) -> dict:
+    """Run a worker that times on its own and return the last JSON line it printed."""
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+    if out.returncode or not lines:
+        raise _failed(cmd, out.stderr)
+    return json.loads(lines[-1])
+
+
 class Worker:
     """Parent side: one worker process, driven a step at a time."""
 
@@ -77,7 +92,7 @@ class Worker:
                 return json.loads(line)
         self._proc.wait()
         self._stderr.seek(0)
-        raise RuntimeError(f"{' '.join(self.cmd[:3])} failed: {self._stderr.read().strip()[-800:]}")
+        raise _failed(self.cmd, self._stderr.read())
 
     def _send(self, command: str) -> dict:
         self._proc.stdin.write(command + "\n")

@@ -3,13 +3,10 @@
 Shared by experiments/bench_train.py (each phase beside the PyTorch
 reference) and experiments/bench_ablation.py (one phase under each layer
 formulation), so both time exactly the step that training runs; both run
-their timings in worker processes and read back one JSON line
-(`worker_json`).
+their timings in worker processes (experiments/step_protocol.py).
 """
 
 import dataclasses
-import json
-import subprocess
 import time
 from typing import Any, Callable
 
@@ -85,12 +82,3 @@ def flops_per_run(compiled) -> float:
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     return float(cost.get("flops", 0.0)) if cost else 0.0
-
-
-def worker_json(cmd: list[str], env=None) -> dict:
-    """Run a benchmark worker process and return the last JSON line it printed."""
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
-    if out.returncode or not lines:
-        raise RuntimeError(f"{' '.join(cmd[:3])} failed: {out.stderr.strip()[-800:]}")
-    return json.loads(lines[-1])
