@@ -10,14 +10,26 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def test_bench_train_prints_parseable_lines():
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "experiments" / "bench_train.py"), "--config=tiny",
-         "--image_size=32", "--batch_size=2", "--phases=2,infer", "--steps=2", "--warmup=1"],
-        capture_output=True, text=True, timeout=600,
+def _script(name, *flags, timeout=600):
+    """Run experiments/NAME with these flags."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "experiments" / name), *flags],
+        capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
+
+
+def _records(result):
+    """The JSON lines a successful run printed."""
     assert result.returncode == 0, result.stderr[-2000:]
-    records = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+
+
+def test_bench_train_prints_parseable_lines():
+    result = _script(
+        "bench_train.py", "--config=tiny", "--image_size=32", "--batch_size=2",
+        "--phases=2,infer", "--steps=2", "--warmup=1",
+    )  # fmt: skip
+    records = _records(result)
     assert [r["phase"] for r in records] == ["2", "infer"]
     for r in records:
         for key in ("image_size", "batch_size", "img_per_sec", "step_ms_median", "peak_rss_mb"):
@@ -27,14 +39,12 @@ def test_bench_train_prints_parseable_lines():
 
 
 def test_bench_ablation_times_each_variant_against_fast():
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "experiments" / "bench_ablation.py"), "--config=tiny",
-         "--image_size=32", "--batch_size=2", "--phase=3", "--rounds=2",
-         "--variants=fast,all_lax,no_allocator"],
-        capture_output=True, text=True, timeout=600,
+    records = _records(
+        _script(
+            "bench_ablation.py", "--config=tiny", "--image_size=32", "--batch_size=2",
+            "--phase=3", "--rounds=2", "--variants=fast,all_lax,no_allocator",
+        )
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-2000:]
-    records = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert [r["variant"] for r in records] == ["fast", "all_lax", "no_allocator"]
     assert records[0]["time_vs_fast"] == 1.0
     for r in records:
@@ -42,31 +52,25 @@ def test_bench_ablation_times_each_variant_against_fast():
 
 
 def test_bench_ablation_times_inference_with_ynnpack_convolutions():
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "experiments" / "bench_ablation.py"), "--config=tiny",
-         "--image_size=32", "--batch_size=2", "--phase=infer", "--rounds=2",
-         "--variants=fast,ynnpack_convs,xla_convs"],
-        capture_output=True, text=True, timeout=600,
+    records = _records(
+        _script(
+            "bench_ablation.py", "--config=tiny", "--image_size=32", "--batch_size=2",
+            "--phase=infer", "--rounds=2", "--variants=fast,ynnpack_convs,xla_convs",
+        )
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-2000:]
-    records = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert [r["variant"] for r in records] == ["fast", "ynnpack_convs", "xla_convs"]
 
 
 def test_bench_ablation_names_a_bad_variant_without_a_traceback():
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "experiments" / "bench_ablation.py"), "--variants=conv=fft"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    result = _script("bench_ablation.py", "--variants=conv=fft", timeout=120)
     assert result.returncode != 0
     assert "conv" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_bench_train_rejects_a_folder_that_is_not_the_reference(tmp_path):
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "experiments" / "bench_train.py"),
-         f"--reference_dir={tmp_path}", f"--reference_python={sys.executable}"],
-        capture_output=True, text=True, timeout=120,
+    result = _script(
+        "bench_train.py", f"--reference_dir={tmp_path}", f"--reference_python={sys.executable}",
+        timeout=120,
     )  # fmt: skip
     assert result.returncode != 0
     assert "not a GLCIC-PyTorch checkout" in result.stderr and "Traceback" not in result.stderr
