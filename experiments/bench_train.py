@@ -90,15 +90,6 @@ def _accelerator_peak_mb(device) -> dict:
     return {"peak_device_mb": stats["peak_bytes_in_use"] / 2**20}
 
 
-# The same allocator setting for the reference as launch.py applies to us (PERF.md).
-REFERENCE_ENV = dict(
-    MALLOC_ARENA_MAX="1",
-    MALLOC_MMAP_MAX_="0",
-    MALLOC_TRIM_THRESHOLD_="68719476736",
-    MALLOC_TOP_PAD_="1073741824",
-)
-
-
 def main(argv):
     del argv
     if FLAGS.worker:
@@ -106,6 +97,8 @@ def main(argv):
         return
     if bool(FLAGS.reference_dir) != bool(FLAGS.reference_python):
         raise app.UsageError("--reference_dir and --reference_python go together")
+    from glcic_jax import allocator  # the reference gets the setting launch.py applies to us
+
     if FLAGS.steps < 1:
         raise app.UsageError("--steps must be at least 1")
     if FLAGS.reference_dir and not (pathlib.Path(FLAGS.reference_dir) / "models.py").is_file():
@@ -130,7 +123,7 @@ def main(argv):
             commands.append(
                 ([FLAGS.reference_python, str(HERE / "reference_timer.py"),
                   f"--reference_dir={FLAGS.reference_dir}", f"--phase={phase}", *common],
-                 {**os.environ, **REFERENCE_ENV})
+                 {**os.environ, **allocator.environment()})
             )  # fmt: skip
         try:
             ours, *reference = step_protocol.take_turns(commands, FLAGS.steps)

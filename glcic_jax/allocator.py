@@ -22,6 +22,17 @@ SETTINGS = {
     _M_TRIM_THRESHOLD: 64 << 30,
     _M_TOP_PAD: 1 << 30,
 }
+_ENV_NAMES = {
+    _M_ARENA_MAX: "MALLOC_ARENA_MAX",
+    _M_MMAP_MAX: "MALLOC_MMAP_MAX_",
+    _M_TRIM_THRESHOLD: "MALLOC_TRIM_THRESHOLD_",
+    _M_TOP_PAD: "MALLOC_TOP_PAD_",
+}
+
+
+def environment() -> dict:
+    """The same settings as environment variables, for a child process that is not ours."""
+    return {_ENV_NAMES[param]: str(value) for param, value in SETTINGS.items()}
 
 
 def keep_buffers_mapped() -> bool:

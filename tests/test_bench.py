@@ -108,3 +108,14 @@ def test_workers_take_turns_and_a_dead_worker_is_reported(tmp_path):
 
     with pytest.raises(RuntimeError, match="worker gave up"):
         step_protocol.take_turns([_stepper("dies", tmp_path / "log2")], steps=2)
+
+
+def test_the_reference_gets_perf_md_allocator_environment():
+    from glcic_jax import allocator
+
+    assert allocator.environment() == {
+        "MALLOC_ARENA_MAX": "1",
+        "MALLOC_MMAP_MAX_": "0",
+        "MALLOC_TRIM_THRESHOLD_": "68719476736",
+        "MALLOC_TOP_PAD_": "1073741824",
+    }
