@@ -43,7 +43,15 @@ _DIMS = ("NHWC", "HWIO", "NHWC")
 # another (experiments/bench_ablation.py, through `formulations`).
 FORMULATIONS = {"conv": "planned", "transposed": "subpixel", "batch_norm": "folded"}
 _CHOICES = {
-    "conv": ("planned", "unbanded", "no_valid_taps", "no_output_taps", "im2col", "lax"),
+    "conv": (
+        "planned",
+        "unbanded",
+        "no_valid_taps",
+        "no_output_taps",
+        "no_xla_kernels",
+        "im2col",
+        "lax",
+    ),
     "transposed": ("subpixel", "lax"),
     "batch_norm": ("folded", "two_pass"),
 }
@@ -77,6 +85,10 @@ _BAND_PIXELS = 1024
 _IM2COL_MAX_MAP = 32
 # 3x3 strided convolutions take their weight gradient per tap up to this map size.
 _TAPS_MAX_MAP = 128
+# Stride-1 convolutions to this many channels or fewer take their input
+# gradient from XLA's own kernel, and their output too on maps up to this size.
+_XLA_KERNEL_MAX_COUT = 32
+_XLA_KERNEL_FORWARD_MAX_MAP = 64
 
 
 def _lax_conv(x, kernel, rows, cols, *, stride=1, dilation=1):
@@ -257,14 +269,29 @@ def conv2d_valid_taps(x, kernel, *, dilation, padding):
     return jnp.concatenate(rows, axis=1)
 
 
+def conv2d_xla_kernel(x, kernel, *, stride=1, dilation=1, padding=0):
+    """A convolution run by XLA's own (Eigen) kernel instead of YNNPACK's.
+
+    XLA:CPU gives YNNPACK every convolution except those whose output is taller
+    than their input. Padding the bottom so the output gains rows (computed,
+    then dropped) makes it one of those: YNNPACK runs some few-channel layers
+    on a single thread, Eigen on both cores.
+    """
+    k, height = kernel.shape[0], x.shape[1]
+    out_h = (height + 2 * padding - dilation * (k - 1) - 1) // stride + 1
+    extra = max(0, (height + 1 - out_h) * stride)  # output rows: height + 1
+    rows, cols = (padding, padding + extra), (padding, padding)
+    return _lax_conv(x, kernel, rows, cols, stride=stride, dilation=dilation)[:, :out_h]
+
+
 @dataclasses.dataclass(frozen=True)
 class ConvPlan:
     """How to compute one convolution's output, input gradient and weight gradient.
 
-    Each of the three is chosen on its own ("lax", "im2col", "valid_taps" or, for
-    the weight gradient, "taps", "output_taps" or "banded"): the fastest
-    formulation of the forward pass is often not the one whose automatic
-    transpose is fastest.
+    Each of the three is chosen on its own ("lax", "im2col", "valid_taps", for
+    the output and input gradient "xla_kernel", for the weight gradient "taps",
+    "output_taps" or "banded"): the fastest formulation of the forward pass is
+    often not the one whose automatic transpose is fastest.
     """
 
     stride: int = 1
@@ -286,6 +313,7 @@ def plan_conv(
     bands: bool = True,
     valid_taps: bool = True,
     output_taps: bool = True,
+    xla_kernels: bool = True,
 ):
     """The formulations measured fastest on XLA:CPU for this layer (README, Performance).
 
@@ -306,6 +334,9 @@ def plan_conv(
       by region, for the output and both gradients.
     * A stride-1 convolution to at most 3 channels: the weight gradient as one
       matmul against the shifted output gradients.
+    * A stride-1 convolution to 4-32 channels (64 -> 32 before the output
+      layer): the input gradient, and on maps up to 64 px the output, by XLA's
+      own kernel, which uses both cores where YNNPACK's uses one.
     """
     k, _, cin, cout = kernel_shape
     if padding is None:
@@ -328,6 +359,9 @@ def plan_conv(
         )
     if output_taps and stride == 1 and cout <= 3:
         return dataclasses.replace(plan, weight_grad="output_taps")
+    if xla_kernels and same_size and 3 < cout <= _XLA_KERNEL_MAX_COUT:
+        forward = "xla_kernel" if map_size <= _XLA_KERNEL_FORWARD_MAX_MAP else "lax"
+        plan = dataclasses.replace(plan, forward=forward, input_grad="xla_kernel")
     out_size = (map_size + 2 * padding - dilation * (k - 1) - 1) // stride + 1
     band_pixels = max(_BAND_PIXELS, int(_BAND_FLOPS / (k * k * cin * cout)))
     if bands and cout > 3 and out_size * out_size >= band_pixels:
@@ -340,6 +374,10 @@ def _formulation(name: str, plan: ConvPlan):
         return functools.partial(conv2d_im2col, stride=plan.stride, padding=plan.padding)
     if name == "valid_taps":
         return functools.partial(conv2d_valid_taps, dilation=plan.dilation, padding=plan.padding)
+    if name == "xla_kernel":
+        return functools.partial(
+            conv2d_xla_kernel, stride=plan.stride, dilation=plan.dilation, padding=plan.padding
+        )
     return functools.partial(
         conv2d_reference, stride=plan.stride, dilation=plan.dilation, padding=plan.padding
     )
@@ -357,10 +395,10 @@ def _planned_fwd(x, kernel, plan):
 
 def _planned_bwd(plan, residuals, dy):
     x, kernel = residuals
-    if plan.input_grad == "valid_taps":
+    if plan.input_grad in ("valid_taps", "xla_kernel"):
         # A stride-1 "same" convolution's transpose is one with the flipped kernel.
         flipped = jnp.flip(kernel, (0, 1)).swapaxes(2, 3)
-        dx = conv2d_valid_taps(dy, flipped, dilation=plan.dilation, padding=plan.padding)
+        dx = _formulation(plan.input_grad, plan)(dy, flipped)
     else:
         # Each vjp's own forward pass is dead code under jit and is removed.
         _, input_vjp = jax.vjp(lambda x: _formulation(plan.input_grad, plan)(x, kernel), x)
@@ -402,6 +440,7 @@ def conv2d(x, kernel, *, stride=1, dilation=1, padding=0):
         "unbanded": functools.partial(plan_conv, bands=False),
         "no_valid_taps": functools.partial(plan_conv, valid_taps=False),
         "no_output_taps": functools.partial(plan_conv, output_taps=False),
+        "no_xla_kernels": functools.partial(plan_conv, xla_kernels=False),
         "im2col": _im2col_throughout,
     }.get(FORMULATIONS["conv"])
     if planner is None:  # "lax"

@@ -1,5 +1,7 @@
 """The fast formulations in layers.py equal the plain lax operations: outputs and both gradients."""
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -168,6 +170,50 @@ def test_output_taps_weight_grad_equals_lax(size, k, dilation, padding):
     )
 
 
+@pytest.mark.parametrize(
+    "size,k,stride,dilation,padding",
+    [(12, 3, 1, 1, 1), (12, 5, 1, 2, 4), (13, 3, 2, 1, 1), (9, 2, 1, 1, 1), (10, 3, 1, 1, 0)],
+)
+def test_xla_kernel_conv_equals_lax(size, k, stride, dilation, padding):
+    """Output (strided, dilated, "valid", and a 2x2 kernel whose output is already taller)."""
+    x, w = _random((2, size, size, 3), 0), _random((k, k, 3, 4), 1)
+    geometry = dict(stride=stride, dilation=dilation, padding=padding)
+    _assert_same(
+        lambda x, w: layers.conv2d_xla_kernel(x, w, **geometry),
+        lambda x, w: layers.conv2d_reference(x, w, **geometry),
+        x,
+        w,
+    )
+
+
+@pytest.mark.parametrize("k,dilation", [(3, 1), (3, 4), (5, 1)])
+def test_xla_kernel_input_grad_equals_lax(k, dilation):
+    """The plan's input gradient: the flipped-kernel convolution, by XLA's own kernel."""
+    padding = (k // 2) * dilation
+    plan = layers.ConvPlan(1, dilation, padding, "xla_kernel", "xla_kernel", "lax")
+    x, w = _random((2, 14, 11, 5), 0), _random((k, k, 5, 6), 1)
+    _assert_same(
+        lambda x, w: layers.conv2d_planned(x, w, plan),
+        lambda x, w: layers.conv2d_reference(x, w, dilation=dilation, padding=padding),
+        x,
+        w,
+    )
+
+
+def test_xla_kernel_conv_leaves_ynnpack():
+    """The mechanism the plan relies on, with the pinned jax: XLA:CPU gives YNNPACK a
+    plain convolution but not one whose output is taller than its input."""
+    if jax.default_backend() != "cpu":
+        pytest.skip("a choice of XLA:CPU kernels")
+    x, w = _random((2, 16, 16, 32), 0), _random((3, 3, 32, 32), 1)
+
+    def library_calls(fn):  # instructions only: the text also names this test's frames
+        return len(re.findall(r"%ynn_fusion\S* = ", jax.jit(fn).lower(x, w).compile().as_text()))
+
+    assert library_calls(lambda x, w: layers.conv2d_reference(x, w, padding=1)) == 1
+    assert library_calls(lambda x, w: layers.conv2d_xla_kernel(x, w, padding=1)) == 0
+
+
 def test_conv2d_plans_follow_measurements():
     def parts(plan):
         return plan.forward, plan.input_grad, plan.weight_grad
@@ -182,10 +228,14 @@ def test_conv2d_plans_follow_measurements():
     assert parts(layers.plan_conv((3, 3, 128, 256), 128, 2)) == ("lax", "im2col", "taps")
     assert parts(layers.plan_conv((5, 5, 64, 128), 128, 2)) == ("lax", "im2col", "banded")
     assert parts(layers.plan_conv((2, 2, 128, 256), 64, padding=1)) == ("lax", "im2col", "taps")
+    assert parts(layers.plan_conv((3, 3, 64, 32), 64)) == ("xla_kernel", "xla_kernel", "lax")
+    assert parts(layers.plan_conv((3, 3, 64, 32), 256)) == ("lax", "xla_kernel", "banded")
+    assert parts(layers.plan_conv((3, 3, 64, 64), 64))[:2] == ("lax", "lax")  # wider: YNNPACK
     # Each optimisation can be switched off on its own, to measure it.
     assert parts(layers.plan_conv((3, 3, 256, 256), 16, 1, 16, valid_taps=False))[0] == "lax"
     assert parts(layers.plan_conv((3, 3, 32, 3), 256, output_taps=False)) == ("lax",) * 3
     assert parts(layers.plan_conv((3, 3, 256, 256), 64, 1, 8, bands=False)) == ("lax",) * 3
+    assert parts(layers.plan_conv((3, 3, 64, 32), 64, xla_kernels=False)) == ("lax",) * 3
     wide = layers.plan_conv((3, 3, 64, 32), 256)  # few channels: bigger bands
     assert wide.band_pixels > layers.plan_conv((3, 3, 256, 256), 64).band_pixels
 
