@@ -264,7 +264,12 @@ def conv2d_valid_taps(x, kernel, *, dilation, padding):
             col_slice, col_pad = span(width, *col)
             region = x[:, row_slice, col_slice]
             taps = kernel[row[2] : row[3] + 1, col[2] : col[3] + 1]
-            cols.append(_lax_conv(region, taps, row_pad, col_pad, dilation=dilation))
+            if taps.shape[:2] == (1, 1) and row_pad == col_pad == (0, 0):
+                # One tap left: a matmul, which YNNPACK runs on both cores (a 1x1
+                # convolution on one).
+                cols.append(jnp.einsum("bhwc,co->bhwo", region, taps[0, 0]))
+            else:
+                cols.append(_lax_conv(region, taps, row_pad, col_pad, dilation=dilation))
         rows.append(jnp.concatenate(cols, axis=2))
     return jnp.concatenate(rows, axis=1)
 
