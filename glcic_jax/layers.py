@@ -18,6 +18,9 @@ README's Performance section):
 * Dilated convolutions on small maps: at dilation 16 on a 16 px map eight of
   the nine taps read only zero padding; `conv2d_valid_taps` computes each
   region of the output with the taps that read inside the map.
+* Few-channel convolutions: YNNPACK, which XLA:CPU gives convolutions to,
+  runs some of them on one core; `conv2d_xla_kernel` hands them to XLA's own
+  kernel, which uses both.
 * BatchNorm: normalisation folded into one scale and one shift per channel,
   with the one-pass statistics shifted by one sample per channel so they stay
   as exact as two passes in float32.
