@@ -94,6 +94,11 @@ _XLA_KERNEL_MAX_COUT = 32
 _XLA_KERNEL_FORWARD_MAX_MAP = 64
 
 
+def _out_size(size, kernel_size, stride, dilation, padding):
+    """A convolution's output side for symmetric padding."""
+    return (size + 2 * padding - dilation * (kernel_size - 1) - 1) // stride + 1
+
+
 def _lax_conv(x, kernel, rows, cols, *, stride=1, dilation=1):
     """lax's convolution, NHWC / HWIO; `rows` and `cols` are (before, after) padding."""
     return lax.conv_general_dilated(
@@ -285,8 +290,8 @@ def conv2d_xla_kernel(x, kernel, *, stride=1, dilation=1, padding=0):
     then dropped) makes it one of those: YNNPACK runs some few-channel layers
     on a single thread, Eigen on both cores.
     """
-    k, height = kernel.shape[0], x.shape[1]
-    out_h = (height + 2 * padding - dilation * (k - 1) - 1) // stride + 1
+    height = x.shape[1]
+    out_h = _out_size(height, kernel.shape[0], stride, dilation, padding)
     extra = max(0, (height + 1 - out_h) * stride)  # output rows: height + 1
     rows, cols = (padding, padding + extra), (padding, padding)
     return _lax_conv(x, kernel, rows, cols, stride=stride, dilation=dilation)[:, :out_h]
@@ -370,7 +375,7 @@ def plan_conv(
     if xla_kernels and same_size and 3 < cout <= _XLA_KERNEL_MAX_COUT:
         forward = "xla_kernel" if map_size <= _XLA_KERNEL_FORWARD_MAX_MAP else "lax"
         plan = dataclasses.replace(plan, forward=forward, input_grad="xla_kernel")
-    out_size = (map_size + 2 * padding - dilation * (k - 1) - 1) // stride + 1
+    out_size = _out_size(map_size, k, stride, dilation, padding)
     band_pixels = max(_BAND_PIXELS, int(_BAND_FLOPS / (k * k * cin * cout)))
     if bands and cout > 3 and out_size * out_size >= band_pixels:
         return dataclasses.replace(plan, weight_grad="banded", band_pixels=band_pixels)
