@@ -97,8 +97,6 @@ def main(argv):
         return
     if bool(FLAGS.reference_dir) != bool(FLAGS.reference_python):
         raise app.UsageError("--reference_dir and --reference_python go together")
-    from glcic_jax import allocator  # the reference gets the setting launch.py applies to us
-
     if FLAGS.steps < 1:
         raise app.UsageError("--steps must be at least 1")
     if FLAGS.reference_dir and not (pathlib.Path(FLAGS.reference_dir) / "models.py").is_file():
@@ -107,6 +105,8 @@ def main(argv):
         )
     if FLAGS.reference_python and not os.access(FLAGS.reference_python, os.X_OK):
         raise app.UsageError(f"--reference_python {FLAGS.reference_python} is not an executable")
+
+    from glcic_jax import allocator  # the reference gets the setting launch.py applies to us
 
     common = [
         f"--image_size={FLAGS.image_size}",
