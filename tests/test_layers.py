@@ -200,6 +200,50 @@ def test_xla_kernel_input_grad_equals_lax(k, dilation):
     )
 
 
+@pytest.mark.parametrize(
+    "height,width,dilation",
+    [(8, 8, 1), (8, 12, 2), (16, 16, 4), (16, 16, 8), (7, 9, 1), (10, 6, 2)],
+)
+def test_winograd_conv_equals_lax(height, width, dilation):
+    """Output and both gradients; rectangular maps, dilations, sides that do not tile."""
+    plan = layers.ConvPlan(1, dilation, dilation, "winograd", "winograd", "winograd")
+    x, w = _random((2, height, width, 5), 0), _random((3, 3, 5, 6), 1)
+    _assert_same(
+        lambda x, w: layers.conv2d_planned(x, w, plan),
+        lambda x, w: layers.conv2d_reference(x, w, dilation=dilation, padding=dilation),
+        x,
+        w,
+    )
+
+
+def test_winograd_at_the_network_width_and_in_bfloat16():
+    """256 channels (the sums the transforms reorder are longest); bfloat16 stays
+    about as close to float32 as lax's own bfloat16 convolution."""
+    x, w = _random((2, 16, 16, 256), 0), _random((3, 3, 256, 256), 1) / 48.0
+    _assert_same(
+        lambda x, w: layers.conv2d_winograd(x, w, dilation=2, padding=2),
+        lambda x, w: layers.conv2d_reference(x, w, dilation=2, padding=2),
+        x,
+        w,
+    )
+    exact = layers.conv2d_reference(x, w, padding=1)
+    bf16 = x.astype(jnp.bfloat16), w.astype(jnp.bfloat16)
+    scale = float(jnp.max(jnp.abs(exact)))
+    lax_err = float(jnp.max(jnp.abs(layers.conv2d_reference(*bf16, padding=1) - exact))) / scale
+    wino = layers.conv2d_winograd(*bf16, padding=1)
+    assert wino.dtype == jnp.bfloat16
+    wino_err = float(jnp.max(jnp.abs(wino - exact))) / scale
+    assert wino_err < 3e-2 and wino_err <= 3 * lax_err
+
+
+def test_winograd_rejects_what_it_does_not_compute():
+    x = _random((1, 8, 8, 2), 0)
+    with pytest.raises(ValueError, match="3x3 kernels with padding = dilation"):
+        layers.conv2d_winograd(x, _random((5, 5, 2, 2), 1), dilation=1, padding=2)
+    with pytest.raises(ValueError, match="3x3 kernels with padding = dilation"):
+        layers.conv2d_winograd(x, _random((3, 3, 2, 2), 1), dilation=2, padding=1)
+
+
 def test_xla_kernel_conv_leaves_ynnpack():
     """The mechanism the plan relies on, with the pinned jax: XLA:CPU gives YNNPACK a
     plain convolution but not one whose output is taller than its input."""
@@ -218,12 +262,19 @@ def test_conv2d_plans_follow_measurements():
     def parts(plan):
         return plan.forward, plan.input_grad, plan.weight_grad
 
-    assert layers.plan_conv((3, 3, 256, 256), 16, 1, 4) == layers.ConvPlan(1, 4, 4)  # small: lax
-    assert parts(layers.plan_conv((3, 3, 256, 256), 64, 1, 8)) == ("lax", "lax", "banded")
+    assert parts(layers.plan_conv((3, 3, 256, 256), 16, 1, 4)) == ("winograd", "winograd", "lax")
+    assert parts(layers.plan_conv((3, 3, 256, 256), 64, 1, 8)) == ("winograd", "winograd", "banded")
+    assert parts(layers.plan_conv((3, 3, 128, 128), 32)) == ("winograd", "winograd", "banded")
+    assert parts(layers.plan_conv((3, 3, 256, 256), 12, 1, 4))[:2] == ("lax", "lax")  # 12 % 8
+    assert parts(layers.plan_conv((3, 3, 64, 128), 32))[:2] == ("lax", "lax")  # 64 channels in
     assert parts(layers.plan_conv((3, 3, 32, 3), 256)) == ("lax", "lax", "output_taps")
     assert parts(layers.plan_conv((3, 3, 256, 256), 16, 1, 16)) == ("valid_taps",) * 3
     assert parts(layers.plan_conv((3, 3, 256, 256), 16, 1, 8)) == ("valid_taps",) * 3
-    assert parts(layers.plan_conv((3, 3, 256, 256), 64, 1, 16)) == ("lax", "lax", "banded")
+    assert parts(layers.plan_conv((3, 3, 256, 256), 64, 1, 16)) == (
+        "winograd",
+        "winograd",
+        "banded",
+    )
     assert parts(layers.plan_conv((5, 5, 256, 512), 8, 2)) == ("im2col",) * 3
     assert parts(layers.plan_conv((3, 3, 128, 256), 128, 2)) == ("lax", "im2col", "taps")
     assert parts(layers.plan_conv((5, 5, 64, 128), 128, 2)) == ("lax", "im2col", "banded")
@@ -234,7 +285,8 @@ def test_conv2d_plans_follow_measurements():
     # Each optimisation can be switched off on its own, to measure it.
     assert parts(layers.plan_conv((3, 3, 256, 256), 16, 1, 16, valid_taps=False))[0] == "lax"
     assert parts(layers.plan_conv((3, 3, 32, 3), 256, output_taps=False)) == ("lax",) * 3
-    assert parts(layers.plan_conv((3, 3, 256, 256), 64, 1, 8, bands=False)) == ("lax",) * 3
+    assert parts(layers.plan_conv((3, 3, 256, 256), 64, 1, 8, bands=False))[2] == "lax"
+    assert parts(layers.plan_conv((3, 3, 256, 256), 64, winograd=False))[:2] == ("lax", "lax")
     assert parts(layers.plan_conv((3, 3, 64, 32), 64, xla_kernels=False)) == ("lax",) * 3
     wide = layers.plan_conv((3, 3, 64, 32), 256)  # few channels: bigger bands
     assert wide.band_pixels > layers.plan_conv((3, 3, 256, 256), 64).band_pixels
