@@ -14,6 +14,8 @@ change how layers are computed, never what they compute
   conv=no_output_taps lax's weight gradient for the 3-channel output layer
   conv=no_xla_kernels YNNPACK's kernels also for the output and input gradient
                 of stride-1 convolutions to 4-32 channels
+  conv=no_winograd  lax instead of Winograd's F(2x2, 3x3) for the output and
+                input gradient of 3x3 convolutions between 128+ channels
   conv=im2col   the earlier rule: im2col for strided 3x3 convs and strided convs
                 on maps under 128 px, output and both gradients alike
   conv=lax      plain lax convolutions
@@ -49,7 +51,7 @@ flags.DEFINE_integer("rounds", 5, "Timed steps per variant (after one warm-up ro
 flags.DEFINE_list(
     "variants",
     ["fast", "conv=unbanded", "conv=no_valid_taps", "conv=no_output_taps", "conv=no_xla_kernels",
-     "conv=im2col", "conv=lax",
+     "conv=no_winograd", "conv=im2col", "conv=lax",
      "transposed=lax", "batch_norm=two_pass", "all_lax", "no_allocator"],
     "Variants to time.",
 )  # fmt: skip

@@ -18,10 +18,10 @@ README's Performance section):
 * Dilated convolutions on small maps: at dilation 16 on a 16 px map eight of
   the nine taps read only zero padding; `conv2d_valid_taps` computes each
   region of the output with the taps that read inside the map.
-* Wide 3x3 convolutions (128 and 256 channels): Winograd's F(2x2, 3x3),
-  `conv2d_winograd`, does the output and input gradient with 2.25x fewer
-  multiply-adds (16 batched matmuls over transformed 4x4 blocks; the
-  transforms are additions).
+* Wide 3x3 and 2x2 convolutions (128 channels and more): Winograd's F(2x2,
+  3x3) and F(2x2, 2x2), `conv2d_winograd`, do the output and input gradient
+  with 2.25x and 1.78x fewer multiply-adds (batched matmuls over transformed
+  blocks; the transforms are additions).
 * Few-channel convolutions: YNNPACK, which XLA:CPU gives convolutions to,
   runs some of them on one core; `conv2d_xla_kernel` hands them to XLA's own
   kernel, which uses both.
@@ -93,8 +93,8 @@ _BAND_PIXELS = 1024
 _IM2COL_MAX_MAP = 32
 # 3x3 strided convolutions take their weight gradient per tap up to this map size.
 _TAPS_MAX_MAP = 128
-# 3x3 stride-1 convolutions between at least this many channels take their
-# output and input gradient by Winograd's F(2x2, 3x3).
+# 3x3 and 2x2 stride-1 convolutions between at least this many channels take
+# their output and input gradient by Winograd's F(2x2, 3x3) and F(2x2, 2x2).
 _WINOGRAD_MIN_CHANNELS = 128
 # Stride-1 convolutions to this many channels or fewer take their input
 # gradient from XLA's own kernel, and their output too on maps up to this size.
@@ -305,8 +305,8 @@ def conv2d_xla_kernel(x, kernel, *, stride=1, dilation=1, padding=0):
     return _lax_conv(x, kernel, rows, cols, stride=stride, dilation=dilation)[:, :out_h]
 
 
-def _winograd_reads(x, axis: int, dilation: int):
-    """Along `axis` of the padded input: the four rows that each pair of output
+def _winograd_reads(x, axis: int, dilation: int, count: int):
+    """Along `axis` of the padded input: the `count` rows that each pair of output
     rows (`dilation` apart) reads, each as [..., pairs, dilation, ...]."""
     pairs = x.shape[axis] // (2 * dilation) - 1
     x = x.reshape(x.shape[:axis] + (pairs + 1, 2, dilation) + x.shape[axis + 1 :])
@@ -315,62 +315,74 @@ def _winograd_reads(x, axis: int, dilation: int):
         part = lax.slice_in_dim(x, block, block + pairs, axis=axis)
         return lax.index_in_dim(part, half, axis=axis + 1, keepdims=False)
 
-    return rows(0, 0), rows(0, 1), rows(1, 0), rows(1, 1)
+    return [rows(k // 2, k % 2) for k in range(count)]
 
 
-def _winograd_data(d0, d1, d2, d3):
-    return [d0 - d2, d1 + d2, d2 - d1, d1 - d3]  # B^T d
+# Winograd's F(2, r) by kernel size r: the transforms of the data (B^T d), of
+# the filter (G g) and of the products back to two outputs (A^T m).
+_WINOGRAD = {
+    3: (
+        lambda d0, d1, d2, d3: [d0 - d2, d1 + d2, d2 - d1, d1 - d3],
+        lambda g0, g1, g2: [g0, (g0 + g1 + g2) * 0.5, (g0 - g1 + g2) * 0.5, g2],
+        lambda m0, m1, m2, m3: [m0 + m1 + m2, m1 - m2 - m3],
+    ),
+    2: (
+        lambda d0, d1, d2: [d0 - d1, d1, d2 - d1],
+        lambda g0, g1: [g0, g0 + g1, g1],
+        lambda m0, m1, m2: [m0 + m1, m1 + m2],
+    ),
+}
 
 
-def _winograd_filter(g0, g1, g2):
-    return [g0, (g0 + g1 + g2) * 0.5, (g0 - g1 + g2) * 0.5, g2]  # G g
+def conv2d_winograd(x, kernel, *, dilation=1, padding=0):
+    """A stride-1 convolution with a 3x3 or 2x2 kernel by Winograd's minimal
+    filtering, F(2x2, 3x3) or F(2x2, 2x2).
 
-
-def _winograd_output(m0, m1, m2, m3):
-    return [m0 + m1 + m2, m1 - m2 - m3]  # A^T m
-
-
-def conv2d_winograd(x, kernel, *, dilation=1, padding=None):
-    """A 3x3 stride-1 "same" convolution by Winograd's minimal filtering F(2x2, 3x3).
-
-    Each 2x2 block of outputs (`dilation` apart) comes from a 4x4 block of
-    inputs with 16 multiplications per channel pair instead of 36: 16 matmuls
-    over transformed blocks replace the 9 of the taps (2.25x fewer
-    multiply-adds), and the transforms are additions (Lavin and Gray, "Fast
-    Algorithms for Convolutional Neural Networks", 2016). Exact in exact
-    arithmetic; in float32 within about 1e-6 of lax here. Maps whose sides are
-    not a multiple of 2 x dilation get zero rows and columns, computed and dropped.
+    Each 2x2 block of outputs (`dilation` apart) comes from a 4x4 (3x3) block
+    of inputs with 16 (9) multiplications per channel pair instead of 36 (16):
+    that many matmuls over transformed blocks replace the taps' (2.25x and
+    1.78x fewer multiply-adds), and the transforms are additions (Lavin and
+    Gray, "Fast Algorithms for Convolutional Neural Networks", 2016). Exact in
+    exact arithmetic; in float32 within about 1e-6 of lax here. Outputs that
+    do not fill a last block are computed on zeros and dropped.
     """
-    if kernel.shape[:2] != (3, 3) or padding != dilation:
-        raise ValueError(
-            f"Winograd F(2x2, 3x3) is for 3x3 kernels with padding = dilation; "
-            f"got kernel {kernel.shape[:2]}, padding {padding}, dilation {dilation}"
-        )
+    k = kernel.shape[0]
+    if kernel.shape[:2] not in ((3, 3), (2, 2)):
+        raise ValueError(f"Winograd here is for 3x3 and 2x2 kernels; got {kernel.shape[:2]}")
+    data_tr, filter_tr, output_tr = _WINOGRAD[k]
     batch, height, width, cin = x.shape
     cout = kernel.shape[-1]
     d = dilation
-    taller, wider = -height % (2 * d), -width % (2 * d)  # so that output pairs tile the map
-    x = jnp.pad(x, ((0, 0), (d, d + taller), (d, d + wider), (0, 0)))
-    by_rows = jnp.stack(_winograd_data(*_winograd_reads(x, 1, d)))  # [4, B, h, d, W + 2d, C]
-    data = jnp.stack(_winograd_data(*_winograd_reads(by_rows, 4, d)), axis=1)
+    out_h, out_w = (_out_size(side, k, 1, d, padding) for side in (height, width))
+    # Pad to whole blocks of output pairs, plus the next block that the last pair reads.
+    rows_in, cols_in = (2 * d * (-(-side // (2 * d)) + 1) for side in (out_h, out_w))
+    x = jnp.pad(
+        x,
+        (
+            (0, 0),
+            (padding, rows_in - height - padding),
+            (padding, cols_in - width - padding),
+            (0, 0),
+        ),
+    )
+    by_rows = jnp.stack(data_tr(*_winograd_reads(x, 1, d, k + 1)))  # [a, B, h, d, W', C]
+    data = jnp.stack(data_tr(*_winograd_reads(by_rows, 4, d, k + 1)), axis=1)
     blocks = data.shape[2:-1]  # (B, h, d, w, d)
-    rows = _winograd_filter(kernel[0], kernel[1], kernel[2])
-    filters = jnp.stack([jnp.stack(_winograd_filter(r[0], r[1], r[2])) for r in rows])
+    tiles = (k + 1) ** 2
+    filters = jnp.stack([jnp.stack(filter_tr(*row)) for row in filter_tr(*kernel)])
     products = jnp.einsum(
         "xtc,xco->xto",
-        data.reshape(16, -1, cin),
-        filters.reshape(16, cin, cout),
+        data.reshape(tiles, -1, cin),
+        filters.reshape(tiles, cin, cout),
         preferred_element_type=jnp.float32,  # bfloat16 products sum in float32
     )
-    m = [products[i] for i in range(16)]
-    by_cols = [_winograd_output(*(m[4 * i + j] for i in range(4))) for j in range(4)]
-    out = jnp.stack(
-        [jnp.stack(_winograd_output(*(by_cols[j][a] for j in range(4)))) for a in range(2)]
-    )
+    m = [products[i] for i in range(tiles)]
+    by_cols = [output_tr(*m[j :: k + 1]) for j in range(k + 1)]
+    out = jnp.stack([jnp.stack(output_tr(*(col[a] for col in by_cols))) for a in range(2)])
     out = out.reshape((2, 2, *blocks, cout))  # [row in pair, col in pair, B, h, d, w, d, O]
     out = out.transpose(2, 3, 0, 4, 5, 1, 6, 7)
-    out = out.reshape(batch, height + taller, width + wider, cout)[:, :height, :width]
-    return out.astype(x.dtype)
+    out = out.reshape(batch, blocks[1] * 2 * d, blocks[3] * 2 * d, cout)
+    return out[:, :out_h, :out_w].astype(x.dtype)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -417,8 +429,9 @@ def plan_conv(
       lhs-dilated transpose is slow, 40x at 8x8 maps); on maps under 32 px the
       whole layer is im2col; the weight gradient per tap for 3x3 kernels on
       maps up to 128 px.
-    * The sub-pixel transposed convolution's 2x2 kernel: lax forward, im2col
-      input gradient, weight gradient per tap (lax's takes seconds there).
+    * The sub-pixel transposed convolution's 2x2 kernel: weight gradient per
+      tap (lax's takes seconds there); output and input gradient by Winograd
+      between at least 128 channels, else lax and im2col.
     * Dilated convolutions whose taps read mostly padding (at most half of the
       work left, e.g. dilation 8 and 16 on 16 px maps): valid taps only, region
       by region, for the output and both gradients.
@@ -429,13 +442,18 @@ def plan_conv(
       own kernel, which uses both cores where YNNPACK's uses one.
     * A 3x3 stride-1 "same" convolution between at least 128 channels whose
       map tiles into output pairs: output and input gradient by Winograd
-      (the weight gradient by Winograd was slower in the step, and stays).
+      (a Winograd weight gradient was level in the step; the bands stay).
     """
     k, _, cin, cout = kernel_shape
     if padding is None:
         padding = (k // 2) * dilation
     plan = ConvPlan(stride, dilation, padding)
+    wide = min(cin, cout) >= _WINOGRAD_MIN_CHANNELS
     if k == 2:
+        if winograd and stride == 1 and wide:
+            return dataclasses.replace(
+                plan, forward="winograd", input_grad="winograd", weight_grad="taps"
+            )
         return dataclasses.replace(plan, input_grad="im2col", weight_grad="taps")
     if stride > 1 and dilation == 1:
         if map_size < _IM2COL_MAX_MAP:
@@ -457,11 +475,11 @@ def plan_conv(
         plan = dataclasses.replace(plan, forward=forward, input_grad="xla_kernel")
     if (
         winograd
+        and wide
         and k == 3
         and stride == 1
         and padding == dilation
         and map_size % (2 * dilation) == 0
-        and min(cin, cout) >= _WINOGRAD_MIN_CHANNELS
     ):
         plan = dataclasses.replace(plan, forward="winograd", input_grad="winograd")
     out_size = _out_size(map_size, k, stride, dilation, padding)
@@ -500,9 +518,11 @@ def _planned_fwd(x, kernel, plan):
 def _planned_bwd(plan, residuals, dy):
     x, kernel = residuals
     if plan.input_grad in ("valid_taps", "xla_kernel", "winograd"):
-        # A stride-1 "same" convolution's transpose is one with the flipped kernel.
+        # A stride-1 convolution's transpose is one with the flipped kernel and
+        # the complementary padding (for a "same" convolution the same padding).
         flipped = jnp.flip(kernel, (0, 1)).swapaxes(2, 3)
-        dx = _formulation(plan.input_grad, plan)(dy, flipped)
+        padding = plan.dilation * (kernel.shape[0] - 1) - plan.padding
+        dx = _formulation(plan.input_grad, dataclasses.replace(plan, padding=padding))(dy, flipped)
     else:
         # Each vjp's own forward pass is dead code under jit and is removed.
         _, input_vjp = jax.vjp(lambda x: _formulation(plan.input_grad, plan)(x, kernel), x)

@@ -54,8 +54,9 @@ def test_im2col_conv_equals_lax(size, cin, cout, k, stride, padding):
     )
 
 
-@pytest.mark.parametrize("size,cin,cout", [(4, 3, 5), (8, 16, 8), (7, 2, 3)])
+@pytest.mark.parametrize("size,cin,cout", [(4, 3, 5), (8, 16, 8), (7, 2, 3), (6, 128, 32)])
 def test_subpixel_transposed_conv_equals_lax(size, cin, cout):
+    """The last case is wide enough for the Winograd plan (128 -> 4 x 32 channels)."""
     x, w = _random((2, size, size, cin), 0), _random((4, 4, cin, cout), 1)
     _assert_same(layers.conv_transpose_4x4_subpixel, layers.conv_transpose_4x4_reference, x, w)
     assert layers.conv_transpose_4x4_subpixel(x, w).shape == (2, 2 * size, 2 * size, cout)
@@ -201,16 +202,27 @@ def test_xla_kernel_input_grad_equals_lax(k, dilation):
 
 
 @pytest.mark.parametrize(
-    "height,width,dilation",
-    [(8, 8, 1), (8, 12, 2), (16, 16, 4), (16, 16, 8), (7, 9, 1), (10, 6, 2)],
+    "height,width,k,dilation,padding",
+    [
+        (8, 8, 3, 1, 1),
+        (8, 12, 3, 2, 2),
+        (16, 16, 3, 4, 4),
+        (16, 16, 3, 8, 8),
+        (7, 9, 3, 1, 1),
+        (10, 6, 3, 2, 2),
+        (9, 9, 3, 1, 0),
+        (8, 8, 2, 1, 1),  # the sub-pixel form's 2x2 convolution: output one taller
+        (7, 10, 2, 1, 1),
+        (9, 9, 2, 1, 0),  # its transpose
+    ],
 )
-def test_winograd_conv_equals_lax(height, width, dilation):
+def test_winograd_conv_equals_lax(height, width, k, dilation, padding):
     """Output and both gradients; rectangular maps, dilations, sides that do not tile."""
-    plan = layers.ConvPlan(1, dilation, dilation, "winograd", "winograd", "winograd")
-    x, w = _random((2, height, width, 5), 0), _random((3, 3, 5, 6), 1)
+    plan = layers.ConvPlan(1, dilation, padding, "winograd", "winograd", "winograd")
+    x, w = _random((2, height, width, 5), 0), _random((k, k, 5, 6), 1)
     _assert_same(
         lambda x, w: layers.conv2d_planned(x, w, plan),
-        lambda x, w: layers.conv2d_reference(x, w, dilation=dilation, padding=dilation),
+        lambda x, w: layers.conv2d_reference(x, w, dilation=dilation, padding=padding),
         x,
         w,
     )
@@ -238,10 +250,8 @@ def test_winograd_at_the_network_width_and_in_bfloat16():
 
 def test_winograd_rejects_what_it_does_not_compute():
     x = _random((1, 8, 8, 2), 0)
-    with pytest.raises(ValueError, match="3x3 kernels with padding = dilation"):
-        layers.conv2d_winograd(x, _random((5, 5, 2, 2), 1), dilation=1, padding=2)
-    with pytest.raises(ValueError, match="3x3 kernels with padding = dilation"):
-        layers.conv2d_winograd(x, _random((3, 3, 2, 2), 1), dilation=2, padding=1)
+    with pytest.raises(ValueError, match="3x3 and 2x2 kernels"):
+        layers.conv2d_winograd(x, _random((5, 5, 2, 2), 1), padding=2)
 
 
 def test_xla_kernel_conv_leaves_ynnpack():
@@ -278,7 +288,12 @@ def test_conv2d_plans_follow_measurements():
     assert parts(layers.plan_conv((5, 5, 256, 512), 8, 2)) == ("im2col",) * 3
     assert parts(layers.plan_conv((3, 3, 128, 256), 128, 2)) == ("lax", "im2col", "taps")
     assert parts(layers.plan_conv((5, 5, 64, 128), 128, 2)) == ("lax", "im2col", "banded")
-    assert parts(layers.plan_conv((2, 2, 128, 256), 64, padding=1)) == ("lax", "im2col", "taps")
+    assert parts(layers.plan_conv((2, 2, 128, 256), 64, padding=1)) == (
+        "winograd",
+        "winograd",
+        "taps",
+    )
+    assert parts(layers.plan_conv((2, 2, 64, 256), 64, padding=1)) == ("lax", "im2col", "taps")
     assert parts(layers.plan_conv((3, 3, 64, 32), 64)) == ("xla_kernel", "xla_kernel", "lax")
     assert parts(layers.plan_conv((3, 3, 64, 32), 256)) == ("lax", "xla_kernel", "banded")
     assert parts(layers.plan_conv((3, 3, 64, 64), 64))[:2] == ("lax", "lax")  # wider: YNNPACK
@@ -287,6 +302,8 @@ def test_conv2d_plans_follow_measurements():
     assert parts(layers.plan_conv((3, 3, 32, 3), 256, output_taps=False)) == ("lax",) * 3
     assert parts(layers.plan_conv((3, 3, 256, 256), 64, 1, 8, bands=False))[2] == "lax"
     assert parts(layers.plan_conv((3, 3, 256, 256), 64, winograd=False))[:2] == ("lax", "lax")
+    no_winograd = layers.plan_conv((2, 2, 128, 256), 64, padding=1, winograd=False)
+    assert parts(no_winograd) == ("lax", "im2col", "taps")
     assert parts(layers.plan_conv((3, 3, 64, 32), 64, xla_kernels=False)) == ("lax",) * 3
     wide = layers.plan_conv((3, 3, 64, 32), 256)  # few channels: bigger bands
     assert wide.band_pixels > layers.plan_conv((3, 3, 256, 256), 64).band_pixels
