@@ -14,8 +14,8 @@ change how layers are computed, never what they compute
   conv=no_output_taps lax's weight gradient for the 3-channel output layer
   conv=no_xla_kernels YNNPACK's kernels also for the output and input gradient
                 of stride-1 convolutions to 4-32 channels
-  conv=no_winograd  lax instead of Winograd's F(2x2, 3x3) for the output and
-                input gradient of 3x3 convolutions between 128+ channels
+  conv=no_winograd  no Winograd for the output and input gradient of 3x3 and
+                2x2 (sub-pixel) convolutions between 128+ channels
   conv=im2col   the earlier rule: im2col for strided 3x3 convs and strided convs
                 on maps under 128 px, output and both gradients alike
   conv=lax      plain lax convolutions
