@@ -450,11 +450,10 @@ def plan_conv(
     plan = ConvPlan(stride, dilation, padding)
     wide = min(cin, cout) >= _WINOGRAD_MIN_CHANNELS
     if k == 2:
+        plan = dataclasses.replace(plan, input_grad="im2col", weight_grad="taps")
         if winograd and stride == 1 and wide:
-            return dataclasses.replace(
-                plan, forward="winograd", input_grad="winograd", weight_grad="taps"
-            )
-        return dataclasses.replace(plan, input_grad="im2col", weight_grad="taps")
+            plan = dataclasses.replace(plan, forward="winograd", input_grad="winograd")
+        return plan
     if stride > 1 and dilation == 1:
         if map_size < _IM2COL_MAX_MAP:
             return dataclasses.replace(
@@ -473,14 +472,7 @@ def plan_conv(
     if xla_kernels and same_size and 3 < cout <= _XLA_KERNEL_MAX_COUT:
         forward = "xla_kernel" if map_size <= _XLA_KERNEL_FORWARD_MAX_MAP else "lax"
         plan = dataclasses.replace(plan, forward=forward, input_grad="xla_kernel")
-    if (
-        winograd
-        and wide
-        and k == 3
-        and stride == 1
-        and padding == dilation
-        and map_size % (2 * dilation) == 0
-    ):
+    if winograd and wide and same_size and k == 3 and map_size % (2 * dilation) == 0:
         plan = dataclasses.replace(plan, forward="winograd", input_grad="winograd")
     out_size = _out_size(map_size, k, stride, dilation, padding)
     band_pixels = max(_BAND_PIXELS, int(_BAND_FLOPS / (k * k * cin * cout)))
