@@ -7,7 +7,8 @@ in turns (round-robin), so they see the same machine load. The variants
 change how layers are computed, never what they compute
 (`layers.formulations`; tests/test_layers.py proves each one equal):
 
-  fast          what training uses
+  fast          what training uses (on a CPU cpu_plan, elsewhere all_lax)
+  cpu_plan      the CPU's formulations on any backend (to measure them on a GPU)
   conv=unbanded lax's own weight gradient where training uses bands of rows
   conv=no_valid_taps  dilated convolutions over all taps, also those that read
                 only padding (dilation 8 and 16 on 16 px maps)
@@ -59,7 +60,6 @@ flags.DEFINE_bool("allocator", True, "Internal: apply the allocator setting in t
 flags.DEFINE_bool("worker", False, "Internal: time the in-process variants and print JSON.")
 FLAGS = flags.FLAGS
 
-ALL_LAX = {"conv": "lax", "transposed": "lax", "batch_norm": "two_pass"}
 # Inference compiled with XLA options other than the ones steps.py picks.
 INFERENCE_VARIANTS = ("ynnpack_convs", "xla_convs")
 
@@ -70,7 +70,9 @@ def _choices(variant: str) -> dict:
     if variant in ("fast", "no_allocator", *INFERENCE_VARIANTS):
         return {}
     if variant == "all_lax":
-        return ALL_LAX
+        return layers.PLAIN_FORMULATIONS
+    if variant == "cpu_plan":
+        return layers.CPU_FORMULATIONS
     key, _, value = variant.partition("=")
     try:
         layers.check_formulations({key: value})

@@ -29,8 +29,10 @@ README's Performance section):
   with the one-pass statistics shifted by one sample per channel so they stay
   as exact as two passes in float32.
 
-Parameters keep the ordinary layouts (HWIO kernels, per-channel scale/bias), so
-checkpoints do not depend on the formulation. `tests/test_layers.py` proves
+These rewrites are for the CPU: on other backends the layers trace the plain
+`lax` operations, which their libraries run well (`formulation`). Parameters
+keep the ordinary layouts (HWIO kernels, per-channel scale/bias), so
+checkpoints do not depend on the formulation or the backend. `tests/test_layers.py` proves
 each formulation equal to the plain `lax` operation, in outputs and in both
 gradients.
 """
@@ -46,9 +48,15 @@ from flax import nnx
 from jax import lax
 
 _DIMS = ("NHWC", "HWIO", "NHWC")
-# The formulations the layers use: the fast ones unless a benchmark measures
-# another (experiments/bench_ablation.py, through `formulations`).
-FORMULATIONS = {"conv": "planned", "transposed": "subpixel", "batch_norm": "folded"}
+# The formulations measured fastest on XLA:CPU (README, Performance).
+CPU_FORMULATIONS = {"conv": "planned", "transposed": "subpixel", "batch_norm": "folded"}
+# Other backends keep the plain operations, which their libraries (cuDNN) run:
+# on an H100 the CPU rewrites made inference 2.2x slower and phase 1 took
+# minutes to compile (README, "Learning, and a GPU").
+PLAIN_FORMULATIONS = {"conv": "lax", "transposed": "lax", "batch_norm": "two_pass"}
+# Choices that override the backend's default while a benchmark measures
+# them (experiments/bench_ablation.py, through `formulations`).
+FORMULATIONS = {}
 _CHOICES = {
     "conv": (
         "planned",
@@ -71,6 +79,14 @@ def check_formulations(choices: dict) -> None:
             raise ValueError(f"unknown formulation {key}={value!r}; choose from {_CHOICES}")
 
 
+def formulation(key: str) -> str:
+    """The formulation traced now: an override, else the default backend's."""
+    if key in FORMULATIONS:
+        return FORMULATIONS[key]
+    defaults = CPU_FORMULATIONS if jax.default_backend() == "cpu" else PLAIN_FORMULATIONS
+    return defaults[key]
+
+
 @contextlib.contextmanager
 def formulations(**choices):
     """Trace the layers with other formulations (same mathematics) inside this block."""
@@ -80,6 +96,7 @@ def formulations(**choices):
     try:
         yield
     finally:
+        FORMULATIONS.clear()
         FORMULATIONS.update(saved)
 
 
@@ -559,7 +576,7 @@ def conv2d(x, kernel, *, stride=1, dilation=1, padding=0):
         "no_xla_kernels": functools.partial(plan_conv, xla_kernels=False),
         "no_winograd": functools.partial(plan_conv, winograd=False),
         "im2col": _im2col_throughout,
-    }.get(FORMULATIONS["conv"])
+    }.get(formulation("conv"))
     if planner is None:  # "lax"
         return conv2d_reference(x, kernel, stride=stride, dilation=dilation, padding=padding)
     plan = planner(kernel.shape, x.shape[1], stride, dilation, padding)
@@ -616,7 +633,7 @@ def batch_norm_two_pass(x, scale, bias, eps):
 
 def batch_norm_train(x, scale, bias, eps):
     """Training-mode BatchNorm, folded; returns (y, batch mean, batch variance)."""
-    if FORMULATIONS["batch_norm"] == "two_pass":
+    if formulation("batch_norm") == "two_pass":
         return batch_norm_two_pass(x, scale, bias, eps)
     axes = tuple(range(x.ndim - 1))
     # One sample per channel as the shift keeps E[x^2] - E[x]^2 exact in fp32.
@@ -668,7 +685,7 @@ class ConvTranspose4x4(nnx.Module):
 
     def __call__(self, x):
         kernel = self.kernel[...].astype(x.dtype)
-        if FORMULATIONS["transposed"] == "lax":
+        if formulation("transposed") == "lax":
             y = conv_transpose_4x4_reference(x, kernel)
         else:
             y = conv_transpose_4x4_subpixel(x, kernel)

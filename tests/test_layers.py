@@ -359,8 +359,12 @@ def test_folded_batch_norm_equals_two_pass():
 
 def test_formulations_switch_back_and_reject_unknown_names():
     with layers.formulations(transposed="lax", conv="lax", batch_norm="two_pass"):
-        assert layers.FORMULATIONS["conv"] == "lax"
-    assert layers.FORMULATIONS == {
+        assert layers.formulation("conv") == "lax"
+        with layers.formulations(conv="im2col"):
+            assert layers.formulation("conv") == "im2col"
+        assert layers.formulation("conv") == "lax"
+    assert layers.FORMULATIONS == {}
+    assert {key: layers.formulation(key) for key in layers.CPU_FORMULATIONS} == {
         "conv": "planned",
         "transposed": "subpixel",
         "batch_norm": "folded",
@@ -368,6 +372,23 @@ def test_formulations_switch_back_and_reject_unknown_names():
     with pytest.raises(ValueError, match="unknown formulation"):
         with layers.formulations(conv="fft"):
             pass
+
+
+def test_other_backends_trace_the_plain_operations(monkeypatch):
+    x = jnp.ones((1, 8, 8, 4))
+    kernel = jnp.ones((3, 3, 4, 4))
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert {key: layers.formulation(key) for key in layers.CPU_FORMULATIONS} == {
+        "conv": "lax",
+        "transposed": "lax",
+        "batch_norm": "two_pass",
+    }
+    jaxpr = str(jax.make_jaxpr(lambda x: layers.conv2d(x, kernel, stride=2, padding=1))(x))
+    assert "conv_general_dilated" in jaxpr and "custom_vjp" not in jaxpr
+    with layers.formulations(conv="planned"):
+        assert "custom_vjp" in str(
+            jax.make_jaxpr(lambda x: layers.conv2d(x, kernel, stride=2, padding=1))(x)
+        )
 
 
 def test_banded_weight_grad_in_bfloat16_sums_pieces_in_float32():
