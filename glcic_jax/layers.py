@@ -44,6 +44,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 from jax import lax
 
@@ -336,39 +337,43 @@ def _winograd_reads(x, axis: int, dilation: int, count: int):
 
 
 # Winograd's F(2, r) by kernel size r: the transforms of the data (B^T d), of
-# the filter (G g) and of the products back to two outputs (A^T m).
+# the filter (G, as a matrix) and of the products back to two outputs (A^T m).
 _WINOGRAD = {
     3: (
         lambda d0, d1, d2, d3: [d0 - d2, d1 + d2, d2 - d1, d1 - d3],
-        lambda g0, g1, g2: [g0, (g0 + g1 + g2) * 0.5, (g0 - g1 + g2) * 0.5, g2],
+        [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]],
         lambda m0, m1, m2, m3: [m0 + m1 + m2, m1 - m2 - m3],
     ),
     2: (
         lambda d0, d1, d2: [d0 - d1, d1, d2 - d1],
-        lambda g0, g1: [g0, g0 + g1, g1],
+        [[1, 0], [1, 1], [0, 1]],
         lambda m0, m1, m2: [m0 + m1, m1 + m2],
     ),
 }
 
 
-def conv2d_winograd(x, kernel, *, dilation=1, padding=0):
+def conv2d_winograd(x, kernel, *, dilation=1, padding=0, transpose_kernel=False):
     """A stride-1 convolution with a 3x3 or 2x2 kernel by Winograd's minimal
     filtering, F(2x2, 3x3) or F(2x2, 2x2).
 
     Each 2x2 block of outputs (`dilation` apart) comes from a 4x4 (3x3) block
     of inputs with 16 (9) multiplications per channel pair instead of 36 (16):
     that many matmuls over transformed blocks replace the taps' (2.25x and
-    1.78x fewer multiply-adds), and the transforms are additions (Lavin and
+    1.78x fewer multiply-adds); the data and output transforms are additions (Lavin and
     Gray, "Fast Algorithms for Convolutional Neural Networks", 2016). Exact in
     exact arithmetic; in float32 within about 1e-6 of lax here. Outputs that
     do not fill a last block are computed on zeros and dropped.
+
+    `transpose_kernel`: convolve with the kernel flipped and its channel axes
+    swapped (a stride-1 convolution's transpose) without moving its data: the
+    flip is folded into the filter transform, the swap into the matmul.
     """
     k = kernel.shape[0]
     if kernel.shape[:2] not in ((3, 3), (2, 2)):
         raise ValueError(f"Winograd here is for 3x3 and 2x2 kernels; got {kernel.shape[:2]}")
-    data_tr, filter_tr, output_tr = _WINOGRAD[k]
+    data_tr, filter_matrix, output_tr = _WINOGRAD[k]
     batch, height, width, cin = x.shape
-    cout = kernel.shape[-1]
+    cout = kernel.shape[2] if transpose_kernel else kernel.shape[3]
     d = dilation
     out_h, out_w = (_out_size(side, k, 1, d, padding) for side in (height, width))
     # Pad to whole blocks of output pairs, plus the next block that the last pair reads.
@@ -386,11 +391,21 @@ def conv2d_winograd(x, kernel, *, dilation=1, padding=0):
     data = jnp.stack(data_tr(*_winograd_reads(by_rows, 4, d, k + 1)), axis=1)
     blocks = data.shape[2:-1]  # (B, h, d, w, d)
     tiles = (k + 1) ** 2
-    filters = jnp.stack([jnp.stack(filter_tr(*row)) for row in filter_tr(*kernel)])
+    # G g G^T for every channel pair: one matmul by G (x) G over the k*k taps;
+    # reversing the taps flips the kernel.
+    spatial = np.kron(np.asarray(filter_matrix), np.asarray(filter_matrix))
+    if transpose_kernel:
+        spatial = spatial[:, ::-1]
+    filters = jnp.einsum(
+        "tk,kio->tio",
+        jnp.asarray(spatial, kernel.dtype),
+        kernel.reshape(k * k, *kernel.shape[2:]),
+        preferred_element_type=jnp.float32,
+    ).astype(kernel.dtype)
     products = jnp.einsum(
-        "xtc,xco->xto",
+        "xtc,xoc->xto" if transpose_kernel else "xtc,xco->xto",
         data.reshape(tiles, -1, cin),
-        filters.reshape(tiles, cin, cout),
+        filters,
         preferred_element_type=jnp.float32,  # bfloat16 products sum in float32
     )
     m = [products[i] for i in range(tiles)]
@@ -526,12 +541,17 @@ def _planned_fwd(x, kernel, plan):
 
 def _planned_bwd(plan, residuals, dy):
     x, kernel = residuals
-    if plan.input_grad in ("valid_taps", "xla_kernel", "winograd"):
-        # A stride-1 convolution's transpose is one with the flipped kernel and
-        # the complementary padding (for a "same" convolution the same padding).
+    # A stride-1 convolution's transpose is one with the flipped kernel and the
+    # complementary padding (for a "same" convolution the same padding).
+    transpose_padding = plan.dilation * (kernel.shape[0] - 1) - plan.padding
+    if plan.input_grad == "winograd":
+        dx = conv2d_winograd(
+            dy, kernel, dilation=plan.dilation, padding=transpose_padding, transpose_kernel=True
+        )
+    elif plan.input_grad in ("valid_taps", "xla_kernel"):
         flipped = jnp.flip(kernel, (0, 1)).swapaxes(2, 3)
-        padding = plan.dilation * (kernel.shape[0] - 1) - plan.padding
-        dx = _formulation(plan.input_grad, dataclasses.replace(plan, padding=padding))(dy, flipped)
+        transposed = dataclasses.replace(plan, padding=transpose_padding)
+        dx = _formulation(plan.input_grad, transposed)(dy, flipped)
     else:
         # Each vjp's own forward pass is dead code under jit and is removed.
         _, input_vjp = jax.vjp(lambda x: _formulation(plan.input_grad, plan)(x, kernel), x)

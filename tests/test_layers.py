@@ -248,6 +248,17 @@ def test_winograd_at_the_network_width_and_in_bfloat16():
     assert wino_err < 3e-2 and wino_err <= 3 * lax_err
 
 
+@pytest.mark.parametrize("k,dilation,padding", [(3, 1, 1), (3, 2, 2), (2, 1, 0)])
+def test_winograd_transposed_kernel_is_the_flipped_swapped_kernel(k, dilation, padding):
+    x, w = _random((2, 9, 8, 6), 0), _random((k, k, 5, 6), 1)
+    flipped = jnp.flip(w, (0, 1)).swapaxes(2, 3)
+    np.testing.assert_allclose(
+        layers.conv2d_winograd(x, w, dilation=dilation, padding=padding, transpose_kernel=True),
+        layers.conv2d_reference(x, flipped, dilation=dilation, padding=padding),
+        atol=1e-5,
+    )
+
+
 def test_winograd_rejects_what_it_does_not_compute():
     x = _random((1, 8, 8, 2), 0)
     with pytest.raises(ValueError, match="3x3 and 2x2 kernels"):
