@@ -119,6 +119,12 @@ def main(argv):
     if FLAGS.worker:
         print(json.dumps(time_variants(FLAGS.variants)))
         return
+    from glcic_jax import benchmark, configs
+
+    try:
+        benchmark.bench_config(FLAGS.config, FLAGS.image_size, FLAGS.batch_size)
+    except configs.ConfigError as e:
+        raise app.UsageError(str(e)) from None
     for variant in FLAGS.variants:
         _choices(variant)  # a bad name fails here, before any compiling
     for variant in set(INFERENCE_VARIANTS) & set(FLAGS.variants):
@@ -127,9 +133,12 @@ def main(argv):
     in_process = [v for v in FLAGS.variants if v != "no_allocator"]
     if "fast" not in in_process:
         in_process.insert(0, "fast")
-    times = _worker_times(in_process, allocator=True)
-    if "no_allocator" in FLAGS.variants:
-        times["no_allocator"] = _worker_times(["fast"], allocator=False)["fast"]
+    try:
+        times = _worker_times(in_process, allocator=True)
+        if "no_allocator" in FLAGS.variants:
+            times["no_allocator"] = _worker_times(["fast"], allocator=False)["fast"]
+    except RuntimeError as e:  # a worker died; its stderr's tail is in the message
+        sys.exit(f"error: {e}")
     fast = statistics.median(times["fast"])
     for variant in [v for v in FLAGS.variants if v in times] or ["fast"]:
         med = statistics.median(times[variant])

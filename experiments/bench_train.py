@@ -106,7 +106,17 @@ def main(argv):
     if FLAGS.reference_python and not os.access(FLAGS.reference_python, os.X_OK):
         raise app.UsageError(f"--reference_python {FLAGS.reference_python} is not an executable")
 
-    from glcic_jax import allocator  # the reference gets the setting launch.py applies to us
+    from glcic_jax import allocator, benchmark, configs  # the reference gets our allocator setting
+
+    try:
+        benchmark.bench_config(
+            FLAGS.config, FLAGS.image_size, FLAGS.batch_size, FLAGS.compute_dtype, FLAGS.optimizer
+        )
+    except configs.ConfigError as e:
+        raise app.UsageError(str(e)) from None
+    unknown = sorted(set(FLAGS.phases) - set(benchmark.PHASES))
+    if unknown:
+        raise app.UsageError(f"--phases: unknown {unknown}; choose from {list(benchmark.PHASES)}")
 
     common = [
         f"--image_size={FLAGS.image_size}",

@@ -27,6 +27,7 @@ def bench_config(
     config.image_size, config.batch_size = image_size, batch_size
     config.optimizer, config.g_lr, config.d_lr = optimizer, 1e-3, 1e-3
     config.compute_dtype = compute_dtype
+    configs.validate(config)  # ConfigError: a message for the user, before any compiling
     return config
 
 

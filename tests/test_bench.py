@@ -67,6 +67,21 @@ def test_bench_ablation_names_a_bad_variant_without_a_traceback():
     assert "conv" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    "script,flag,message",
+    [
+        ("bench_train.py", "--image_size=30", "multiple of 4"),
+        ("bench_train.py", "--phases=1,5", "unknown ['5']"),
+        ("bench_train.py", "--config=huge", "unknown preset"),
+        ("bench_ablation.py", "--image_size=30", "multiple of 4"),
+    ],
+)
+def test_bench_scripts_reject_bad_settings_before_compiling(script, flag, message):
+    result = _script(script, "--config=tiny", flag, timeout=120)
+    assert result.returncode != 0
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
 def test_bench_train_rejects_a_folder_that_is_not_the_reference(tmp_path):
     result = _script(
         "bench_train.py", f"--reference_dir={tmp_path}", f"--reference_python={sys.executable}",
