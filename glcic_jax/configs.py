@@ -28,6 +28,7 @@ IDENTITY_FIELDS = (
     "phase2_steps",
     "compute_dtype",
     "overlay_bank",
+    "local_patch",
 )
 
 
@@ -43,6 +44,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.d_width = 64  # discriminators' first-layer channels (paper: 64)
     c.mask = "mouth"  # hole regime: mouth | random | random_mouthsize | overlay (masks.REGIMES)
     c.overlay_bank = 1000  # overlay regime: how many mask-shaped holes to draw from
+    # The local discriminator's square patch, in pixels of the 256 canvas
+    # (scaled like the holes). 160 holds the mouth box; the paper's 128 holds
+    # the random holes only.
+    c.local_patch = 160
     c.batch_size = 96
     c.seed = 0
     # The paper trains with ADADELTA; Adam reaches a usable model sooner on
@@ -132,6 +137,11 @@ def validate(config) -> None:
 
     if models.discriminator_depth(config.image_size) > len(models.DISCRIMINATOR_CHANNELS):
         raise ConfigError(f"image_size {config.image_size} is larger than the paper's 256 allows")
+    local_patch = config.get("local_patch", masks.LOCAL_PATCH)
+    if not 32 <= local_patch <= masks.CANVAS:
+        raise ConfigError(
+            f"local_patch must be 32..{masks.CANVAS} (canvas pixels), not {local_patch}"
+        )
     if config.width < 2 or config.d_width < 1:
         raise ConfigError("width and d_width must be positive (width >= 2)")
     if config.batch_size < 1:

@@ -32,9 +32,9 @@ README's Performance section):
 These rewrites are for the CPU: on other backends the layers trace the plain
 `lax` operations, which their libraries run well (`formulation`). Parameters
 keep the ordinary layouts (HWIO kernels, per-channel scale/bias), so
-checkpoints do not depend on the formulation or the backend. `tests/test_layers.py` proves
-each formulation equal to the plain `lax` operation, in outputs and in both
-gradients.
+checkpoints do not depend on the formulation or the backend.
+`tests/test_layers.py` proves each formulation equal to the plain `lax`
+operation, in outputs and in both gradients.
 """
 
 import contextlib
@@ -359,10 +359,11 @@ def conv2d_winograd(x, kernel, *, dilation=1, padding=0, transpose_kernel=False)
     Each 2x2 block of outputs (`dilation` apart) comes from a 4x4 (3x3) block
     of inputs with 16 (9) multiplications per channel pair instead of 36 (16):
     that many matmuls over transformed blocks replace the taps' (2.25x and
-    1.78x fewer multiply-adds); the data and output transforms are additions (Lavin and
-    Gray, "Fast Algorithms for Convolutional Neural Networks", 2016). Exact in
-    exact arithmetic; in float32 within about 1e-6 of lax here. Outputs that
-    do not fill a last block are computed on zeros and dropped.
+    1.78x fewer multiply-adds); the data and output transforms are additions
+    (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks",
+    2016). Exact in exact arithmetic; in float32 within about 1e-6 of lax
+    here. Outputs that do not fill a last block are computed on zeros and
+    dropped.
 
     `transpose_kernel`: convolve with the kernel flipped and its channel axes
     swapped (a stride-1 convolution's transpose) without moving its data: the

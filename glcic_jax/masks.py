@@ -6,9 +6,10 @@ size. The study's numbers live on a 256 canvas and are scaled by
 holes as the 256px one. Everything here is a pure jnp function usable inside
 a jitted step or on the host.
 
-The local discriminator sees a square patch of `LOCAL_PATCH` (160 at 256px):
-the smallest round size holding the mouth box (144 x 96) whole, used for both
-regimes so the two models' discriminators are the same network. For a
+The local discriminator sees a square patch of `LOCAL_PATCH` (160 at 256px,
+the config's `local_patch`): the smallest round size holding the mouth box
+(144 x 96) whole, used for both regimes so the two models' discriminators
+are the same network. For a
 completed image the patch is centred on the hole (clipped to the image); for
 a real image it is taken at a uniformly random position.
 """
@@ -41,8 +42,9 @@ def scale(value, image_size: int):
     return jnp.floor(jnp.asarray(value) * image_size / CANVAS + 0.5).astype(jnp.int32)
 
 
-def patch_size(image_size: int) -> int:
-    return int(math.floor(LOCAL_PATCH * image_size / CANVAS + 0.5))
+def patch_size(image_size: int, local_patch: int = LOCAL_PATCH) -> int:
+    """The local patch's side in image pixels (`local_patch` on the canvas)."""
+    return int(math.floor(local_patch * image_size / CANVAS + 0.5))
 
 
 def scale_boxes(canvas_boxes, image_size: int):
@@ -114,16 +116,14 @@ def boxes_to_masks(boxes, image_size: int):
     return (rows[:, :, None] & cols[:, None, :])[..., None].astype(jnp.float32)
 
 
-def hole_patch_origins(boxes, image_size: int):
-    """Top-left of the local patch centred on each hole, clipped to the image."""
-    size = patch_size(image_size)
+def hole_patch_origins(boxes, image_size: int, size: int):
+    """Top-left of the `size` local patch centred on each hole, clipped to the image."""
     centre = boxes[:, :2] + boxes[:, 2:] // 2
     return jnp.clip(centre - size // 2, 0, image_size - size).astype(jnp.int32)
 
 
-def random_patch_origins(rng, n: int, image_size: int):
-    """Uniformly random patch positions, for real images."""
-    size = patch_size(image_size)
+def random_patch_origins(rng, n: int, image_size: int, size: int):
+    """Uniformly random positions of `size` patches, for real images."""
     return jax.random.randint(rng, (n, 2), 0, image_size - size + 1).astype(jnp.int32)
 
 

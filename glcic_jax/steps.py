@@ -73,12 +73,17 @@ def make_optimizer(name: str, learning_rate: float) -> optax.GradientTransformat
     raise ValueError(f"unknown optimizer {name!r}")
 
 
+def local_patch_size(config) -> int:
+    """The local patch in pixels (configs saved before `local_patch` used 160)."""
+    return masks.patch_size(config.image_size, config.get("local_patch", masks.LOCAL_PATCH))
+
+
 def _modules(config, seed: int):
     rngs = nnx.Rngs(seed)
     gen = CompletionNetwork(config.width, bn_momentum=config.bn_momentum, rngs=rngs)
     disc = ContextDiscriminator(
         config.image_size,
-        masks.patch_size(config.image_size),
+        local_patch_size(config),
         config.d_width,
         bn_momentum=config.bn_momentum,
         rngs=rngs,
@@ -94,7 +99,7 @@ def build_networks(config) -> Networks:
         gen_tx=make_optimizer(config.optimizer, config.g_lr),
         disc_tx=make_optimizer(config.optimizer, config.d_lr),
         image_size=config.image_size,
-        patch_size=masks.patch_size(config.image_size),
+        patch_size=local_patch_size(config),
         mask=config.mask,
         seed=config.seed,
         alpha=config.alpha,
@@ -157,8 +162,8 @@ def _draw(state: TrainState, nets: Networks, batch, bank):
     hole_rng, real_rng = jax.random.split(rng)
     hole, boxes = masks.sample_holes(hole_rng, nets.mask, n, nets.image_size, bank)
     x = masks.fill_holes(images, hole, state.mean_pixel)
-    fake_origins = masks.hole_patch_origins(boxes, nets.image_size)
-    real_origins = masks.random_patch_origins(real_rng, n, nets.image_size)
+    fake_origins = masks.hole_patch_origins(boxes, nets.image_size, nets.patch_size)
+    real_origins = masks.random_patch_origins(real_rng, n, nets.image_size, nets.patch_size)
     return images, hole, x, fake_origins, real_origins
 
 

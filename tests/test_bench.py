@@ -35,6 +35,7 @@ def test_bench_train_prints_parseable_lines():
         for key in ("image_size", "batch_size", "img_per_sec", "step_ms_median", "peak_rss_mb"):
             assert r[key] > 0, key
         assert r["step_ms_min"] <= r["step_ms_median"] <= r["step_ms_max"]
+        assert r["local_patch"] == 128  # the reference's, half the image side
     assert "img/s" in result.stdout
 
 

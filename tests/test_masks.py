@@ -55,7 +55,7 @@ def test_scaled_holes_in_bounds_and_inside_the_local_patch(size, regime):
     assert m.shape == (2000, size, size, 1)
     np.testing.assert_array_equal(m.sum(axis=(1, 2, 3)), boxes[:, 2] * boxes[:, 3])
     p = masks.patch_size(size)
-    origins = np.asarray(masks.hole_patch_origins(boxes, size))
+    origins = np.asarray(masks.hole_patch_origins(boxes, size, p))
     boxes = np.asarray(boxes)
     assert (origins >= 0).all() and (origins + p <= size).all()
     assert (origins <= boxes[:, :2]).all()
@@ -63,8 +63,21 @@ def test_scaled_holes_in_bounds_and_inside_the_local_patch(size, regime):
 
 
 def test_real_patches_are_uniform_over_valid_positions():
-    origins = np.asarray(masks.random_patch_origins(jax.random.key(0), 5000, 64))
+    origins = np.asarray(masks.random_patch_origins(jax.random.key(0), 5000, 64, 40))
     assert origins.min() == 0 and origins.max() == 64 - 40
+
+
+def test_the_papers_local_patch_holds_the_random_holes_only():
+    """local_patch=128 (the paper's): half the image side at every size."""
+    for size in (64, 256):
+        assert masks.patch_size(size, 128) == size // 2
+    size, p = 256, masks.patch_size(256, 128)
+    for regime, holds in (("random", True), ("mouth", False)):
+        boxes = np.asarray(masks.sample_boxes(jax.random.key(1), regime, 500, size))
+        origins = np.asarray(masks.hole_patch_origins(boxes, size, p))
+        assert (origins + p <= size).all()
+        inside = (origins <= boxes[:, :2]) & (origins + p >= boxes[:, :2] + boxes[:, 2:])
+        assert inside.all() == holds
 
 
 def test_crop_and_fill():

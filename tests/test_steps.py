@@ -1,5 +1,6 @@
 """Each training phase's pure step lowers its own loss on a fixed batch."""
 
+import functools
 import re
 
 import jax
@@ -93,3 +94,20 @@ def test_inference_compiles_small_images_with_other_conv_kernels_same_result(set
     assert not np.allclose(
         chosen[hole[..., 0] > 0], images[hole[..., 0] > 0]
     )  # the hole was filled
+
+
+def test_local_patch_sets_the_local_discriminators_input():
+    config = configs.get_config("tiny")  # 32px
+    assert steps.build_networks(config).patch_size == 20  # 160 on the 256 canvas
+    config.local_patch = 128
+    nets = steps.build_networks(config)
+    assert nets.patch_size == 16
+    state = jax.eval_shape(lambda: steps.init_state(config, nets, np.full(3, 0.5)))
+    batch = np.zeros((config.batch_size, 32, 32, 3), np.uint8)
+    jax.eval_shape(functools.partial(steps.PHASE_STEPS[2], nets=nets), state, batch)  # patches fit
+    saved = config.to_dict()
+    del saved["local_patch"]  # a config saved before the field: the 160 it used
+    assert steps.local_patch_size(configs.ml_collections.ConfigDict(saved)) == 20
+    config.local_patch = 300
+    with pytest.raises(configs.ConfigError, match="local_patch"):
+        configs.validate(config)
