@@ -9,9 +9,9 @@ a jitted step or on the host.
 The local discriminator sees a square patch of `LOCAL_PATCH` (160 at 256px,
 the config's `local_patch`): the smallest round size holding the mouth box
 (144 x 96) whole, used for both regimes so the two models' discriminators
-are the same network. For a
-completed image the patch is centred on the hole (clipped to the image); for
-a real image it is taken at a uniformly random position.
+are the same network. For a completed image the patch is centred on the
+hole (clipped to the image); for a real image it is taken at a uniformly
+random position.
 """
 
 import math
