@@ -137,10 +137,9 @@ def validate(config) -> None:
 
     if models.discriminator_depth(config.image_size) > len(models.DISCRIMINATOR_CHANNELS):
         raise ConfigError(f"image_size {config.image_size} is larger than the paper's 256 allows")
-    local_patch = config.get("local_patch", masks.LOCAL_PATCH)
-    if not 32 <= local_patch <= masks.CANVAS:
+    if not 32 <= config.local_patch <= masks.CANVAS:
         raise ConfigError(
-            f"local_patch must be 32..{masks.CANVAS} (canvas pixels), not {local_patch}"
+            f"local_patch must be 32..{masks.CANVAS} (canvas pixels), not {config.local_patch}"
         )
     if config.width < 2 or config.d_width < 1:
         raise ConfigError("width and d_width must be positive (width >= 2)")

@@ -21,7 +21,7 @@ README's Performance section):
 * Wide 3x3 and 2x2 convolutions (128 channels and more): Winograd's F(2x2,
   3x3) and F(2x2, 2x2), `conv2d_winograd`, do the output and input gradient
   with 2.25x and 1.78x fewer multiply-adds (batched matmuls over transformed
-  blocks; the transforms are additions).
+  blocks; the data and output transforms are additions).
 * Few-channel convolutions: YNNPACK, which XLA:CPU gives convolutions to,
   runs some of them on one core; `conv2d_xla_kernel` hands them to XLA's own
   kernel, which uses both.
