@@ -337,19 +337,57 @@ def _winograd_reads(x, axis: int, dilation: int, count: int):
 
 
 # Winograd's F(2, r) by kernel size r: the transforms of the data (B^T d), of
-# the filter (G, as a matrix) and of the products back to two outputs (A^T m).
+# the filter (G, as a matrix), of the products back to two outputs (A^T m)
+# and that last one's transpose (A y), which takes two output gradients to
+# the products' gradients.
 _WINOGRAD = {
     3: (
         lambda d0, d1, d2, d3: [d0 - d2, d1 + d2, d2 - d1, d1 - d3],
         [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]],
         lambda m0, m1, m2, m3: [m0 + m1 + m2, m1 - m2 - m3],
+        lambda y0, y1: [y0, y0 + y1, y0 - y1, -y1],
     ),
     2: (
         lambda d0, d1, d2: [d0 - d1, d1, d2 - d1],
         [[1, 0], [1, 1], [0, 1]],
         lambda m0, m1, m2: [m0 + m1, m1 + m2],
+        lambda y0, y1: [y0, y0 + y1, y1],
     ),
 }
+
+
+def _winograd_data(x, k: int, dilation: int, padding: int):
+    """The transformed input blocks B^T d B of F(2x2, k x k), as [(k+1)^2, blocks, C],
+    and the blocks' shape (B, h, d, w, d): pairs of outputs `dilation` apart."""
+    _, height, width, cin = x.shape
+    d = dilation
+    out_h, out_w = (_out_size(side, k, 1, d, padding) for side in (height, width))
+    # Pad to whole blocks of output pairs, plus the next block that the last pair reads.
+    rows_in, cols_in = (2 * d * (-(-side // (2 * d)) + 1) for side in (out_h, out_w))
+    x = jnp.pad(
+        x,
+        (
+            (0, 0),
+            (padding, rows_in - height - padding),
+            (padding, cols_in - width - padding),
+            (0, 0),
+        ),
+    )
+    data_tr = _WINOGRAD[k][0]
+    by_rows = jnp.stack(data_tr(*_winograd_reads(x, 1, d, k + 1)))  # [a, B, h, d, W', C]
+    data = jnp.stack(data_tr(*_winograd_reads(by_rows, 4, d, k + 1)), axis=1)
+    blocks = data.shape[2:-1]
+    return data.reshape((k + 1) ** 2, -1, cin), blocks
+
+
+def _winograd_filter_matrix(k: int, dtype, transpose_kernel: bool = False):
+    """G (x) G: the filter transform G g G^T of every channel pair as one matmul
+    over the k*k taps; reversing the taps flips the kernel."""
+    filter_matrix = np.asarray(_WINOGRAD[k][1])
+    spatial = np.kron(filter_matrix, filter_matrix)
+    if transpose_kernel:
+        spatial = spatial[:, ::-1]
+    return jnp.asarray(spatial, dtype)
 
 
 def conv2d_winograd(x, kernel, *, dilation=1, padding=0, transpose_kernel=False):
@@ -372,43 +410,25 @@ def conv2d_winograd(x, kernel, *, dilation=1, padding=0, transpose_kernel=False)
     k = kernel.shape[0]
     if kernel.shape[:2] not in ((3, 3), (2, 2)):
         raise ValueError(f"Winograd here is for 3x3 and 2x2 kernels; got {kernel.shape[:2]}")
-    data_tr, filter_matrix, output_tr = _WINOGRAD[k]
+    output_tr = _WINOGRAD[k][2]
     batch, height, width, cin = x.shape
     cout = kernel.shape[2] if transpose_kernel else kernel.shape[3]
     d = dilation
     out_h, out_w = (_out_size(side, k, 1, d, padding) for side in (height, width))
-    # Pad to whole blocks of output pairs, plus the next block that the last pair reads.
-    rows_in, cols_in = (2 * d * (-(-side // (2 * d)) + 1) for side in (out_h, out_w))
-    x = jnp.pad(
-        x,
-        (
-            (0, 0),
-            (padding, rows_in - height - padding),
-            (padding, cols_in - width - padding),
-            (0, 0),
-        ),
-    )
-    by_rows = jnp.stack(data_tr(*_winograd_reads(x, 1, d, k + 1)))  # [a, B, h, d, W', C]
-    data = jnp.stack(data_tr(*_winograd_reads(by_rows, 4, d, k + 1)), axis=1)
-    blocks = data.shape[2:-1]  # (B, h, d, w, d)
-    tiles = (k + 1) ** 2
-    # G g G^T for every channel pair: one matmul by G (x) G over the k*k taps;
-    # reversing the taps flips the kernel.
-    spatial = np.kron(np.asarray(filter_matrix), np.asarray(filter_matrix))
-    if transpose_kernel:
-        spatial = spatial[:, ::-1]
+    data, blocks = _winograd_data(x, k, d, padding)  # blocks: (B, h, d, w, d)
     filters = jnp.einsum(
         "tk,kio->tio",
-        jnp.asarray(spatial, kernel.dtype),
+        _winograd_filter_matrix(k, kernel.dtype, transpose_kernel),
         kernel.reshape(k * k, *kernel.shape[2:]),
         preferred_element_type=jnp.float32,
     ).astype(kernel.dtype)
     products = jnp.einsum(
         "xtc,xoc->xto" if transpose_kernel else "xtc,xco->xto",
-        data.reshape(tiles, -1, cin),
+        data,
         filters,
         preferred_element_type=jnp.float32,  # bfloat16 products sum in float32
     )
+    tiles = (k + 1) ** 2
     m = [products[i] for i in range(tiles)]
     by_cols = [output_tr(*m[j :: k + 1]) for j in range(k + 1)]
     out = jnp.stack([jnp.stack(output_tr(*(col[a] for col in by_cols))) for a in range(2)])
@@ -416,6 +436,33 @@ def conv2d_winograd(x, kernel, *, dilation=1, padding=0, transpose_kernel=False)
     out = out.transpose(2, 3, 0, 4, 5, 1, 6, 7)
     out = out.reshape(batch, blocks[1] * 2 * d, blocks[3] * 2 * d, cout)
     return out[:, :out_h, :out_w].astype(x.dtype)
+
+
+def weight_grad_winograd(x, dy, *, kernel_size, dilation, padding):
+    """A stride-1 3x3 or 2x2 convolution's weight gradient by Winograd's F(2x2, k x k).
+
+    The transpose of `conv2d_winograd` in its kernel, written out: the output
+    gradients' 2x2 blocks go to the products' gradients A y A^T (additions),
+    one matmul per product position against the transformed input blocks sums
+    over all blocks, and G^T . G takes the sums back to the taps. 2.25x (3x3)
+    and 1.78x (2x2) fewer multiply-adds than the taps'.
+    """
+    k, d = kernel_size, dilation
+    grad_tr = _WINOGRAD[k][3]
+    data, blocks = _winograd_data(x, k, d, padding)  # blocks: (B, h, d, w, d)
+    batch, h, _, w, _ = blocks
+    dy = jnp.pad(dy, ((0, 0), (0, h * 2 * d - dy.shape[1]), (0, w * 2 * d - dy.shape[2]), (0, 0)))
+    dy = dy.reshape(batch, h, 2, d, w, 2, d, dy.shape[-1])
+    by_rows = jnp.stack(grad_tr(dy[:, :, 0], dy[:, :, 1]))  # [a, B, h, d, w, 2, d, O]
+    grads = jnp.stack(grad_tr(by_rows[:, :, :, :, :, 0], by_rows[:, :, :, :, :, 1]), axis=1)
+    sums = jnp.einsum(
+        "xnc,xno->xco",
+        data,
+        grads.reshape(data.shape[0], -1, grads.shape[-1]),
+        preferred_element_type=jnp.float32,
+    )
+    taps = jnp.einsum("tk,tco->kco", _winograd_filter_matrix(k, jnp.float32), sums)
+    return taps.reshape(k, k, *taps.shape[1:])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -474,8 +521,7 @@ def plan_conv(
       layer): the input gradient, and on maps up to 64 px the output, by XLA's
       own kernel, which uses both cores where YNNPACK's uses one.
     * A 3x3 stride-1 "same" convolution between at least 128 channels whose
-      map tiles into output pairs: output and input gradient by Winograd
-      (a Winograd weight gradient was level in the step; the bands stay).
+      map tiles into output pairs: output and both gradients by Winograd.
     """
     k, _, cin, cout = kernel_shape
     if padding is None:
@@ -506,7 +552,9 @@ def plan_conv(
         forward = "xla_kernel" if map_size <= _XLA_KERNEL_FORWARD_MAX_MAP else "lax"
         plan = dataclasses.replace(plan, forward=forward, input_grad="xla_kernel")
     if winograd and wide and same_size and k == 3 and map_size % (2 * dilation) == 0:
-        plan = dataclasses.replace(plan, forward="winograd", input_grad="winograd")
+        return dataclasses.replace(
+            plan, forward="winograd", input_grad="winograd", weight_grad="winograd"
+        )
     out_size = _out_size(map_size, k, stride, dilation, padding)
     band_pixels = max(_BAND_PIXELS, int(_BAND_FLOPS / (k * k * cin * cout)))
     if bands and cout > 3 and out_size * out_size >= band_pixels:
@@ -564,6 +612,8 @@ def _planned_bwd(plan, residuals, dy):
         dw = weight_grad_taps(x, dy, stride=plan.stride, **geometry)
     elif plan.weight_grad == "output_taps":
         dw = weight_grad_output_taps(x, dy, **geometry)
+    elif plan.weight_grad == "winograd":
+        dw = weight_grad_winograd(x, dy, **geometry)
     else:
         _, weight_vjp = jax.vjp(lambda w: _formulation(plan.weight_grad, plan)(x, w), kernel)
         (dw,) = weight_vjp(dy)

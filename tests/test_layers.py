@@ -1,5 +1,6 @@
 """The fast formulations in layers.py equal the plain lax operations: outputs and both gradients."""
 
+import functools
 import re
 
 import jax
@@ -248,6 +249,28 @@ def test_winograd_at_the_network_width_and_in_bfloat16():
     assert wino_err < 3e-2 and wino_err <= 3 * lax_err
 
 
+def test_winograd_weight_grad_at_the_network_width_and_in_bfloat16():
+    """256 channels summed over every block of a 16x16 map; bfloat16 inputs sum
+    in float32 and stay about as close as lax's own bfloat16 weight gradient."""
+    x, dy = _random((2, 16, 16, 256), 0), _random((2, 16, 16, 256), 1)
+    w = jnp.zeros((3, 3, 256, 256))
+
+    def lax_grad(x, dy):
+        conv = functools.partial(layers.conv2d_reference, dilation=2, padding=2)
+        return jax.vjp(lambda w: conv(x, w), w.astype(x.dtype))[1](dy)[0].astype(jnp.float32)
+
+    exact = lax_grad(x, dy)
+    wino = layers.weight_grad_winograd(x, dy, kernel_size=3, dilation=2, padding=2)
+    np.testing.assert_allclose(wino, exact, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(exact))))
+    bf16 = x.astype(jnp.bfloat16), dy.astype(jnp.bfloat16)
+    scale = float(jnp.max(jnp.abs(exact)))
+    lax_err = float(jnp.max(jnp.abs(lax_grad(*bf16) - exact))) / scale
+    wino = layers.weight_grad_winograd(*bf16, kernel_size=3, dilation=2, padding=2)
+    assert wino.dtype == jnp.float32
+    wino_err = float(jnp.max(jnp.abs(wino - exact))) / scale
+    assert wino_err < 3e-2 and wino_err <= 3 * lax_err
+
+
 @pytest.mark.parametrize("k,dilation,padding", [(3, 1, 1), (3, 2, 2), (2, 1, 0)])
 def test_winograd_transposed_kernel_is_the_flipped_swapped_kernel(k, dilation, padding):
     x, w = _random((2, 9, 8, 6), 0), _random((k, k, 5, 6), 1)
@@ -283,19 +306,15 @@ def test_conv2d_plans_follow_measurements():
     def parts(plan):
         return plan.forward, plan.input_grad, plan.weight_grad
 
-    assert parts(layers.plan_conv((3, 3, 256, 256), 16, 1, 4)) == ("winograd", "winograd", "lax")
-    assert parts(layers.plan_conv((3, 3, 256, 256), 64, 1, 8)) == ("winograd", "winograd", "banded")
-    assert parts(layers.plan_conv((3, 3, 128, 128), 32)) == ("winograd", "winograd", "banded")
+    assert parts(layers.plan_conv((3, 3, 256, 256), 16, 1, 4)) == ("winograd",) * 3
+    assert parts(layers.plan_conv((3, 3, 256, 256), 64, 1, 8)) == ("winograd",) * 3
+    assert parts(layers.plan_conv((3, 3, 128, 128), 32)) == ("winograd",) * 3
     assert parts(layers.plan_conv((3, 3, 256, 256), 12, 1, 4))[:2] == ("lax", "lax")  # 12 % 8
     assert parts(layers.plan_conv((3, 3, 64, 128), 32))[:2] == ("lax", "lax")  # 64 channels in
     assert parts(layers.plan_conv((3, 3, 32, 3), 256)) == ("lax", "lax", "output_taps")
     assert parts(layers.plan_conv((3, 3, 256, 256), 16, 1, 16)) == ("valid_taps",) * 3
     assert parts(layers.plan_conv((3, 3, 256, 256), 16, 1, 8)) == ("valid_taps",) * 3
-    assert parts(layers.plan_conv((3, 3, 256, 256), 64, 1, 16)) == (
-        "winograd",
-        "winograd",
-        "banded",
-    )
+    assert parts(layers.plan_conv((3, 3, 256, 256), 64, 1, 16)) == ("winograd",) * 3
     assert parts(layers.plan_conv((5, 5, 256, 512), 8, 2)) == ("im2col",) * 3
     assert parts(layers.plan_conv((3, 3, 128, 256), 128, 2)) == ("lax", "im2col", "taps")
     assert parts(layers.plan_conv((5, 5, 64, 128), 128, 2)) == ("lax", "im2col", "banded")
@@ -311,9 +330,11 @@ def test_conv2d_plans_follow_measurements():
     # Each optimisation can be switched off on its own, to measure it.
     assert parts(layers.plan_conv((3, 3, 256, 256), 16, 1, 16, valid_taps=False))[0] == "lax"
     assert parts(layers.plan_conv((3, 3, 32, 3), 256, output_taps=False)) == ("lax",) * 3
-    unbanded = layers.plan_conv((3, 3, 256, 256), 64, 1, 8, bands=False)
-    assert parts(unbanded) == ("winograd", "winograd", "lax")
-    assert parts(layers.plan_conv((3, 3, 256, 256), 64, winograd=False))[:2] == ("lax", "lax")
+    unbanded = layers.plan_conv((3, 3, 128, 64), 128, bands=False)
+    assert parts(unbanded) == ("lax", "lax", "lax")
+    assert layers.plan_conv((3, 3, 128, 64), 128).weight_grad == "banded"
+    no_winograd = layers.plan_conv((3, 3, 256, 256), 64, winograd=False)
+    assert parts(no_winograd) == ("lax", "lax", "banded")
     no_winograd = layers.plan_conv((2, 2, 128, 256), 64, padding=1, winograd=False)
     assert parts(no_winograd) == ("lax", "im2col", "taps")
     assert parts(layers.plan_conv((3, 3, 64, 32), 64, xla_kernels=False)) == ("lax",) * 3
