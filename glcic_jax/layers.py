@@ -509,9 +509,9 @@ def plan_conv(
       lhs-dilated transpose is slow, 40x at 8x8 maps); on maps under 32 px the
       whole layer is im2col; the weight gradient per tap for 3x3 kernels on
       maps up to 128 px.
-    * The sub-pixel transposed convolution's 2x2 kernel: weight gradient per
-      tap (lax's takes seconds there); output and input gradient by Winograd
-      between at least 128 channels, else lax and im2col.
+    * The sub-pixel transposed convolution's 2x2 kernel: between at least 128
+      channels all three by Winograd, else lax output, im2col input gradient
+      and the weight gradient per tap (lax's takes seconds there).
     * Dilated convolutions whose taps read mostly padding (at most half of the
       work left, e.g. dilation 8 and 16 on 16 px maps): valid taps only, region
       by region, for the output and both gradients.
@@ -531,7 +531,9 @@ def plan_conv(
     if k == 2:
         plan = dataclasses.replace(plan, input_grad="im2col", weight_grad="taps")
         if winograd and stride == 1 and wide:
-            plan = dataclasses.replace(plan, forward="winograd", input_grad="winograd")
+            plan = dataclasses.replace(
+                plan, forward="winograd", input_grad="winograd", weight_grad="winograd"
+            )
         return plan
     if stride > 1 and dilation == 1:
         if map_size < _IM2COL_MAX_MAP:

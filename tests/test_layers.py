@@ -318,11 +318,7 @@ def test_conv2d_plans_follow_measurements():
     assert parts(layers.plan_conv((5, 5, 256, 512), 8, 2)) == ("im2col",) * 3
     assert parts(layers.plan_conv((3, 3, 128, 256), 128, 2)) == ("lax", "im2col", "taps")
     assert parts(layers.plan_conv((5, 5, 64, 128), 128, 2)) == ("lax", "im2col", "banded")
-    assert parts(layers.plan_conv((2, 2, 128, 256), 64, padding=1)) == (
-        "winograd",
-        "winograd",
-        "taps",
-    )
+    assert parts(layers.plan_conv((2, 2, 128, 256), 64, padding=1)) == ("winograd",) * 3
     assert parts(layers.plan_conv((2, 2, 64, 256), 64, padding=1)) == ("lax", "im2col", "taps")
     assert parts(layers.plan_conv((3, 3, 64, 32), 64)) == ("xla_kernel", "xla_kernel", "lax")
     assert parts(layers.plan_conv((3, 3, 64, 32), 256)) == ("lax", "xla_kernel", "banded")
