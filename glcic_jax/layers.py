@@ -504,7 +504,8 @@ def plan_conv(
 
     * Weight gradients in bands of output rows wherever a sample's output has
       at least one band's worth of pixels (lax's own slows down sharply on
-      large outputs), except for a 3-channel output (below).
+      large outputs), except for a 3-channel output and the Winograd layers
+      (below).
     * Strided convolutions: lax forward, im2col input gradient (lax's
       lhs-dilated transpose is slow, 40x at 8x8 maps); on maps under 32 px the
       whole layer is im2col; the weight gradient per tap for 3x3 kernels on
