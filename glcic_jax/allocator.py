@@ -5,7 +5,10 @@ again each step; ../shared/PERF.md measured 20-25% slower steps at 256px
 batch 4 for both this project and the PyTorch reference. These are the
 MALLOC_ARENA_MAX=1 MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=64GiB
 MALLOC_TOP_PAD_=1GiB environment settings, applied with mallopt(3) to the
-running process, so a launcher needs no re-exec.
+running process, so a launcher needs no re-exec. mallopt takes an int, which
+cannot say 64 GiB: clamped to 2 GiB, glibc gave the top of the heap back each
+step once a step freed more than that (phase 3 at 256px batch 4: 1.5 GB
+faulted in again per step); -1 turns trimming off, as the 64 GiB means to.
 """
 
 import ctypes
@@ -22,6 +25,8 @@ SETTINGS = {
     _M_TRIM_THRESHOLD: 64 << 30,
     _M_TOP_PAD: 1 << 30,
 }
+# What mallopt gets where a setting does not fit its int (mallopt(3): -1 never trims).
+_MALLOPT_VALUES = {_M_TRIM_THRESHOLD: -1}
 _ENV_NAMES = {
     _M_ARENA_MAX: "MALLOC_ARENA_MAX",
     _M_MMAP_MAX: "MALLOC_MMAP_MAX_",
@@ -45,6 +50,8 @@ def keep_buffers_mapped() -> bool:
         logging.info("no glibc mallopt here: allocator settings not applied")
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    ok = all(mallopt(param, min(value, 2**31 - 1)) == 1 for param, value in SETTINGS.items())
+    ok = all(
+        mallopt(param, _MALLOPT_VALUES.get(param, value)) == 1 for param, value in SETTINGS.items()
+    )
     logging.info("allocator: glibc keeps large buffers mapped between steps (PERF.md)")
     return ok

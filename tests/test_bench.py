@@ -135,3 +135,31 @@ def test_the_reference_gets_perf_md_allocator_environment():
         "MALLOC_TRIM_THRESHOLD_": "68719476736",
         "MALLOC_TOP_PAD_": "1073741824",
     }
+
+
+_HEAP_AFTER_FREE = """
+import ctypes, ctypes.util, sys
+from glcic_jax import allocator
+assert allocator.keep_buffers_mapped()
+libc = ctypes.CDLL(ctypes.util.find_library("c"))
+libc.malloc.restype = libc.sbrk.restype = ctypes.c_void_p
+libc.malloc.argtypes, libc.free.argtypes = (ctypes.c_size_t,), (ctypes.c_void_p,)
+libc.sbrk.argtypes = (ctypes.c_ssize_t,)
+block = libc.malloc(3 << 30)  # address space only: no page is touched
+grown = libc.sbrk(0)
+libc.free(block)
+print((grown - libc.sbrk(0)) >> 20)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc only")
+def test_the_heap_keeps_a_freed_3gib_buffer():
+    """More than mallopt's int can say: glibc must not give the heap's top back."""
+    out = subprocess.run(
+        [sys.executable, "-c", _HEAP_AFTER_FREE],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=pathlib.Path(__file__).resolve().parents[1],
+    )
+    assert int(out.stdout.strip()) == 0  # MiB returned to the OS
