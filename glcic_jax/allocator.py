@@ -30,8 +30,8 @@ SETTINGS = {
     _M_TRIM_THRESHOLD: 64 << 30,
     _M_TOP_PAD: 1 << 30,
 }
-# What mallopt gets where a setting does not fit its int (see above).
-_MALLOPT_VALUES = {_M_TRIM_THRESHOLD: 2**31 - 1}
+# mallopt's value is an int: larger settings reach it as this (see above).
+_MALLOPT_MAX = 2**31 - 1
 _ENV_NAMES = {
     _M_ARENA_MAX: "MALLOC_ARENA_MAX",
     _M_MMAP_MAX: "MALLOC_MMAP_MAX_",
@@ -55,8 +55,6 @@ def keep_buffers_mapped() -> bool:
         logging.info("no glibc mallopt here: allocator settings not applied")
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    ok = all(
-        mallopt(param, _MALLOPT_VALUES.get(param, value)) == 1 for param, value in SETTINGS.items()
-    )
+    ok = all(mallopt(param, min(value, _MALLOPT_MAX)) == 1 for param, value in SETTINGS.items())
     logging.info("allocator: glibc keeps large buffers mapped between steps (PERF.md)")
     return ok

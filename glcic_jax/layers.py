@@ -411,7 +411,7 @@ def conv2d_winograd(x, kernel, *, dilation=1, padding=0, transpose_kernel=False)
     if kernel.shape[:2] not in ((3, 3), (2, 2)):
         raise ValueError(f"Winograd here is for 3x3 and 2x2 kernels; got {kernel.shape[:2]}")
     output_tr = _WINOGRAD[k][2]
-    batch, height, width, cin = x.shape
+    batch, height, width, _ = x.shape
     cout = kernel.shape[2] if transpose_kernel else kernel.shape[3]
     d = dilation
     out_h, out_w = (_out_size(side, k, 1, d, padding) for side in (height, width))
