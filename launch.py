@@ -98,14 +98,15 @@ def _usage_error(message: str):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from glcic_jax import allocator, checkpoint, configs, data, overlay, train
+    from glcic_jax import allocator
+
+    # First: it may re-execute this script under jemalloc.
+    in_effect = allocator.setup() or "the C library's defaults"
+    print(f"allocator: {in_effect}, see glcic_jax/allocator.py")
+    from glcic_jax import checkpoint, configs, data, overlay, train
 
     # Orbax logs every save at INFO; the progress bar and metrics.jsonl say what matters.
     logging.set_verbosity(logging.WARNING)
-    if allocator.keep_buffers_mapped():
-        print(
-            "allocator: glibc keeps large buffers mapped between steps (see glcic_jax/allocator.py)"
-        )
     if FLAGS.num_processes > 1:
         import jax
 

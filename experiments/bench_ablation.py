@@ -23,7 +23,9 @@ change how layers are computed, never what they compute
   transposed=lax  lax's transposed convolution instead of the sub-pixel form
   batch_norm=two_pass  mean, then variance, then normalise (unfolded)
   all_lax       all three plain
-  no_allocator  "fast" in a second process without the allocator setting
+  glibc_allocator  "fast" in a second process with glibc's malloc and PERF.md's
+                settings instead of jemalloc (the fallback without libjemalloc2)
+  no_allocator  "fast" in a second process with the C library's defaults
   ynnpack_convs inference (--phase=infer) with YNNPACK's convolutions at every
                 size (the fast step uses XLA's own up to 128 px)
   xla_convs     inference with XLA's own convolutions at every size
@@ -53,13 +55,17 @@ flags.DEFINE_list(
     "variants",
     ["fast", "conv=unbanded", "conv=no_valid_taps", "conv=no_output_taps", "conv=no_xla_kernels",
      "conv=no_winograd", "conv=im2col", "conv=lax",
-     "transposed=lax", "batch_norm=two_pass", "all_lax", "no_allocator"],
+     "transposed=lax", "batch_norm=two_pass", "all_lax", "glibc_allocator", "no_allocator"],
     "Variants to time.",
 )  # fmt: skip
-flags.DEFINE_bool("allocator", True, "Internal: apply the allocator setting in this process.")
+flags.DEFINE_enum(
+    "allocator", "jemalloc", ["jemalloc", "glibc", "none"], "Internal: this process's allocator."
+)  # allocator.KINDS (kept jax-free here)
 flags.DEFINE_bool("worker", False, "Internal: time the in-process variants and print JSON.")
 FLAGS = flags.FLAGS
 
+# "fast" in a second process with another allocator (glcic_jax/allocator.py).
+ALLOCATOR_VARIANTS = {"glibc_allocator": "glibc", "no_allocator": "none"}
 # Inference compiled with XLA options other than the ones steps.py picks.
 INFERENCE_VARIANTS = ("ynnpack_convs", "xla_convs")
 
@@ -67,7 +73,7 @@ INFERENCE_VARIANTS = ("ynnpack_convs", "xla_convs")
 def _choices(variant: str) -> dict:
     from glcic_jax import layers
 
-    if variant in ("fast", "no_allocator", *INFERENCE_VARIANTS):
+    if variant in ("fast", *ALLOCATOR_VARIANTS, *INFERENCE_VARIANTS):
         return {}
     if variant == "all_lax":
         return layers.PLAIN_FORMULATIONS
@@ -82,12 +88,13 @@ def _choices(variant: str) -> dict:
 
 
 def time_variants(variants: list[str]) -> dict:
+    from glcic_jax import allocator
+
+    allocator.setup(FLAGS.allocator)  # first: it may re-execute this worker
     import jax
 
-    from glcic_jax import allocator, benchmark, layers, steps
+    from glcic_jax import benchmark, layers, steps
 
-    if FLAGS.allocator:
-        allocator.keep_buffers_mapped()
     config = benchmark.bench_config(FLAGS.config, FLAGS.image_size, FLAGS.batch_size)
     runs = {}
     for variant in variants:
@@ -104,7 +111,7 @@ def time_variants(variants: list[str]) -> dict:
     return times
 
 
-def _worker_times(variants: list[str], allocator: bool) -> dict:
+def _worker_times(variants: list[str], allocator: str) -> dict:
     cmd = [
         sys.executable, __file__, "--worker", f"--allocator={allocator}",
         f"--variants={','.join(variants)}", f"--config={FLAGS.config}",
@@ -130,13 +137,14 @@ def main(argv):
     for variant in set(INFERENCE_VARIANTS) & set(FLAGS.variants):
         if FLAGS.phase != "infer":
             raise app.UsageError(f"variant {variant} is about inference: use --phase=infer")
-    in_process = [v for v in FLAGS.variants if v != "no_allocator"]
+    in_process = [v for v in FLAGS.variants if v not in ALLOCATOR_VARIANTS]
     if "fast" not in in_process:
         in_process.insert(0, "fast")
     try:
-        times = _worker_times(in_process, allocator=True)
-        if "no_allocator" in FLAGS.variants:
-            times["no_allocator"] = _worker_times(["fast"], allocator=False)["fast"]
+        times = _worker_times(in_process, allocator="jemalloc")
+        for variant, kind in ALLOCATOR_VARIANTS.items():
+            if variant in FLAGS.variants:
+                times[variant] = _worker_times(["fast"], allocator=kind)["fast"]
     except RuntimeError as e:  # a worker died; its stderr's tail is in the message
         sys.exit(f"error: {e}")
     fast = statistics.median(times["fast"])

@@ -5,7 +5,8 @@
       --reference_dir=/path/to/GLCIC-PyTorch --reference_python=/path/to/venv/bin/python
 
 Each phase runs in its own subprocess (so peak memory is per phase), with the
-allocator setting of launch.py; with a reference, its process and ours each
+allocator of launch.py (the reference gets PERF.md's glibc setting); with a
+reference, its process and ours each
 warm up, then take turns, alternating who goes first, each turn one untimed
 and one timed step (step_protocol.py), so both see the same machine load.
 Prints one human-readable line and one
@@ -66,11 +67,13 @@ def _config():
 
 def serve_phase(phase: str) -> None:
     """Worker: compile the phase, warm up, then time steps as the parent asks."""
+    from glcic_jax import allocator
+
+    allocator.setup()  # first: it may re-execute this worker under jemalloc
     import jax
 
-    from glcic_jax import allocator, benchmark
+    from glcic_jax import benchmark
 
-    allocator.keep_buffers_mapped()
     config = _config()
     workload = benchmark.compile_phase(config, phase)
     run = workload.run
@@ -126,7 +129,7 @@ def main(argv):
     if FLAGS.reference_python and not os.access(FLAGS.reference_python, os.X_OK):
         raise app.UsageError(f"--reference_python {FLAGS.reference_python} is not an executable")
 
-    from glcic_jax import allocator, benchmark, configs  # the reference gets our allocator setting
+    from glcic_jax import allocator, benchmark, configs  # the reference gets PERF.md's setting
 
     try:
         _config()

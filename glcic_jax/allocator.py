@@ -1,24 +1,32 @@
-"""glibc malloc settings that keep XLA:CPU's large buffers mapped between steps.
+"""Allocator settings that keep XLA:CPU's large buffers mapped between steps.
 
 By default glibc returns every buffer over 32 MB to the OS and faults it in
 again each step; ../shared/PERF.md measured 20-25% slower steps at 256px
-batch 4 for both this project and the PyTorch reference. These are the
-MALLOC_ARENA_MAX=1 MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=64GiB
-MALLOC_TOP_PAD_=1GiB environment settings, applied with mallopt(3) to the
-running process, so a launcher needs no re-exec.
+batch 4 for both this project and the PyTorch reference, and gives the fix as
+environment settings (`environment()`; the reference gets exactly those).
 
-mallopt takes an int: the trim threshold it gets is 2 GiB - 1, not 64 GiB,
-and this is kept on purpose. A step that frees more than that at the heap's
-top gives it back and faults it in again next step (phase 3 at 256px batch
-4: about 380k page faults per step). Trimming off (-1) removed those but let
-the heap grow, since a fresh multi-GB temporary block does not always fit
-the space freed: peak RSS 8.9 GB instead of 4.3 GB and, in one measurement,
-8.5 s per step instead of 6.7 s without any setting (README, Performance).
+Our own processes prefer jemalloc where it is installed (Debian/Ubuntu:
+libjemalloc2): the process re-executes itself once with it preloaded, with one
+arena that never gives freed memory back and no separate path for large
+blocks. That is PERF.md's intent (one arena, nothing trimmed) without glibc's
+weak spot: a freed multi-GB temporary block that the next step's block does
+not fit, so the heap grows (README, Performance).
+
+Without jemalloc, the same glibc settings are applied with mallopt(3) to the
+running process. mallopt takes an int: the trim threshold it gets is
+2 GiB - 1, not 64 GiB, and this is kept on purpose. A step that frees more
+than that at the heap's top gives it back and faults it in again next step
+(phase 3 at 256px batch 4: about 380k page faults per step). Trimming off (-1)
+removed those but let the heap grow: peak RSS 8.9 GB instead of 4.3 GB and,
+in one measurement, 8.5 s per step instead of 6.7 s without any setting.
 """
 
 import ctypes
 import ctypes.util
+import json
 import logging
+import os
+import sys
 
 _M_TRIM_THRESHOLD = -1
 _M_TOP_PAD = -2
@@ -38,15 +46,75 @@ _ENV_NAMES = {
     _M_TRIM_THRESHOLD: "MALLOC_TRIM_THRESHOLD_",
     _M_TOP_PAD: "MALLOC_TOP_PAD_",
 }
+JEMALLOC_CONF = "narenas:1,oversize_threshold:0,dirty_decay_ms:-1,muzzy_decay_ms:-1"
+KINDS = ("jemalloc", "glibc", "none")
+# Set for the re-executed process only: the environment it started from, so
+# that it can put that back for its children and never re-execute twice.
+_REEXEC_MARK = "GLCIC_ALLOCATOR_REEXEC"
+_PRELOADED = ("LD_PRELOAD", "MALLOC_CONF")
 
 
 def environment() -> dict:
-    """The same settings as environment variables, for a child process that is not ours."""
+    """PERF.md's glibc settings as environment variables, for a process that is not ours."""
     return {_ENV_NAMES[param]: str(value) for param, value in SETTINGS.items()}
 
 
-def keep_buffers_mapped() -> bool:
-    """Apply the settings; False (and a log line) where there is no glibc."""
+def jemalloc_loaded() -> bool:
+    try:
+        with open("/proc/self/maps") as maps:
+            return any("libjemalloc" in line for line in maps)
+    except OSError:
+        return False
+
+
+def setup(kind: str = "jemalloc") -> str | None:
+    """Apply an allocator to this process; returns what is in effect, for one log line.
+
+    "jemalloc" may replace the process (os.execve, same arguments) and falls
+    back to "glibc" where jemalloc is not installed; call it first thing in a
+    script's main. "none" leaves the C library's defaults.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"allocator {kind!r}: choose from {KINDS}")
+    if jemalloc_loaded():
+        conf = os.environ.get("MALLOC_CONF") or "its defaults"
+        _restore_environment()
+        return f"jemalloc ({conf})"
+    if kind == "jemalloc" and _REEXEC_MARK not in os.environ:
+        library = ctypes.util.find_library("jemalloc")
+        if library:
+            _reexec_with(library)
+    _restore_environment()  # the preload failed: do not try again in children either
+    if kind == "none":
+        return None
+    return "glibc (large buffers kept in the heap)" if _mallopt() else None
+
+
+def _reexec_with(library: str) -> None:
+    saved = {name: os.environ.get(name) for name in _PRELOADED}
+    env = {
+        **os.environ,
+        "LD_PRELOAD": " ".join(filter(None, [library, saved["LD_PRELOAD"]])),
+        "MALLOC_CONF": JEMALLOC_CONF,
+        _REEXEC_MARK: json.dumps(saved),
+    }
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, sys.orig_argv, env)
+
+
+def _restore_environment() -> None:
+    mark = os.environ.pop(_REEXEC_MARK, None)
+    if mark is None:
+        return
+    for name, value in json.loads(mark).items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+def _mallopt() -> bool:
     name = ctypes.util.find_library("c")
     try:
         libc = ctypes.CDLL(name)
@@ -55,6 +123,4 @@ def keep_buffers_mapped() -> bool:
         logging.info("no glibc mallopt here: allocator settings not applied")
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    ok = all(mallopt(param, min(value, _MALLOPT_MAX)) == 1 for param, value in SETTINGS.items())
-    logging.info("allocator: glibc keeps large buffers mapped between steps (PERF.md)")
-    return ok
+    return all(mallopt(param, min(value, _MALLOPT_MAX)) == 1 for param, value in SETTINGS.items())
