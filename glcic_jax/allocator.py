@@ -80,7 +80,7 @@ def setup(kind: str = "jemalloc") -> str | None:
         conf = os.environ.get("MALLOC_CONF") or "its defaults"
         _restore_environment()
         return f"jemalloc ({conf})"
-    if kind == "jemalloc" and _REEXEC_MARK not in os.environ:
+    if kind == "jemalloc" and _REEXEC_MARK not in os.environ and sys.platform == "linux":
         library = ctypes.util.find_library("jemalloc")
         if library:
             _reexec_with(library)
