@@ -45,6 +45,13 @@ flags.DEFINE_integer("seed", None, "Random seed (init, data order, holes). Defau
 flags.DEFINE_string("coordinator_address", None, "Multi-host: host:port of process 0.")
 flags.DEFINE_integer("num_processes", 1, "Multi-host: number of processes.")
 flags.DEFINE_integer("process_id", 0, "Multi-host: this process's index.")
+flags.DEFINE_enum(
+    "allocator",
+    "jemalloc",
+    ["jemalloc", "glibc", "none"],  # allocator.KINDS (kept jax-free here)
+    "Malloc for this process: jemalloc where installed (fastest CPU steps), else glibc"
+    " with PERF.md's settings; none: the C library's defaults.",
+)
 flags.mark_flag_as_required("mask")
 
 
@@ -101,7 +108,7 @@ def main(argv):
     from glcic_jax import allocator
 
     # First: it may re-execute this script under jemalloc.
-    in_effect = allocator.setup() or "the C library's defaults"
+    in_effect = allocator.setup(FLAGS.allocator) or "the C library's defaults"
     print(f"allocator: {in_effect}, see glcic_jax/allocator.py")
     from glcic_jax import checkpoint, configs, data, overlay, train
 

@@ -31,10 +31,12 @@ change how layers are computed, never what they compute
   xla_convs     inference with XLA's own convolutions at every size
 
 Prints one line and one JSON line per variant: median and spread of the
-step time and the ratio to "fast". It measures and asserts nothing.
+step time, the ratio to "fast" and (JSON) the allocator that ran it. It
+measures and asserts nothing.
 """
 
 import json
+import os
 import pathlib
 import statistics
 import sys
@@ -66,6 +68,7 @@ FLAGS = flags.FLAGS
 
 # "fast" in a second process with another allocator (glcic_jax/allocator.py).
 ALLOCATOR_VARIANTS = {"glibc_allocator": "glibc", "no_allocator": "none"}
+PRELOAD = ("LD_PRELOAD", "MALLOC_CONF")
 # Inference compiled with XLA options other than the ones steps.py picks.
 INFERENCE_VARIANTS = ("ynnpack_convs", "xla_convs")
 
@@ -88,9 +91,10 @@ def _choices(variant: str) -> dict:
 
 
 def time_variants(variants: list[str]) -> dict:
+    """Worker: step times per variant, and the allocator in effect."""
     from glcic_jax import allocator
 
-    allocator.setup(FLAGS.allocator)  # first: it may re-execute this worker
+    in_effect = allocator.setup(FLAGS.allocator)  # first: it may re-execute this worker
     import jax
 
     from glcic_jax import benchmark, layers, steps
@@ -108,17 +112,21 @@ def time_variants(variants: list[str]) -> dict:
             t = time.perf_counter()
             jax.block_until_ready(run())
             times[variant].append(1e3 * (time.perf_counter() - t))
-    return times
+    return {"times": times, "allocator": allocator.name(in_effect)}
 
 
-def _worker_times(variants: list[str], allocator: str) -> dict:
+def _worker_times(variants: list[str], allocator: str) -> tuple[dict, str]:
+    """Step times per variant and the allocator that ran them."""
     cmd = [
         sys.executable, __file__, "--worker", f"--allocator={allocator}",
         f"--variants={','.join(variants)}", f"--config={FLAGS.config}",
         f"--image_size={FLAGS.image_size}", f"--batch_size={FLAGS.batch_size}",
         f"--phase={FLAGS.phase}", f"--rounds={FLAGS.rounds}",
     ]  # fmt: skip
-    return step_protocol.run_once(cmd)
+    # A preload of the parent's would hold in a glibc or no-setting worker.
+    env = {k: v for k, v in os.environ.items() if allocator == "jemalloc" or k not in PRELOAD}
+    out = step_protocol.run_once(cmd, env)
+    return out["times"], out["allocator"]
 
 
 def main(argv):
@@ -141,10 +149,12 @@ def main(argv):
     if "fast" not in in_process:
         in_process.insert(0, "fast")
     try:
-        times = _worker_times(in_process, allocator="jemalloc")
+        times, in_effect = _worker_times(in_process, allocator="jemalloc")
+        allocators = dict.fromkeys(times, in_effect)
         for variant, kind in ALLOCATOR_VARIANTS.items():
             if variant in FLAGS.variants:
-                times[variant] = _worker_times(["fast"], allocator=kind)["fast"]
+                worker_times, allocators[variant] = _worker_times(["fast"], allocator=kind)
+                times[variant] = worker_times["fast"]
     except RuntimeError as e:  # a worker died; its stderr's tail is in the message
         sys.exit(f"error: {e}")
     fast = statistics.median(times["fast"])
@@ -159,6 +169,7 @@ def main(argv):
             step_ms_min=min(times[variant]),
             step_ms_max=max(times[variant]),
             time_vs_fast=med / fast,
+            allocator=allocators[variant],
         )
         print(
             f"{variant:20s} phase {FLAGS.phase} {FLAGS.image_size}px b{FLAGS.batch_size}: "

@@ -11,7 +11,7 @@ warm up, then take turns, alternating who goes first, each turn one untimed
 and one timed step (step_protocol.py), so both see the same machine load.
 Prints one human-readable line and one
 JSON line (`phase`, `image_size`, `batch_size`, `img_per_sec`,
-`step_ms_median`, spread, `compile_s`, `gflops_per_sec`, `peak_rss_mb` and
+`step_ms_median`, spread, `compile_s`, `gflops_per_sec`, `allocator`, `peak_rss_mb` and
 what it is made of: `peak_rss_after_compile_mb`, `xla_temp_mb`, `xla_args_mb`; and
 with a reference `ref_img_per_sec` and `ratio` = ours / reference). It
 measures and asserts nothing.
@@ -69,7 +69,7 @@ def serve_phase(phase: str) -> None:
     """Worker: compile the phase, warm up, then time steps as the parent asks."""
     from glcic_jax import allocator
 
-    allocator.setup()  # first: it may re-execute this worker under jemalloc
+    in_effect = allocator.setup()  # first: it may re-execute this worker under jemalloc
     import jax
 
     from glcic_jax import benchmark
@@ -99,6 +99,7 @@ def serve_phase(phase: str) -> None:
             xla_args_mb=memory.argument_size_in_bytes / 2**20 if memory else 0.0,
             device=jax.devices()[0].device_kind,
             compute_dtype=FLAGS.compute_dtype,
+            allocator=allocator.name(in_effect),
             **_accelerator_peak_mb(jax.devices()[0]),
         )
 

@@ -60,6 +60,11 @@ def environment() -> dict:
     return {_ENV_NAMES[param]: str(value) for param, value in SETTINGS.items()}
 
 
+def name(in_effect: str | None) -> str:
+    """The KINDS entry for setup()'s answer, for a JSON record."""
+    return in_effect.split()[0] if in_effect else "none"
+
+
 def jemalloc_loaded() -> bool:
     try:
         with open("/proc/self/maps") as maps:
@@ -72,8 +77,9 @@ def setup(kind: str = "jemalloc") -> str | None:
     """Apply an allocator to this process; returns what is in effect, for one log line.
 
     "jemalloc" may replace the process (os.execve, same arguments) and falls
-    back to "glibc" where jemalloc is not installed; call it first thing in a
-    script's main. "none" leaves the C library's defaults.
+    back to "glibc" where jemalloc 5 is not installed or the process cannot be
+    re-executed (a preload of the user's own, a script read from stdin); call
+    it first thing in a script's main. "none" leaves the C library's defaults.
     """
     if kind not in KINDS:
         raise ValueError(f"allocator {kind!r}: choose from {KINDS}")
@@ -81,9 +87,9 @@ def setup(kind: str = "jemalloc") -> str | None:
         conf = os.environ.get("MALLOC_CONF") or "its defaults"
         _restore_environment()
         return f"jemalloc ({conf})"
-    if kind == "jemalloc" and _REEXEC_MARK not in os.environ and sys.platform == "linux":
+    if kind == "jemalloc" and _can_reexec():
         library = ctypes.util.find_library("jemalloc")
-        if library:
+        if library and library.endswith(".so.2"):  # jemalloc 5: JEMALLOC_CONF's options
             _reexec_with(library)
     _restore_environment()  # after a preload that failed: children start as we did
     if kind == "none":
@@ -91,24 +97,39 @@ def setup(kind: str = "jemalloc") -> str | None:
     return "glibc (large buffers kept in the heap)" if _mallopt() else None
 
 
+def _can_reexec() -> bool:
+    return (
+        sys.platform == "linux"
+        and _REEXEC_MARK not in os.environ
+        and not os.environ.get("LD_PRELOAD")  # the user's own choice: leave it
+        and sys.argv[0] not in ("", "-")  # stdin is read: it cannot be read again
+        and not sys.flags.interactive
+    )
+
+
 def _reexec_with(library: str) -> None:
     saved = {name: os.environ.get(name) for name in _PRELOADED}
     env = {
         **os.environ,
-        "LD_PRELOAD": " ".join(filter(None, [library, saved["LD_PRELOAD"]])),
-        "MALLOC_CONF": JEMALLOC_CONF,
+        "LD_PRELOAD": library,
+        # jemalloc reads its options left to right: the user's own win.
+        "MALLOC_CONF": ",".join(filter(None, [JEMALLOC_CONF, saved["MALLOC_CONF"]])),
         _REEXEC_MARK: json.dumps(saved),
     }
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            stream.flush()
     os.execve(sys.executable, sys.orig_argv, env)
 
 
 def _restore_environment() -> None:
-    mark = os.environ.pop(_REEXEC_MARK, None)
-    if mark is None:
+    try:
+        saved = json.loads(os.environ.pop(_REEXEC_MARK, "{}"))
+    except ValueError:
+        saved = {}
+    if not isinstance(saved, dict):
         return
-    for name, value in json.loads(mark).items():
+    for name, value in saved.items():
         if value is None:
             os.environ.pop(name, None)
         else:

@@ -14,12 +14,19 @@ linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="gl
 
 def _python(script, **env):
     """Run SCRIPT in a fresh interpreter with no preload; its output lines."""
-    base = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "MALLOC_CONF")}
+    unset = ("LD_PRELOAD", "MALLOC_CONF", "GLCIC_ALLOCATOR_REEXEC")
+    base = {k: v for k, v in os.environ.items() if k not in unset}
     out = subprocess.run(
         [sys.executable, "-c", script],
-        capture_output=True, text=True, check=True, cwd=ROOT, env={**base, **env}, timeout=120,
+        capture_output=True, text=True, cwd=ROOT, env={**base, **env}, timeout=120,
     )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout.splitlines()
+
+
+needs_jemalloc = pytest.mark.skipif(
+    not ctypes.util.find_library("jemalloc"), reason="libjemalloc2 is not installed"
+)
 
 
 _SETUP = """
@@ -37,9 +44,7 @@ print(subprocess.run([sys.executable, "-c", child], capture_output=True, text=Tr
 
 
 @linux_only
-@pytest.mark.skipif(
-    not ctypes.util.find_library("jemalloc"), reason="libjemalloc2 is not installed"
-)
+@needs_jemalloc
 def test_jemalloc_by_one_reexec_and_children_start_without_it():
     lines = _python(_SETUP.format(kind="jemalloc", fake_library=""))
     assert lines[:2] == ["started", "started"]  # the script ran again, once
@@ -49,10 +54,40 @@ def test_jemalloc_by_one_reexec_and_children_start_without_it():
 
 @linux_only
 def test_a_preload_that_fails_falls_back_to_glibc_without_looping():
-    lines = _python(_SETUP.format(kind="jemalloc", fake_library="libnot-a-real-malloc.so"))
+    lines = _python(_SETUP.format(kind="jemalloc", fake_library="libnot-a-real-malloc.so.2"))
     assert lines[:2] == ["started", "started"]
     assert lines[2] == "glibc (large buffers kept in the heap)"
     assert lines[3:] == ["False None None", "False"]
+
+
+@linux_only
+@needs_jemalloc
+def test_the_users_malloc_conf_wins_and_comes_back():
+    lines = _python(_SETUP.format(kind="jemalloc", fake_library=""), MALLOC_CONF="narenas:2")
+    assert lines[:2] == ["started", "started"]
+    assert lines[2].startswith("jemalloc (narenas:1,") and lines[2].endswith(",narenas:2)")
+    assert lines[3:] == ["True None narenas:2", "False"]
+
+
+@linux_only
+def test_a_preload_of_the_users_is_left_alone():
+    lines = _python(_SETUP.format(kind="jemalloc", fake_library=""), LD_PRELOAD="libm.so.6")
+    assert lines == [
+        "started",
+        "glibc (large buffers kept in the heap)",
+        "False libm.so.6 None",
+        "False",
+    ]
+
+
+def test_the_scripts_offer_every_allocator():
+    import launch
+
+    from glcic_jax import allocator
+
+    assert tuple(launch.FLAGS["allocator"].parser.enum_values) == allocator.KINDS
+    kinds = ", ".join(f'"{kind}"' for kind in allocator.KINDS)  # as bench_ablation.py spells them
+    assert f"[{kinds}]" in (ROOT / "experiments" / "bench_ablation.py").read_text()
 
 
 @linux_only
@@ -96,12 +131,5 @@ print((grown - start) >> 20, (grown - libc.sbrk(0)) >> 20)
 @linux_only
 def test_a_freed_large_buffer_stays_in_the_heap():
     """512 MiB comes from the heap (not its own mapping) and stays there when freed."""
-    out = subprocess.run(
-        [sys.executable, "-c", _HEAP_AFTER_FREE],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-    )
-    grown_mib, returned_mib = map(int, out.stdout.split())
+    grown_mib, returned_mib = map(int, _python(_HEAP_AFTER_FREE)[0].split())
     assert grown_mib >= 512 and returned_mib == 0

@@ -36,6 +36,7 @@ def test_bench_train_prints_parseable_lines():
             assert r[key] > 0, key
         assert r["step_ms_min"] <= r["step_ms_median"] <= r["step_ms_max"]
         assert r["local_patch"] == 128  # the reference's, half the image side
+        assert r["allocator"] in ("jemalloc", "glibc")
     assert "img/s" in result.stdout
 
 
@@ -43,11 +44,13 @@ def test_bench_ablation_times_each_variant_against_fast():
     records = _records(
         _script(
             "bench_ablation.py", "--config=tiny", "--image_size=32", "--batch_size=2",
-            "--phase=3", "--rounds=2", "--variants=fast,all_lax,no_allocator",
+            "--phase=3", "--rounds=2", "--variants=fast,all_lax,glibc_allocator,no_allocator",
         )
     )  # fmt: skip
-    assert [r["variant"] for r in records] == ["fast", "all_lax", "no_allocator"]
+    assert [r["variant"] for r in records] == ["fast", "all_lax", "glibc_allocator", "no_allocator"]
     assert records[0]["time_vs_fast"] == 1.0
+    fast, all_lax, glibc, none = (r["allocator"] for r in records)
+    assert fast == all_lax and fast in ("jemalloc", "glibc") and (glibc, none) == ("glibc", "none")
     for r in records:
         assert r["step_ms_min"] <= r["step_ms_median"] <= r["step_ms_max"]
 
