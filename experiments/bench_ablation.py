@@ -68,7 +68,6 @@ FLAGS = flags.FLAGS
 
 # "fast" in a second process with another allocator (glcic_jax/allocator.py).
 ALLOCATOR_VARIANTS = {"glibc_allocator": "glibc", "no_allocator": "none"}
-PRELOAD = ("LD_PRELOAD", "MALLOC_CONF")
 # Inference compiled with XLA options other than the ones steps.py picks.
 INFERENCE_VARIANTS = ("ynnpack_convs", "xla_convs")
 
@@ -123,8 +122,11 @@ def _worker_times(variants: list[str], allocator: str) -> tuple[dict, str]:
         f"--image_size={FLAGS.image_size}", f"--batch_size={FLAGS.batch_size}",
         f"--phase={FLAGS.phase}", f"--rounds={FLAGS.rounds}",
     ]  # fmt: skip
+    from glcic_jax.allocator import PRELOAD_VARIABLES  # jax-free
+
     # A preload of the parent's would hold in a glibc or no-setting worker.
-    env = {k: v for k, v in os.environ.items() if allocator == "jemalloc" or k not in PRELOAD}
+    unset = PRELOAD_VARIABLES if allocator != "jemalloc" else ()
+    env = {k: v for k, v in os.environ.items() if k not in unset}
     out = step_protocol.run_once(cmd, env)
     return out["times"], out["allocator"]
 

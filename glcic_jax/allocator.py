@@ -52,7 +52,7 @@ KINDS = ("jemalloc", "glibc", "none")
 # Set for the re-executed process only: the environment it started from, so
 # that it can put that back for its children and never re-execute twice.
 _REEXEC_MARK = "GLCIC_ALLOCATOR_REEXEC"
-_PRELOADED = ("LD_PRELOAD", "MALLOC_CONF")
+PRELOAD_VARIABLES = ("LD_PRELOAD", "MALLOC_CONF")
 
 
 def environment() -> dict:
@@ -108,7 +108,7 @@ def _can_reexec() -> bool:
 
 
 def _reexec_with(library: str) -> None:
-    saved = {name: os.environ.get(name) for name in _PRELOADED}
+    saved = {name: os.environ.get(name) for name in PRELOAD_VARIABLES}
     env = {
         **os.environ,
         "LD_PRELOAD": library,
