@@ -19,6 +19,8 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from glcic_jax import allocator  # jax-free; main() calls its setup() first
+
 ROOT = pathlib.Path(__file__).resolve().parent
 CONFIG_FILE = ROOT / "glcic_jax" / "configs.py"
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "celeba10k"
@@ -48,7 +50,7 @@ flags.DEFINE_integer("process_id", 0, "Multi-host: this process's index.")
 flags.DEFINE_enum(
     "allocator",
     "jemalloc",
-    ["jemalloc", "glibc", "none"],  # allocator.KINDS (kept jax-free here)
+    allocator.KINDS,
     "Malloc for this process: jemalloc where installed (fastest CPU steps), else glibc"
     " with PERF.md's settings; none: the C library's defaults.",
 )
@@ -105,8 +107,6 @@ def _usage_error(message: str):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from glcic_jax import allocator
-
     # First: it may re-execute this script under jemalloc.
     in_effect = allocator.setup(FLAGS.allocator) or "the C library's defaults"
     print(f"allocator: {in_effect}, see glcic_jax/allocator.py")

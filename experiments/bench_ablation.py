@@ -47,6 +47,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from absl import app, flags  # noqa: E402
 
 import step_protocol  # noqa: E402  (beside this script)
+from glcic_jax.allocator import KINDS, PRELOAD_VARIABLES  # noqa: E402  (jax-free)
 
 flags.DEFINE_string("config", "paper", "Preset for widths (paper: full width).")
 flags.DEFINE_integer("image_size", 64, "Image side.")
@@ -60,9 +61,7 @@ flags.DEFINE_list(
      "transposed=lax", "batch_norm=two_pass", "all_lax", "glibc_allocator", "no_allocator"],
     "Variants to time.",
 )  # fmt: skip
-flags.DEFINE_enum(
-    "allocator", "jemalloc", ["jemalloc", "glibc", "none"], "Internal: this process's allocator."
-)  # allocator.KINDS (kept jax-free here)
+flags.DEFINE_enum("allocator", "jemalloc", KINDS, "Internal: this process's allocator.")
 flags.DEFINE_bool("worker", False, "Internal: time the in-process variants and print JSON.")
 FLAGS = flags.FLAGS
 
@@ -122,8 +121,6 @@ def _worker_times(variants: list[str], allocator: str) -> tuple[dict, str]:
         f"--image_size={FLAGS.image_size}", f"--batch_size={FLAGS.batch_size}",
         f"--phase={FLAGS.phase}", f"--rounds={FLAGS.rounds}",
     ]  # fmt: skip
-    from glcic_jax.allocator import PRELOAD_VARIABLES  # jax-free
-
     # A preload of the parent's would hold in a glibc or no-setting worker.
     unset = PRELOAD_VARIABLES if allocator != "jemalloc" else ()
     env = {k: v for k, v in os.environ.items() if k not in unset}
