@@ -8,7 +8,7 @@
 --config takes a preset name (paper, seed, cpu64, tiny; default: seed where
 JAX has a GPU/TPU plugin installed, else cpu64) and every field can be
 overridden as --config.FIELD=VALUE. Flags only: the work is
-glcic_jax.train.train_and_evaluate.
+glcic_jax.training.train.train_and_evaluate.
 """
 
 import difflib
@@ -19,10 +19,10 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from glcic_jax import allocator  # jax-free; main() calls its setup() first
+from glcic_jax.perf import allocator  # jax-free; main() calls its setup() first
 
 ROOT = pathlib.Path(__file__).resolve().parent
-CONFIG_FILE = ROOT / "glcic_jax" / "configs.py"
+CONFIG_FILE = ROOT / "glcic_jax" / "training" / "configs.py"
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "celeba10k"
 
 config_flags.DEFINE_config_file(
@@ -71,7 +71,7 @@ def preset_argv(argv: list[str]) -> list[str]:
     Unknown presets and misspelt --config.FIELD overrides exit with one line
     (config_flags would print a traceback for them).
     """
-    from glcic_jax import configs
+    from glcic_jax.training import configs
 
     fields = configs.base_config().keys()
     out, named = [], False
@@ -109,8 +109,9 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     # First: it may re-execute this script under jemalloc.
     in_effect = allocator.setup(FLAGS.allocator) or "the C library's defaults"
-    print(f"allocator: {in_effect}, see glcic_jax/allocator.py")
-    from glcic_jax import checkpoint, configs, data, overlay, train
+    print(f"allocator: {in_effect}, see glcic_jax/perf/allocator.py")
+    from glcic_jax.training import checkpoint, configs, data, train
+    from glcic_jax.faces import overlay
 
     # Orbax logs every save at INFO; the progress bar and metrics.jsonl say what matters.
     logging.set_verbosity(logging.WARNING)

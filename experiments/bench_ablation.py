@@ -37,17 +37,15 @@ measures and asserts nothing.
 
 import json
 import os
-import pathlib
 import statistics
 import sys
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags
 
-import step_protocol  # noqa: E402  (beside this script)
-from glcic_jax.allocator import KINDS, PRELOAD_VARIABLES  # noqa: E402  (jax-free)
+from glcic_jax.perf import step_protocol
+from glcic_jax.perf.allocator import KINDS, PRELOAD_VARIABLES  # jax-free
 
 flags.DEFINE_string("config", "paper", "Preset for widths (paper: full width).")
 flags.DEFINE_integer("image_size", 64, "Image side.")
@@ -65,14 +63,14 @@ flags.DEFINE_enum("allocator", "jemalloc", KINDS, "Internal: this process's allo
 flags.DEFINE_bool("worker", False, "Internal: time the in-process variants and print JSON.")
 FLAGS = flags.FLAGS
 
-# "fast" in a second process with another allocator (glcic_jax/allocator.py).
+# "fast" in a second process with another allocator (glcic_jax/perf/allocator.py).
 ALLOCATOR_VARIANTS = {"glibc_allocator": "glibc", "no_allocator": "none"}
 # Inference compiled with XLA options other than the ones steps.py picks.
 INFERENCE_VARIANTS = ("ynnpack_convs", "xla_convs")
 
 
 def _choices(variant: str) -> dict:
-    from glcic_jax import layers
+    from glcic_jax.nets import layers
 
     if variant in ("fast", *ALLOCATOR_VARIANTS, *INFERENCE_VARIANTS):
         return {}
@@ -90,12 +88,14 @@ def _choices(variant: str) -> dict:
 
 def time_variants(variants: list[str]) -> dict:
     """Worker: step times per variant, and the allocator in effect."""
-    from glcic_jax import allocator
+    from glcic_jax.perf import allocator
 
     in_effect = allocator.setup(FLAGS.allocator)  # first: it may re-execute this worker
     import jax
 
-    from glcic_jax import benchmark, layers, steps
+    from glcic_jax.perf import benchmark
+    from glcic_jax.nets import layers
+    from glcic_jax.training import steps
 
     config = benchmark.bench_config(FLAGS.config, FLAGS.image_size, FLAGS.batch_size)
     runs = {}
@@ -133,7 +133,8 @@ def main(argv):
     if FLAGS.worker:
         print(json.dumps(time_variants(FLAGS.variants)))
         return
-    from glcic_jax import benchmark, configs
+    from glcic_jax.perf import benchmark
+    from glcic_jax.training import configs
 
     try:
         benchmark.bench_config(FLAGS.config, FLAGS.image_size, FLAGS.batch_size)

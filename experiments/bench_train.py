@@ -28,11 +28,10 @@ import pathlib
 import resource
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags
 
-import step_protocol  # noqa: E402  (beside this script)
+from glcic_jax.perf import step_protocol
 
 flags.DEFINE_string("config", "paper", "Preset for widths and optimizer (paper: full width).")
 flags.DEFINE_integer("image_size", 64, "Image side.")
@@ -53,7 +52,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 
 
 def _config():
-    from glcic_jax import benchmark
+    from glcic_jax.perf import benchmark
 
     return benchmark.bench_config(
         FLAGS.config,
@@ -67,12 +66,12 @@ def _config():
 
 def serve_phase(phase: str) -> None:
     """Worker: compile the phase, warm up, then time steps as the parent asks."""
-    from glcic_jax import allocator
+    from glcic_jax.perf import allocator
 
     in_effect = allocator.setup()  # first: it may re-execute this worker under jemalloc
     import jax
 
-    from glcic_jax import benchmark
+    from glcic_jax.perf import benchmark
 
     config = _config()
     workload = benchmark.compile_phase(config, phase)
@@ -114,6 +113,11 @@ def _accelerator_peak_mb(device) -> dict:
     return {"peak_device_mb": stats["peak_bytes_in_use"] / 2**20}
 
 
+def _reference_path() -> str:
+    """The reference's folder (its `models`) and this project (the turn protocol)."""
+    return os.pathsep.join([str(FLAGS.reference_dir), str(HERE.parent)])
+
+
 def main(argv):
     del argv
     if FLAGS.worker:
@@ -130,7 +134,8 @@ def main(argv):
     if FLAGS.reference_python and not os.access(FLAGS.reference_python, os.X_OK):
         raise app.UsageError(f"--reference_python {FLAGS.reference_python} is not an executable")
 
-    from glcic_jax import allocator, benchmark, configs  # the reference gets PERF.md's setting
+    from glcic_jax.perf import allocator, benchmark  # the reference gets PERF.md's setting
+    from glcic_jax.training import configs
 
     try:
         _config()
@@ -156,7 +161,7 @@ def main(argv):
             commands.append(
                 ([FLAGS.reference_python, str(HERE / "reference_timer.py"),
                   f"--reference_dir={FLAGS.reference_dir}", f"--phase={phase}", *common],
-                 {**os.environ, **allocator.environment()})
+                 {**os.environ, **allocator.environment(), "PYTHONPATH": _reference_path()})
             )  # fmt: skip
         try:
             ours, *reference = step_protocol.take_turns(commands, FLAGS.steps)

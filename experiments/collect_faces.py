@@ -1,5 +1,5 @@
 r"""Collects candidate face photos from an image search: flags only, the work is in
-glcic_jax.collect (browser, search) and glcic_jax.download (resumable downloads).
+glcic_jax.dataset.collect (browser, search) and glcic_jax.dataset.download (resumable downloads).
 
   python experiments/collect_faces.py --out=raw --per_query=300
   python experiments/collect_faces.py --out=raw --site=my_site.json --queries=俳優,女優
@@ -11,15 +11,12 @@ twice. Then: python experiments/prepare_data.py --source=raw/images --out=...
 """
 
 import json
-import pathlib
-import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from absl import app, flags, logging  # noqa: E402
-from selenium.common.exceptions import WebDriverException  # noqa: E402
+from absl import app, flags, logging
+from selenium.common.exceptions import WebDriverException
 
-from glcic_jax import collect, download  # noqa: E402
+from glcic_jax.dataset import collect, download
 
 _OUT = flags.DEFINE_string("out", None, "Output folder (images/ and state logs).", required=True)
 _QUERIES = flags.DEFINE_list(

@@ -6,7 +6,7 @@
       [--no_postprocess]
 
 Without --checkpoint the model shipped with the code is used
-(glcic_jax/pretrained/MODEL_CARD.md). --checkpoint takes a training run, a
+(glcic_jax/completion/pretrained/MODEL_CARD.md). --checkpoint takes a training run, a
 folder of exported model files or one model file (.npz).
 
 For each photo (a folder is searched recursively; its layout is kept under
@@ -15,17 +15,16 @@ For each photo (a folder is searched recursively; its layout is kept under
   NAME_side.png       input | filled region | completion (at most 1024 px high)
 Photos with no face get a one-line message and are listed at the end.
 --region=file reads --mask_file: white = fill, the photo's size (photo pixels)
-or 256x256 (the aligned face). Wiring only: the work is in glcic_jax.photo.
+or 256x256 (the aligned face). Wiring only: the work is in glcic_jax.completion.photo.
 """
 
 import pathlib
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from absl import app, flags, logging  # noqa: E402
+from absl import app, flags, logging
 
-from glcic_jax import photo  # noqa: E402
+from glcic_jax.completion import photo
 
 _CHECKPOINT = flags.DEFINE_string(
     "checkpoint", None, "Run folder, model folder or model file (default: the shipped model)."
@@ -87,7 +86,7 @@ def main(argv):
 
 def _sources(path: pathlib.Path):
     """(photos, root): the photo itself, or every photo under a folder."""
-    from glcic_jax import prepare
+    from glcic_jax.dataset import prepare
 
     if path.is_file():
         return [path], path.parent
@@ -100,7 +99,8 @@ def _sources(path: pathlib.Path):
 
 
 def _load_completer(run, step):
-    from glcic_jax import checkpoint, inference
+    from glcic_jax.training import checkpoint
+    from glcic_jax.completion import inference
 
     try:
         if run is None:

@@ -13,21 +13,21 @@ Writes into WORKDIR/eval/ (or --out):
 
 Re-running with the other --mask (or other steps) adds to the CSVs and
 replaces rows it re-evaluates. Wiring only: the work is in
-glcic_jax.evaluation and glcic_jax.figures.
+glcic_jax.evaluation.protocol and glcic_jax.evaluation.figures.
 """
 
 import pathlib
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from absl import app, flags, logging  # noqa: E402
+from absl import app, flags, logging
 
-from glcic_jax import evaluation, figures, masks  # noqa: E402
+from glcic_jax.evaluation import protocol, figures
+from glcic_jax import holes
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training run folder (has checkpoints/).")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Data folder with the test split.")
-_MASK = flags.DEFINE_enum("mask", None, masks.BOX_REGIMES, "Hole set to evaluate on.")
+_MASK = flags.DEFINE_enum("mask", None, holes.BOX_REGIMES, "Hole set to evaluate on.")
 _STEPS = flags.DEFINE_list("steps", None, "Checkpoint steps (default: all).")
 _NUM_IMAGES = flags.DEFINE_integer("num_images", None, "First N test images (default: all).")
 _BATCH = flags.DEFINE_integer("batch_size", 16, "Images per jitted model call.")
@@ -41,7 +41,8 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     from tqdm import tqdm
 
-    from glcic_jax import checkpoint, data, inference
+    from glcic_jax.training import checkpoint, data
+    from glcic_jax.completion import inference
 
     # Orbax warns on every read-only open; the progress bar says what matters.
     logging.set_verbosity(logging.ERROR)
@@ -50,9 +51,9 @@ def main(argv):
     except ValueError:
         _fail(f"--steps must be integers, got {','.join(_STEPS.value)}")
     try:
-        steps = evaluation.checkpoint_steps(_WORKDIR.value, requested)
+        steps = protocol.checkpoint_steps(_WORKDIR.value, requested)
         config = inference.load_config(_WORKDIR.value, steps[-1])
-        eval_set = evaluation.build_eval_set(
+        eval_set = protocol.build_eval_set(
             _DATA_DIR.value, config.image_size, _MASK.value, _NUM_IMAGES.value
         )
     except (checkpoint.CheckpointError, data.DataError) as e:
@@ -62,24 +63,24 @@ def main(argv):
     print(f"{label} model, steps {steps}; {eval_set.describe()}")
 
     with tqdm(total=len(steps), desc="checkpoints", unit="ckpt") as bar:
-        sweep = evaluation.sweep_checkpoints(
+        sweep = protocol.sweep_checkpoints(
             _WORKDIR.value, eval_set, steps, label, _BATCH.value, progress=bar.update
         )
-    completed = evaluation.run_baselines(eval_set, sweep.mean_pixel)
-    base_scores = {m: evaluation.score(eval_set, c) for m, c in completed.items()}
+    completed = protocol.run_baselines(eval_set, sweep.mean_pixel)
+    base_scores = {m: protocol.score(eval_set, c) for m, c in completed.items()}
 
     summary, per_image = [], []
     for step in steps:
         scores = {label: sweep.per_image[step], **base_scores}
         for method, per in scores.items():
             keys = dict(hole_set=_MASK.value, step=step, method=method)
-            summary.append(evaluation.summary_row(per, **keys))
-            per_image += evaluation.per_image_rows(per, eval_set, **keys)
+            summary.append(protocol.summary_row(per, **keys))
+            per_image += protocol.per_image_rows(per, eval_set, **keys)
     _merge_into(out / "metrics.csv", summary, ("hole_set", "step", "method"))
     _merge_into(out / "per_image.csv", per_image, ("hole_set", "step", "method", "image"))
 
-    rows = [r for r in evaluation.read_csv(out / "metrics.csv") if r["hole_set"] == _MASK.value]
-    for metric in evaluation.REPORTED_METRICS:
+    rows = [r for r in protocol.read_csv(out / "metrics.csv") if r["hole_set"] == _MASK.value]
+    for metric in protocol.REPORTED_METRICS:
         title = f"{metric}: {label} on {_MASK.value} holes, {len(eval_set)} images"
         figures.plot_metric(rows, metric, out / f"{_MASK.value}_{metric}.png", title)
     last = steps[-1]
@@ -94,8 +95,8 @@ def main(argv):
 
 
 def _merge_into(path: pathlib.Path, rows, key_fields):
-    old = evaluation.read_csv(path) if path.exists() else []
-    evaluation.write_csv(path, evaluation.merge_rows(old, rows, key_fields))
+    old = protocol.read_csv(path) if path.exists() else []
+    protocol.write_csv(path, protocol.merge_rows(old, rows, key_fields))
 
 
 def _print_table(summary, step):

@@ -11,18 +11,18 @@ compare.py, survey.py and complete.py read like a workdir.
 import pathlib
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from absl import app, flags, logging  # noqa: E402
+from absl import app, flags, logging
 
-from glcic_jax import checkpoint, export  # noqa: E402
+from glcic_jax.training import checkpoint
+from glcic_jax.completion import model_files
 
 _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Training run folder (has checkpoints/).", required=True
 )
 _OUT = flags.DEFINE_string("out", None, "Model folder to write.", required=True)
 _STEPS = flags.DEFINE_list("steps", None, "Checkpoint steps (default: all).")
-_STORAGE = flags.DEFINE_enum("storage", "float32", export.STORAGE_DTYPES, "Weight storage.")
+_STORAGE = flags.DEFINE_enum("storage", "float32", model_files.STORAGE_DTYPES, "Weight storage.")
 
 
 def main(argv):
@@ -40,8 +40,8 @@ def main(argv):
         sys.exit(f"error: {e}")
     out = pathlib.Path(_OUT.value)
     for step in wanted:
-        path = out / export.step_file_name(step)
-        size = export.export_checkpoint(_WORKDIR.value, step, path, _STORAGE.value)
+        path = out / model_files.step_file_name(step)
+        size = model_files.export_checkpoint(_WORKDIR.value, step, path, _STORAGE.value)
         print(f"step {step}: {path} ({size / 2**20:.1f} MB, {_STORAGE.value})")
 
 

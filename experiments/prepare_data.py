@@ -1,4 +1,4 @@
-r"""Builds the aligned 256x256 face set: flags only, the work is glcic_jax.prepare.
+r"""Builds the aligned 256x256 face set: flags only, the work is glcic_jax.dataset.prepare.
 
   python experiments/prepare_data.py --source=RAW_DIR --out=OUT
   python experiments/prepare_data.py --source=../shared/data/faces --out=/tmp/lfw256 --min_face=0
@@ -14,11 +14,10 @@ import json
 import pathlib
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from absl import app, flags, logging  # noqa: E402
+from absl import app, flags, logging
 
-from glcic_jax import lfw, prepare, review  # noqa: E402
+from glcic_jax.dataset import lfw, prepare, review
 
 _SOURCE = flags.DEFINE_string("source", None, "Folder of raw photos, or 'lfw'.", required=True)
 _OUT = flags.DEFINE_string("out", None, "Output folder.", required=True)

@@ -3,7 +3,8 @@
 Run by bench_train.py in the reference's own venv (torch is not a project
 dependency):  REF_PY experiments/reference_timer.py --reference_dir=DIR
 --phase=1 --image_size=64 --batch_size=8 --warmup=2
-It imports the reference's networks from DIR (none of its code is copied
+bench_train.py puts DIR and this project on its PYTHONPATH. It imports the
+reference's networks from DIR (none of its code is copied
 here), runs the same losses and optimizers as our phases (Adam for both nets,
 local patch half the image side as in the reference) on 2 threads, and then
 times one step per "step" line bench_train.py sends (step_protocol.py), in
@@ -12,9 +13,8 @@ turns with ours.
 
 import argparse
 import resource
-import sys
 
-import step_protocol
+from glcic_jax.perf import step_protocol
 
 
 def main():
@@ -30,7 +30,6 @@ def main():
     import torch
     import torch.nn.functional as F
 
-    sys.path.insert(0, a.reference_dir)
     from models import CompletionNetwork, ContextDiscriminator
 
     torch.set_num_threads(a.threads)

@@ -16,9 +16,8 @@ import pathlib
 import subprocess
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from absl import app, flags, logging  # noqa: E402
+from absl import app, flags, logging
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 REGIMES = ("mouth", "random", "random_mouthsize")
@@ -38,7 +37,7 @@ flags.mark_flag_as_required("data_dir")
 
 def _progress(workdir: pathlib.Path) -> int | None:
     """The run's latest checkpoint step, None when it has none."""
-    from glcic_jax import checkpoint
+    from glcic_jax.training import checkpoint
 
     if not checkpoint.checkpoint_dir(workdir).is_dir():
         return None
@@ -107,7 +106,7 @@ def _wait_any(active: dict) -> tuple[str, subprocess.Popen]:
 def main(argv):
     del argv
     logging.set_verbosity(logging.ERROR)
-    from glcic_jax import configs
+    from glcic_jax.training import configs
 
     try:
         config = configs.get_config(_CONFIG.value)

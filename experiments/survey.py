@@ -1,6 +1,6 @@
 """The blind A/B survey of the two models: build it, serve it, summarize the answers.
 
-Wiring only; the logic is in glcic_jax.survey (definition), survey_db
+Wiring only; the logic is in glcic_jax.survey.design (definition), survey_db
 (answers), survey_app (web pages) and survey_summary (tables). From the repo
 root:
 
@@ -15,14 +15,12 @@ training points (default: the two latest checkpoint steps both runs have;
 otherwise; stop it with Ctrl-C (answers are on disk as they are given).
 """
 
-import pathlib
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from absl import app, flags, logging  # noqa: E402
+from absl import app, flags, logging
 
-from glcic_jax import survey, survey_app, survey_summary  # noqa: E402
+from glcic_jax.survey import design, webapp, summary as survey_summary
 
 COMMANDS = ("build", "serve", "summarize")
 
@@ -55,14 +53,14 @@ def main(argv):
         if command == "build":
             _require(_RANDOM, _MOUTH, _DATA_DIR, _OUT)
             steps = [int(s) for s in _STEPS.value] or None
-            built = survey.build(
+            built = design.build(
                 _OUT.value, _RANDOM.value, _MOUTH.value, _DATA_DIR.value, _N.value, steps,
                 _SEED.value, _DISPLAY.value, _RESAMPLE.value,
             )  # fmt: skip
             print(f"{len(built.questions)} questions at steps {list(built.points)} in {_OUT.value}")
         elif command == "serve":
             _require(_SURVEY, _DB)
-            server = survey_app.make_server(_SURVEY.value, _DB.value, _HOST.value, _PORT.value)
+            server = webapp.make_server(_SURVEY.value, _DB.value, _HOST.value, _PORT.value)
             host, port = server.server_address[:2]
             print(f"serving the survey on http://{host}:{port}/", flush=True)
             try:
@@ -81,7 +79,7 @@ def main(argv):
                     f"mean score {row['mean']:.2f} ({row['answers']} answers)"
                 )
             print(f"report in {_OUT.value}/summary.md")
-    except survey.SurveyError as e:
+    except design.SurveyError as e:
         logging.error("%s", e)
         sys.exit(1)
 

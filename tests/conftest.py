@@ -55,7 +55,7 @@ def faces_dir(shared_data) -> pathlib.Path:
 @pytest.fixture(scope="session")
 def celeba_test_faces(shared_data):
     """The first sixteen CelebA test faces at 64 px, float32 in [0, 1]."""
-    from glcic_jax import data
+    from glcic_jax.training import data
 
     root = shared_data / "celeba10k"
     if not (root / "test").is_dir():
@@ -64,9 +64,9 @@ def celeba_test_faces(shared_data):
     return np.stack([data.load_image(f, 64) for f in files]).astype(np.float32) / 255.0
 
 
-def tiny_run_config(mask: str = "mouth"):
+def _tiny_run_config(mask: str = "mouth"):
     """The tiny preset crossing all three phases in 10 steps, checkpoints at 5 and 10."""
-    from glcic_jax import configs
+    from glcic_jax.training import configs
 
     config = configs.get_config("tiny")
     config.mask = mask
@@ -76,17 +76,23 @@ def tiny_run_config(mask: str = "mouth"):
 
 
 @pytest.fixture(scope="session")
+def tiny_run_config():
+    """A function of the hole regime: the tiny preset crossing all three phases in 10 steps."""
+    return _tiny_run_config
+
+
+@pytest.fixture(scope="session")
 def tiny_runs(tmp_path_factory, faces_dir) -> dict:
     """Two trained tiny runs, {"mouth": workdir, "random": workdir}, shared by the suite.
 
     Compiling the training steps is most of a tiny run's time; the suite pays
     it once. Tests may add files (e.g. eval/) but must not train further here.
     """
-    from glcic_jax import train
+    from glcic_jax.training import train
 
     runs = {}
     for mask in ("mouth", "random"):
         workdir = tmp_path_factory.mktemp(f"tiny-{mask}")
-        assert train.train_and_evaluate(tiny_run_config(mask), workdir, faces_dir) == 10
+        assert train.train_and_evaluate(_tiny_run_config(mask), workdir, faces_dir) == 10
         runs[mask] = workdir
     return runs

@@ -10,7 +10,7 @@ import urllib.request
 
 import numpy as np
 
-from glcic_jax import survey, survey_app
+from glcic_jax.survey import design, webapp
 
 POINTS = (100, 200)
 N_IMAGES = 3
@@ -21,11 +21,11 @@ def make_synthetic_survey(out, n: int = N_IMAGES, points=POINTS, size: int = 16)
     rng = np.random.default_rng(0)
     originals = rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)
     completions = {
-        p: {m: rng.random((n, size, size, 3), dtype=np.float32) for m in survey.MODELS}
+        p: {m: rng.random((n, size, size, 3), dtype=np.float32) for m in design.MODELS}
         for p in points
     }
     sources = [f"test/face{i}.png" for i in range(n)]
-    return survey.write_survey(
+    return design.write_survey(
         out, originals, completions, sources, display_size=64, resample="nearest",
         info={"seed": 0, "models": {"random": {}, "mouth": {}}},
     )  # fmt: skip
@@ -107,7 +107,7 @@ def image_src(page: bytes, element_id: str) -> str:
 @contextlib.contextmanager
 def running_server(survey_dir, db_path):
     """The app on an ephemeral 127.0.0.1 port in a thread; yields (base URL, server)."""
-    server = survey_app.make_server(survey_dir, db_path, "127.0.0.1", 0)
+    server = webapp.make_server(survey_dir, db_path, "127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

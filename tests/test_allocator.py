@@ -31,14 +31,14 @@ needs_jemalloc = pytest.mark.skipif(
 
 _SETUP = """
 import ctypes.util, os, subprocess, sys
-from glcic_jax import allocator
+from glcic_jax.perf import allocator
 if {fake_library!r}:
     real = ctypes.util.find_library
     ctypes.util.find_library = lambda name: {fake_library!r} if name == "jemalloc" else real(name)
 print("started", flush=True)
 print(allocator.setup({kind!r}))
 print(allocator.jemalloc_loaded(), os.environ.get("LD_PRELOAD"), os.environ.get("MALLOC_CONF"))
-child = "from glcic_jax import allocator; print(allocator.jemalloc_loaded())"
+child = "from glcic_jax.perf import allocator; print(allocator.jemalloc_loaded())"
 print(subprocess.run([sys.executable, "-c", child], capture_output=True, text=True).stdout.strip())
 """
 
@@ -83,7 +83,7 @@ def test_a_preload_of_the_users_is_left_alone():
 def test_the_scripts_offer_every_allocator():
     import launch
 
-    from glcic_jax import allocator
+    from glcic_jax.perf import allocator
 
     assert tuple(launch.FLAGS["allocator"].parser.enum_values) == allocator.KINDS
     helpfull = subprocess.run(
@@ -99,13 +99,13 @@ def test_glibc_and_none_do_not_reexec():
         lines = _python(_SETUP.format(kind=kind, fake_library=""))
         assert lines[:2] == ["started", in_effect]
     with pytest.raises(ValueError, match="choose from"):
-        from glcic_jax import allocator
+        from glcic_jax.perf import allocator
 
         allocator.setup("tcmalloc")
 
 
 def test_the_reference_gets_perf_md_allocator_environment():
-    from glcic_jax import allocator
+    from glcic_jax.perf import allocator
 
     assert allocator.environment() == {
         "MALLOC_ARENA_MAX": "1",
@@ -117,7 +117,7 @@ def test_the_reference_gets_perf_md_allocator_environment():
 
 _HEAP_AFTER_FREE = """
 import ctypes, ctypes.util, sys
-from glcic_jax import allocator
+from glcic_jax.perf import allocator
 assert allocator.setup("glibc")
 libc = ctypes.CDLL(ctypes.util.find_library("c"))
 libc.malloc.restype = libc.sbrk.restype = ctypes.c_void_p

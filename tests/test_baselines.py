@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from glcic_jax import baselines, metrics
+from glcic_jax.evaluation import baselines, metrics
 
 
 def _masks(n, size=64):

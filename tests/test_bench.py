@@ -97,26 +97,23 @@ def test_bench_train_rejects_a_folder_that_is_not_the_reference(tmp_path):
 
 _STEPPER = """
 import sys, time
-sys.path.insert(0, {experiments!r})
-import step_protocol
+from glcic_jax.perf import step_protocol
 name, log = sys.argv[1], sys.argv[2]
 def step():
     with open(log, "a") as f:
         f.write(name + "\\n")
     if name == "dies":
         raise SystemExit("worker gave up")
-step_protocol.serve(step, warmup=0, summary=lambda times: {{"name": name, "steps": len(times)}})
+step_protocol.serve(step, warmup=0, summary=lambda times: {"name": name, "steps": len(times)})
 """
 
 
 def _stepper(name, log):
-    script = _STEPPER.format(experiments=str(ROOT / "experiments"))
-    return [sys.executable, "-c", script, name, str(log)], None
+    return [sys.executable, "-c", _STEPPER, name, str(log)], None
 
 
 def test_workers_take_turns_and_a_dead_worker_is_reported(tmp_path):
-    sys.path.insert(0, str(ROOT / "experiments"))
-    import step_protocol
+    from glcic_jax.perf import step_protocol
 
     log = tmp_path / "log"
     summaries = step_protocol.take_turns([_stepper("ours", log), _stepper("ref", log)], steps=4)

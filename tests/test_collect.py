@@ -1,4 +1,4 @@
-"""Tests of the collector: glcic_jax.collect, glcic_jax.download, experiments/collect_faces.py.
+"""Tests of the collector: glcic_jax.dataset.collect, glcic_jax.dataset.download, experiments/collect_faces.py.
 
 Everything talks to an HTTP server the test runs on 127.0.0.1: a fake image
 search whose results appear as the page is scrolled, generated images, a
@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from glcic_jax import collect, download
+from glcic_jax.dataset import collect, download
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 MAX_BYTES = 60_000

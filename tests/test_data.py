@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from glcic_jax import data
+from glcic_jax.training import data
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from glcic_jax import layers
+from glcic_jax.nets import layers
 
 
 def _grads(fn, x, w):

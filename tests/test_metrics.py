@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from glcic_jax import baselines, data, metrics
+from glcic_jax.evaluation import baselines, metrics
+from glcic_jax.training import data
 
 MOUTH = (slice(32, 56), slice(14, 50))  # the study's box at 64 px
 

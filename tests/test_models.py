@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from glcic_jax import configs, masks, models, steps
-from glcic_jax.layers import num_params
+from glcic_jax.training import configs, steps
+from glcic_jax import holes
+from glcic_jax.nets import models
+from glcic_jax.nets.layers import num_params
 
 
 def _paper_completion_params(w=64):
@@ -64,7 +66,7 @@ def test_discriminator_depth_follows_input_size(size, depth):
 def test_small_config_runs_forward_in_range():
     config = configs.get_config("tiny")
     gen = models.CompletionNetwork(config.width, rngs=nnx.Rngs(0))
-    disc = models.ContextDiscriminator(32, masks.patch_size(32), config.d_width, rngs=nnx.Rngs(0))
+    disc = models.ContextDiscriminator(32, holes.patch_size(32), config.d_width, rngs=nnx.Rngs(0))
 
     @nnx.jit  # one compiled call instead of op-by-op dispatch
     def forward(gen, disc, x):

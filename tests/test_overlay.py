@@ -1,10 +1,10 @@
-"""Tests of glcic_jax.overlay: anchors, face points, rendered masks and the hole bank."""
+"""Tests of glcic_jax.faces.overlay: anchors, face points, rendered masks and the hole bank."""
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from glcic_jax import faces, overlay
+from glcic_jax.faces import detection, overlay
 
 
 @pytest.fixture(scope="module")
@@ -81,10 +81,10 @@ def test_mask_bank_scales_with_image_size(templates_dir):
 
 def test_render_masked_changes_only_the_alpha_area(faces_dir, templates_dir):
     rgb = np.asarray(Image.open(sorted((faces_dir / "test").glob("*.jpg"))[0]).convert("RGB"))
-    face = faces.Detector().detect(rgb)[0]
-    affine = faces.alignment(face)
-    aligned = np.asarray(faces.warp(rgb, affine))
-    landmarks = faces.apply_affine(affine, face.landmarks)
+    face = detection.Detector().detect(rgb)[0]
+    affine = detection.alignment(face)
+    aligned = np.asarray(detection.warp(rgb, affine))
+    landmarks = detection.apply_affine(affine, face.landmarks)
     rng = np.random.default_rng(0)
     masked, alpha, name = overlay.render_masked(
         aligned, rng, landmarks, templates_dir=templates_dir

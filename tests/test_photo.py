@@ -1,4 +1,4 @@
-"""Tests of glcic_jax.photo and experiments/complete.py on synthetic masked photos."""
+"""Tests of glcic_jax.completion.photo and experiments/complete.py on synthetic masked photos."""
 
 import os
 import pathlib
@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from glcic_jax import faces, inference, overlay, photo
+from glcic_jax.faces import detection, overlay
+from glcic_jax.completion import inference, photo
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # Measured: the mask-mode region against the pasted mask's alpha on these
@@ -20,7 +21,7 @@ MIN_MASK_IOU = 0.7
 
 @pytest.fixture(scope="module")
 def detector():
-    return faces.Detector()
+    return detection.Detector()
 
 
 def masked_photo(face_path, detector, seed=0, size=(400, 300), scale=1.6, at=(90, 40)):
@@ -73,8 +74,8 @@ def test_box_mode_fills_the_mouth_box_only(photos, completer):
     info = result.faces[0]
     assert info.method == "box" and info.affine.shape == (2, 3)
     # The photo region is the mouth box mapped back through the face's affine.
-    x0, y0, x1, y1 = faces.MOUTH_BOX
-    corners = faces.apply_affine(cv2.invertAffineTransform(info.affine), [(x0, y0), (x1, y1)])
+    x0, y0, x1, y1 = detection.MOUTH_BOX
+    corners = detection.apply_affine(cv2.invertAffineTransform(info.affine), [(x0, y0), (x1, y1)])
     ys, xs = np.nonzero(result.region)
     assert abs(xs.min() - corners[0, 0]) < 2 and abs(ys.max() - corners[1, 1]) < 2
     assert iou(result.region, alpha > 0.5) > 0.5

@@ -1,4 +1,4 @@
-"""Tests of glcic_jax.prepare and experiments/prepare_data.py.
+"""Tests of glcic_jax.dataset.prepare and experiments/prepare_data.py.
 
 Filters and outputs are checked with a fake detector on generated images
 (no data needed); the real detector runs on a few of the shared LFW photos
@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from glcic_jax import faces, prepare, review
+from glcic_jax.faces import detection
+from glcic_jax.dataset import prepare, review
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "experiments" / "prepare_data.py"
@@ -41,7 +42,7 @@ class FakeDetector:
     def detect(self, rgb):
         h, w = rgb.shape[:2]
         red = rgb[..., 0].mean()
-        face = faces.Face(
+        face = detection.Face(
             box=(0.25 * w, 0.2 * h, 0.75 * w, 0.8 * h),
             confidence=0.99,
             landmarks=self.UNIT * np.array([w, h]),
@@ -49,7 +50,7 @@ class FakeDetector:
         if red > 200:
             return []
         if red > 150:
-            return [face, faces.Face((0, 0, 0.5 * w, 0.6 * h), 0.99, face.landmarks)]
+            return [face, detection.Face((0, 0, 0.5 * w, 0.6 * h), 0.99, face.landmarks)]
         return [face]
 
 
@@ -188,10 +189,10 @@ def test_build_outputs_manifest_and_summary(synthetic_source, tmp_path):
         affine = np.array(row["affine"].split(), float).reshape(2, 3)
         source_size = Image.open(synthetic_source / row["source"]).size
         landmarks = FakeDetector.UNIT * np.array(source_size)
-        expected = faces.apply_affine(affine, landmarks)
-        for name, point in zip(faces.LANDMARKS, expected):
+        expected = detection.apply_affine(affine, landmarks)
+        for name, point in zip(detection.LANDMARKS, expected):
             np.testing.assert_allclose(np.array(row[name].split(), float), point, atol=0.01)
-        assert faces.in_box(expected[3:])
+        assert detection.in_box(expected[3:])
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["train", "test", "manifest.csv", "summary.json", "contact_sheet.png"]
     )

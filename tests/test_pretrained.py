@@ -12,7 +12,10 @@ below Telea, so these assertions fail for them.
 import numpy as np
 import pytest
 
-from glcic_jax import evaluation, faces, inference, prepare
+from glcic_jax.evaluation import protocol
+from glcic_jax.faces import detection
+from glcic_jax.completion import inference
+from glcic_jax.dataset import prepare
 
 MIN_MEAN_GAIN_DB = 2.0  # measured +4.06 dB
 MIN_SHARE_BETTER = 0.8  # measured 49/50
@@ -24,7 +27,7 @@ def aligned_lfw(faces_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("lfw-aligned")
     (root / "train").mkdir()
     (root / "test").mkdir()
-    detector, settings = faces.Detector(), prepare.Settings(min_face=0)
+    detector, settings = detection.Detector(), prepare.Settings(min_face=0)
     kept = 0
     for path in sorted((faces_dir / "test").rglob("*.jpg")):
         result = prepare.process(path, path.name, settings, detector)
@@ -47,11 +50,11 @@ def test_shipped_model_loads_with_its_card():
 
 def test_shipped_model_beats_telea_in_the_mouth_box(aligned_lfw):
     completer = inference.Completer.pretrained()
-    eval_set = evaluation.build_eval_set(aligned_lfw, completer.image_size, "mouth")
+    eval_set = protocol.build_eval_set(aligned_lfw, completer.image_size, "mouth")
     assert len(eval_set) == 50
-    ours = evaluation.score(eval_set, completer.complete(eval_set.images, eval_set.holes))
-    telea = evaluation.run_baselines(eval_set, completer.mean_pixel, ("telea",))["telea"]
-    theirs = evaluation.score(eval_set, telea)
+    ours = protocol.score(eval_set, completer.complete(eval_set.images, eval_set.holes))
+    telea = protocol.run_baselines(eval_set, completer.mean_pixel, ("telea",))["telea"]
+    theirs = protocol.score(eval_set, telea)
     gain = ours["psnr_hole"] - theirs["psnr_hole"]
     assert gain.mean() >= MIN_MEAN_GAIN_DB, f"mean gain {gain.mean():.2f} dB"
     assert np.mean(gain > 0) >= MIN_SHARE_BETTER, f"better on {np.mean(gain > 0):.0%}"
@@ -61,7 +64,7 @@ def test_untrained_weights_fail_the_same_bar(aligned_lfw):
     """The bar is not trivially met: the shipped architecture with fresh weights misses it."""
     import jax
 
-    from glcic_jax import steps
+    from glcic_jax.training import steps
 
     shipped = inference.Completer.pretrained()
     nets = steps.build_networks(shipped.config)
@@ -69,8 +72,8 @@ def test_untrained_weights_fail_the_same_bar(aligned_lfw):
     completer = inference.Completer(
         shipped.config, fresh.gen, fresh.gen_stats, shipped.mean_pixel, 0
     )
-    eval_set = evaluation.build_eval_set(aligned_lfw, completer.image_size, "mouth")
-    ours = evaluation.score(eval_set, completer.complete(eval_set.images, eval_set.holes))
-    telea = evaluation.run_baselines(eval_set, completer.mean_pixel, ("telea",))["telea"]
-    gain = ours["psnr_hole"] - evaluation.score(eval_set, telea)["psnr_hole"]
+    eval_set = protocol.build_eval_set(aligned_lfw, completer.image_size, "mouth")
+    ours = protocol.score(eval_set, completer.complete(eval_set.images, eval_set.holes))
+    telea = protocol.run_baselines(eval_set, completer.mean_pixel, ("telea",))["telea"]
+    gain = ours["psnr_hole"] - protocol.score(eval_set, telea)["psnr_hole"]
     assert gain.mean() < MIN_MEAN_GAIN_DB

@@ -1,10 +1,10 @@
-"""Tests of glcic_jax.segment: the worn face mask found on synthetic masked faces."""
+"""Tests of glcic_jax.faces.segment: the worn face mask found on synthetic masked faces."""
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from glcic_jax import faces, overlay, segment
+from glcic_jax.faces import detection, overlay, segment
 
 # Measured on 60 LFW test faces under random templates (seeded): IoU mean
 # 0.80 (min 0.49, the gas respirators whose cartridges stick out), coverage
@@ -20,14 +20,14 @@ def iou(a, b) -> float:
 @pytest.fixture(scope="module")
 def masked_faces(faces_dir):
     """12 aligned faces wearing random templates: (masked, alpha, landmarks, template)."""
-    detector, rng = faces.Detector(), np.random.default_rng(1)
+    detector, rng = detection.Detector(), np.random.default_rng(1)
     out = []
     for path in sorted((faces_dir / "test").glob("*.jpg"))[:12]:
         rgb = np.asarray(Image.open(path).convert("RGB"))
         face = detector.detect(rgb)[0]
-        affine = faces.alignment(face)
-        landmarks = faces.apply_affine(affine, face.landmarks)
-        aligned = np.asarray(faces.warp(rgb, affine))
+        affine = detection.alignment(face)
+        landmarks = detection.apply_affine(affine, face.landmarks)
+        aligned = np.asarray(detection.warp(rgb, affine))
         masked, alpha, name = overlay.render_masked(aligned, rng, landmarks)
         out.append((masked, alpha, landmarks, name))
     return out

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from glcic_jax import stats
+from glcic_jax.evaluation import stats
 
 
 def test_bootstrap_ci_covers_true_mean_and_is_seeded():

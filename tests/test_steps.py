@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from glcic_jax import configs, data, steps
+from glcic_jax.training import configs, data, steps
 
 
 @pytest.fixture(scope="module")

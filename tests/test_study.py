@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from glcic_jax import checkpoint, evaluation
+from glcic_jax.training import checkpoint
+from glcic_jax.evaluation import protocol
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -27,7 +28,7 @@ def test_study_trains_three_regimes_in_chunks_and_compares(faces_dir, tmp_path):
         assert ckpts.latest_step() == 40  # the tiny preset's total, reached in two chunks
         ckpts.close()
         assert "chunk from step 25" in result.stdout.split(f"{regime}: chunk from step 0")[1]
-    diffs = evaluation.read_csv(out / "differences.csv")
+    diffs = protocol.read_csv(out / "differences.csv")
     assert {d["a"] for d in diffs} == {"mouth-trained", "random_mouthsize-trained"}
     # A finished study is not retrained.
     again = subprocess.run(command + ["--train_only"], capture_output=True, text=True, env=env)

@@ -31,7 +31,7 @@ from survey_helpers import (
     running_server,
 )
 
-from glcic_jax import survey, survey_db, survey_summary
+from glcic_jax.survey import design, database, summary as survey_summary
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 N_QUESTIONS = N_IMAGES * len(POINTS)
@@ -61,15 +61,15 @@ def db_rows(db_path, sql, args=()):
 
 def test_order_is_deterministic_balanced_and_varies():
     secret = "s" * 64
-    assert survey.mouth_on_top(secret, "alice", "s5-00") == survey.mouth_on_top(
+    assert design.mouth_on_top(secret, "alice", "s5-00") == design.mouth_on_top(
         secret, "alice", "s5-00"
     )
-    per_participant = [survey.mouth_on_top(secret, f"p{i}", "s5-00") for i in range(2000)]
-    per_question = [survey.mouth_on_top(secret, "alice", f"s5-{i:02d}") for i in range(2000)]
+    per_participant = [design.mouth_on_top(secret, f"p{i}", "s5-00") for i in range(2000)]
+    per_question = [design.mouth_on_top(secret, "alice", f"s5-{i:02d}") for i in range(2000)]
     for flips in (per_participant, per_question):
         assert 900 < sum(flips) < 1100  # fair within ~4.5 sigma
     # Another survey (secret) orders the same participant and question independently.
-    other = [survey.mouth_on_top("t" * 64, f"p{i}", "s5-00") for i in range(2000)]
+    other = [design.mouth_on_top("t" * 64, f"p{i}", "s5-00") for i in range(2000)]
     assert 0.4 < np.mean(np.equal(per_participant, other)) < 0.6
 
 
@@ -79,66 +79,66 @@ def test_order_is_deterministic_balanced_and_varies():
      (1, False, 1), (2, False, 2), (3, False, 3), (4, False, 4), (5, False, 5)],
 )  # fmt: skip
 def test_mouth_score_undoes_the_order(choice, mouth_top, score):
-    assert survey.mouth_score(choice, mouth_top) == score
+    assert design.mouth_score(choice, mouth_top) == score
 
 
 def test_someone_who_always_picks_the_mouth_model_scores_5_either_way():
     for mouth_top in (True, False):
         clicked = 1 if mouth_top else 5  # "top/bottom is more similar", wherever mouth is
-        assert survey.mouth_score(clicked, mouth_top) == 5
+        assert design.mouth_score(clicked, mouth_top) == 5
     with pytest.raises(ValueError):
-        survey.mouth_score(6, True)
+        design.mouth_score(6, True)
 
 
 def test_definition_is_blind_and_images_resolve_only_inside(survey_dir, tmp_path):
-    loaded = survey.Survey.load(survey_dir)
+    loaded = design.Survey.load(survey_dir)
     assert len(loaded.questions) == N_QUESTIONS and loaded.points == POINTS
     names = [n for q in loaded.questions for n in q.images.values()]
     assert len(set(names)) == len(names)
-    assert all(survey.IMAGE_NAME.fullmatch(n) for n in names)
+    assert all(design.IMAGE_NAME.fullmatch(n) for n in names)
     assert sorted(p.name for p in (survey_dir / "images").iterdir()) == sorted(names)
     assert loaded.image_path(names[0]) == survey_dir / "images" / names[0]
-    for bad in ["../survey.json", "survey.json", "/etc/passwd", "", "A" * 32 + ".png",
+    for bad in ["../design.json", "design.json", "/etc/passwd", "", "A" * 32 + ".png",
                 "0" * 32 + ".png", names[0] + "/", names[0].upper()]:  # fmt: skip
         assert loaded.image_path(bad) is None, bad
     # A listed image swapped for a symlink out of the folder is refused too.
     copy = tmp_path / "copy"
     make_synthetic_survey(copy)
-    copied = survey.Survey.load(copy)
+    copied = design.Survey.load(copy)
     victim = copied.questions[0].images["original"]
     (copy / "images" / victim).unlink()
-    (copy / "images" / victim).symlink_to(copy / "survey.json")
+    (copy / "images" / victim).symlink_to(copy / "design.json")
     assert copied.image_path(victim) is None
 
 
 def test_survey_folder_errors(survey_dir, tmp_path):
-    with pytest.raises(survey.SurveyError, match="already holds"):
+    with pytest.raises(design.SurveyError, match="already holds"):
         make_synthetic_survey(survey_dir)
-    with pytest.raises(survey.SurveyError, match="cannot read"):
-        survey.Survey.load(tmp_path)
-    with pytest.raises(survey.SurveyError, match="share no checkpoint"):
-        survey.default_points([5, 10], [20])
-    assert survey.default_points([5, 10, 15, 20], [10, 15, 20, 25]) == [15, 20]
+    with pytest.raises(design.SurveyError, match="cannot read"):
+        design.Survey.load(tmp_path)
+    with pytest.raises(design.SurveyError, match="share no checkpoint"):
+        design.default_points([5, 10], [20])
+    assert design.default_points([5, 10, 15, 20], [10, 15, 20, 25]) == [15, 20]
     files = [f"f{i}" for i in range(20)]
-    assert survey.pick_images(files, 5, 0) == survey.pick_images(files, 5, 0)
-    assert len(set(survey.pick_images(files, 20, 1))) == 20
-    with pytest.raises(survey.SurveyError):
-        survey.pick_images(files, 21, 0)
+    assert design.pick_images(files, 5, 0) == design.pick_images(files, 5, 0)
+    assert len(set(design.pick_images(files, 20, 1))) == 20
+    with pytest.raises(design.SurveyError):
+        design.pick_images(files, 21, 0)
 
 
 # ---- the database ---------------------------------------------------------
 
 
 def test_db_stores_each_answer_once_with_its_recorded_order(survey_dir, tmp_path):
-    loaded = survey.Survey.load(survey_dir)
-    db = survey_db.SurveyDB(tmp_path / "a.db")
+    loaded = design.Survey.load(survey_dir)
+    db = database.SurveyDB(tmp_path / "a.db")
     db.attach(loaded)
     db.attach(loaded)  # idempotent: a restarted server re-attaches
     assert db_rows(tmp_path / "a.db", "PRAGMA journal_mode") == [("wal",)]
     db.add_participant("alice", "30-39")
     db.add_participant("alice", "60-")  # the first age band stays
     qid = loaded.questions[0].id
-    with pytest.raises(survey_db.NotShown):
+    with pytest.raises(database.NotShown):
         db.answer("alice", qid, 2)
     assert db.record_shown("alice", qid, True) is True
     assert db.record_shown("alice", qid, False) is True  # the first recorded order stays
@@ -153,14 +153,14 @@ def test_db_stores_each_answer_once_with_its_recorded_order(survey_dir, tmp_path
     [row] = db.rows()
     assert (row["choice"], row["mouth_on_top"], row["age_band"]) == (2, 1, "30-39")
     other = tmp_path / "other"
-    with pytest.raises(survey.SurveyError, match="another survey"):
+    with pytest.raises(design.SurveyError, match="another survey"):
         db.attach(make_synthetic_survey(other))
 
 
 def synthetic_db(survey_dir, path, scores: dict):
     """A DB where participant p gave mouth score scores[qid][p] (clicked as the page showed it)."""
-    loaded = survey.Survey.load(survey_dir)
-    db = survey_db.SurveyDB(path)
+    loaded = design.Survey.load(survey_dir)
+    db = database.SurveyDB(path)
     db.attach(loaded)
     for qid, per_participant in scores.items():
         for i, score in enumerate(per_participant):
@@ -172,7 +172,7 @@ def synthetic_db(survey_dir, path, scores: dict):
 
 
 def test_summary_tables_on_a_synthetic_db(survey_dir, tmp_path):
-    qids = [q.id for q in survey.Survey.load(survey_dir).questions]
+    qids = [q.id for q in design.Survey.load(survey_dir).questions]
     scores = {
         qids[0]: [5, 5, 4, 5],  # mouth wins
         qids[1]: [1, 2, 1, 2],  # random wins
@@ -216,7 +216,7 @@ def test_summary_tables_on_a_synthetic_db(survey_dir, tmp_path):
 
 def test_summarize_cli(survey_dir, tmp_path):
     synthetic_db(
-        survey_dir, tmp_path / "s.db", {survey.Survey.load(survey_dir).questions[0].id: [5, 4]}
+        survey_dir, tmp_path / "s.db", {design.Survey.load(survey_dir).questions[0].id: [5, 4]}
     )
     script = [sys.executable, str(ROOT / "experiments" / "survey.py")]
     done = subprocess.run(
@@ -252,7 +252,7 @@ def test_answering_every_question_and_resuming(served, survey_dir):
         assert (status, location) == (303, "/q")
         _, _, page = client.get("/q")
     assert b"id='thanks'" in page and b"6 answers recorded" in page
-    assert seen == [q.id for q in survey.Survey.load(survey_dir).questions]
+    assert seen == [q.id for q in design.Survey.load(survey_dir).questions]
     rows = db_rows(db_path, "SELECT question, choice FROM answers ORDER BY id")
     assert rows == [(q, i % 5 + 1) for i, q in enumerate(seen)]
     assert db_rows(db_path, "SELECT age_band FROM participants") == [("20-29",)]
@@ -260,7 +260,7 @@ def test_answering_every_question_and_resuming(served, survey_dir):
 
 def test_order_is_hidden_recorded_and_stable(served, survey_dir):
     base, db_path = served
-    loaded = survey.Survey.load(survey_dir)
+    loaded = design.Survey.load(survey_dir)
     client = Client(base)
     _, page = client.start("bob")
     qid = question_of(page)
@@ -327,7 +327,7 @@ def test_input_is_validated(served, survey_dir):
     assert db_rows(db_path, "SELECT COUNT(*) FROM participants") == [(0,)]
     _, page = client.start("frank")
     token, qid = client.csrf(page), question_of(page)
-    other_qid = [q for q in survey.Survey.load(survey_dir).questions if q.id != qid][0].id
+    other_qid = [q for q in design.Survey.load(survey_dir).questions if q.id != qid][0].id
     for form, why in [
         ({"question": qid, "choice": c}, "choice") for c in ["0", "6", "1.0", "", "x", "٣"]
     ] + [
@@ -358,7 +358,7 @@ def test_input_is_validated(served, survey_dir):
 def test_nothing_but_the_survey_is_served(served, survey_dir):
     base, _ = served
     client = Client(base)
-    loaded = survey.Survey.load(survey_dir)
+    loaded = design.Survey.load(survey_dir)
     name = loaded.questions[0].images["original"]
     status, headers, body = client.request("GET", f"/image/{name}")
     assert status == 200 and headers["Content-Type"] == "image/png"
@@ -369,11 +369,11 @@ def test_nothing_but_the_survey_is_served(served, survey_dir):
     assert headers["Set-Cookie"].endswith("; Path=/; HttpOnly; SameSite=Strict")
     secret = loaded.secret.encode()
     for path in [
-        "/survey.json", "/images/" + name, "/image/../survey.json", "/image/..%2fsurvey.json",
-        "/image/%2e%2e/survey.json", "/image/%2e%2e%2fsurvey.json", "/image/....//survey.json",
-        "/image//etc/passwd", "/image/" + name + "/../../survey.json", "/image/" + name.upper(),
-        "/image/" + name + "%00.png", "/image/..\\survey.json", "//etc/passwd", "/../../etc/passwd",
-        "/q/../survey.json", "/static/x.css", "/admin", "/favicon.ico", "/answers.db",
+        "/design.json", "/images/" + name, "/image/../design.json", "/image/..%2fsurvey.json",
+        "/image/%2e%2e/design.json", "/image/%2e%2e%2fsurvey.json", "/image/....//design.json",
+        "/image//etc/passwd", "/image/" + name + "/../../design.json", "/image/" + name.upper(),
+        "/image/" + name + "%00.png", "/image/..\\design.json", "//etc/passwd", "/../../etc/passwd",
+        "/q/../design.json", "/static/x.css", "/admin", "/favicon.ico", "/answers.db",
     ]:  # fmt: skip
         status, _, body = client.request("GET", path)
         assert status in (303, 404), path
@@ -428,9 +428,9 @@ def two_runs(tiny_runs):
 
 def test_build_from_checkpoints_serve_and_summarize(two_runs, faces_dir, tmp_path):
     out = tmp_path / "built"
-    built = survey.build(out, two_runs["random"], two_runs["mouth"], faces_dir, n=3)
+    built = design.build(out, two_runs["random"], two_runs["mouth"], faces_dir, n=3)
     assert built.points == (5, 10) and len(built.questions) == 6
-    spec = json.loads((out / "survey.json").read_text())
+    spec = json.loads((out / "design.json").read_text())
     assert spec["models"]["mouth"]["trained_on"] == "mouth" and spec["image_size"] == 32
     assert spec["hole"] == [16, 7, 12, 18]  # the study's mouth box at 32 px
     from PIL import Image
@@ -439,13 +439,13 @@ def test_build_from_checkpoints_serve_and_summarize(two_runs, faces_dir, tmp_pat
         shown = {r: np.asarray(Image.open(out / "images" / n)) for r, n in q.images.items()}
         assert all(a.shape == (256, 256, 3) for a in shown.values())
         assert not np.array_equal(shown["original"], shown["mouth"])  # the hole was filled
-    again = survey.build(tmp_path / "again", two_runs["random"], two_runs["mouth"], faces_dir,
+    again = design.build(tmp_path / "again", two_runs["random"], two_runs["mouth"], faces_dir,
                          n=3, steps=[10])  # fmt: skip
     assert again.points == (10,) and [q.source for q in again.questions] == [
         q.source for q in built.questions if q.point == 10
     ]
-    with pytest.raises(survey.SurveyError, match="missing"):
-        survey.build(tmp_path / "x", two_runs["random"], two_runs["mouth"], faces_dir, steps=[3])
+    with pytest.raises(design.SurveyError, match="missing"):
+        design.build(tmp_path / "x", two_runs["random"], two_runs["mouth"], faces_dir, steps=[3])
 
     with running_server(out, tmp_path / "a.db") as (base, _):
         for name, pick in [("likes_mouth", "mouth"), ("likes_random", "random")]:
@@ -482,13 +482,13 @@ def test_cli_usage_errors(tmp_path, faces_dir):
 
 def test_build_from_the_shipped_comparison_models_and_answer(faces_dir, tmp_path):
     """The README's survey command on the committed models: build, serve, answer every question."""
-    from glcic_jax import inference
+    from glcic_jax.completion import inference
 
     random_model = pathlib.Path(inference.PRETRAINED).parents[2] / "docs/results/models/random.npz"
     out = tmp_path / "shipped"
-    built = survey.build(out, random_model, inference.PRETRAINED, faces_dir, n=4)
+    built = design.build(out, random_model, inference.PRETRAINED, faces_dir, n=4)
     assert len(built.points) == 1 and len(built.questions) == 4
-    spec = json.loads((out / "survey.json").read_text())
+    spec = json.loads((out / "design.json").read_text())
     assert spec["image_size"] == 64 and spec["models"]["random"]["trained_on"] == "random"
     with running_server(out, tmp_path / "a.db") as (base, _):
         client = Client(base)

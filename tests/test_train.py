@@ -12,9 +12,8 @@ import jax
 import numpy as np
 import pytest
 
-from glcic_jax import checkpoint, configs, steps, train
-from glcic_jax.inference import Completer
-from tests.conftest import tiny_run_config
+from glcic_jax.training import checkpoint, configs, steps, train
+from glcic_jax.completion.inference import Completer
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -43,7 +42,7 @@ def straight_run(tiny_runs):
     return tiny_runs["mouth"]
 
 
-def test_resume_in_chunks_is_bit_identical(straight_run, tmp_path, faces_dir):
+def test_resume_in_chunks_is_bit_identical(straight_run, tmp_path, faces_dir, tiny_run_config):
     config = tiny_run_config("mouth")
     config.steps_per_run = 5
     assert train.train_and_evaluate(config, tmp_path, faces_dir) == 5
@@ -70,7 +69,7 @@ def test_run_writes_logs_samples_and_metrics(straight_run):
 
 
 def test_completer_fills_only_the_hole(straight_run, faces_dir):
-    from glcic_jax import data
+    from glcic_jax.training import data
 
     completer = Completer.from_workdir(straight_run, batch_size=4)
     assert completer.step == 10
@@ -194,18 +193,19 @@ def test_resume_with_another_config_is_refused(straight_run, faces_dir):
 
 
 @pytest.mark.slow
-def test_four_devices_train_like_one(tmp_path, faces_dir):
+def test_four_devices_train_like_one(tmp_path, faces_dir, tiny_run_config):
     """Data-parallel over 4 forced CPU devices = 1 device, for the same global batch."""
+    config = tiny_run_config()
+    config.total_steps = 6
     script = (
-        "import sys; from tests.conftest import tiny_run_config; from glcic_jax import train;"
-        "c = tiny_run_config(); c.total_steps = 6;"
+        "import json, sys; import ml_collections; from glcic_jax.training import train;"
+        "c = ml_collections.ConfigDict(json.loads(sys.argv[3]));"
         "train.train_and_evaluate(c, sys.argv[1], sys.argv[2])"
     )
     for n in (1, 4):
         env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}")
-        env["PYTHONPATH"] = str(ROOT)
         result = subprocess.run(
-            [sys.executable, "-c", script, str(tmp_path / str(n)), str(faces_dir)],
+            [sys.executable, "-c", script, str(tmp_path / str(n)), str(faces_dir), config.to_json()],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
         )  # fmt: skip
         assert result.returncode == 0, result.stderr[-3000:]
@@ -231,7 +231,7 @@ def test_four_devices_train_like_one(tmp_path, faces_dir):
     assert np.mean(np.abs(x - y) < 1e-4) > 0.99
 
 
-def test_overlay_regime_trains_and_samples(tmp_path, faces_dir, shared_data):
+def test_overlay_regime_trains_and_samples(tmp_path, faces_dir, shared_data, tiny_run_config):
     config = tiny_run_config("overlay")
     config.phase1_steps, config.total_steps, config.overlay_bank = 2, 2, 16
     assert train.train_and_evaluate(config, tmp_path, faces_dir) == 2

@@ -1,0 +1,158 @@
+"""Model files: the completion network of one checkpoint in a single .npz.
+
+A training checkpoint holds both networks and both optimizers (34 MB at
+cpu64, gigabytes at the paper's size); completing images needs only the
+completion network, its BatchNorm statistics and the mean pixel. A model file
+holds exactly those, optionally stored as bfloat16 (half the bytes), plus the
+config and step as JSON, so it can be shipped, shared and loaded without
+Orbax or the training data.
+
+A *model folder* is a folder of model files named `step_<N>.npz`: the
+exported checkpoints of one run, which evaluation and comparison read like a
+training workdir.
+"""
+
+import json
+import pathlib
+import re
+
+import jax
+import ml_collections
+import numpy as np
+
+from glcic_jax.training.checkpoint import CheckpointError
+
+FORMAT = "glcic-jax-model-1"
+STORAGE_DTYPES = ("float32", "bfloat16")
+_STEP_FILE = re.compile(r"^step_(\d+)\.npz$")
+
+
+class ModelFileError(CheckpointError):
+    """A model file that cannot be loaded; the message is one line for the user."""
+
+
+def step_file_name(step: int) -> str:
+    return f"step_{step:08d}.npz"
+
+
+def _flatten(tree, prefix: str) -> dict[str, np.ndarray]:
+    leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
+    return {prefix + jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in leaves}
+
+
+def save(path, config, gen, gen_stats, mean_pixel, step: int, storage: str = "float32") -> int:
+    """Writes a model file (atomically); returns its size in bytes.
+
+    `storage="bfloat16"` halves the weights' bytes; the BatchNorm statistics
+    and the mean pixel stay float32 (they are small, and the statistics set
+    the scale of every activation).
+    """
+    if storage not in STORAGE_DTYPES:
+        raise ValueError(f"storage must be one of {STORAGE_DTYPES}, not {storage!r}")
+    arrays = {}
+    for name, leaf in _flatten(gen, "gen").items():
+        if storage == "bfloat16":  # npz has no bfloat16: store its bit pattern
+            leaf = leaf.astype(jax.numpy.bfloat16).view(np.uint16)
+        arrays[name] = leaf
+    arrays.update(_flatten(gen_stats, "gen_stats"))
+    header = dict(
+        format=FORMAT,
+        step=int(step),
+        storage=storage,
+        config=config.to_dict() if hasattr(config, "to_dict") else dict(config),
+    )
+    arrays["mean_pixel"] = np.asarray(mean_pixel, np.float32)
+    arrays["header"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    tmp.replace(path)
+    return path.stat().st_size
+
+
+def read_header(path) -> dict:
+    """The JSON header (format, step, storage, config) of a model file, weights unread."""
+    path = pathlib.Path(path)
+    try:
+        with np.load(path) as npz:
+            header = json.loads(npz["header"].tobytes().decode())
+    except (OSError, ValueError, KeyError, json.JSONDecodeError) as e:
+        raise ModelFileError(f"{path} is not a readable model file ({e})") from None
+    if header.get("format") != FORMAT:
+        raise ModelFileError(f"{path} is not a glcic-jax model file")
+    return header
+
+
+def load(path):
+    """(config, gen, gen_stats, mean_pixel, step) of a model file, weights float32.
+
+    Raises ModelFileError for a missing, truncated or foreign file.
+    """
+    from glcic_jax.training import steps
+
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"model file {path} does not exist")
+    header = read_header(path)
+    try:
+        with np.load(path) as npz:
+            arrays = {k: npz[k] for k in npz.files if k != "header"}
+    except (OSError, ValueError) as e:
+        raise ModelFileError(f"{path} is not a readable model file ({e})") from None
+    config = ml_collections.ConfigDict(header["config"])
+    nets = steps.build_networks(config)
+    abstract = jax.eval_shape(lambda: steps.init_state(config, nets, np.zeros(3)))
+    trees = {}
+    for prefix, tree in (("gen", abstract.gen), ("gen_stats", abstract.gen_stats)):
+        leaves, treedef = jax.tree_util.tree_flatten_with_path(tree)
+        values = []
+        for key_path, leaf in leaves:
+            name = prefix + jax.tree_util.keystr(key_path)
+            if name not in arrays or arrays[name].shape != leaf.shape:
+                raise ModelFileError(f"{path} does not match its config (at {name})")
+            value = arrays[name]
+            if value.dtype == np.uint16:  # bfloat16 bit pattern
+                value = value.view(jax.numpy.bfloat16)
+            values.append(np.asarray(value, np.float32))
+        trees[prefix] = jax.tree_util.tree_unflatten(treedef, values)
+    return config, trees["gen"], trees["gen_stats"], arrays["mean_pixel"], int(header["step"])
+
+
+def folder_steps(folder) -> dict[int, pathlib.Path]:
+    """{step: file} of a model folder (empty when there are none)."""
+    folder = pathlib.Path(folder)
+    if not folder.is_dir():
+        return {}
+    found = {}
+    for p in folder.iterdir():
+        m = _STEP_FILE.match(p.name)
+        if m:
+            found[int(m.group(1))] = p
+    return dict(sorted(found.items()))
+
+
+def restore_checkpoint(workdir, step: int | None = None):
+    """(config, gen, gen_stats, mean_pixel, step) of a training checkpoint, as `load` returns.
+
+    `step` None: the latest. Raises checkpoint.CheckpointError for a missing one.
+    """
+    from glcic_jax.training import checkpoint, steps
+
+    ckpts = checkpoint.Checkpoints(workdir, read_only=True)
+    try:
+        meta = ckpts.read_meta(step)
+        config = ml_collections.ConfigDict(meta["config"])
+        nets = steps.build_networks(config)
+        abstract = jax.eval_shape(lambda: steps.init_state(config, nets, np.zeros(3)))
+        state = ckpts.restore(checkpoint.abstract_like(abstract), meta["step"])
+    finally:
+        ckpts.close()
+    return config, state.gen, state.gen_stats, state.mean_pixel, meta["step"]
+
+
+def export_checkpoint(workdir, step: int, path, storage: str = "float32") -> int:
+    """Writes the model file of one training checkpoint; returns its size in bytes."""
+    config, gen, gen_stats, mean_pixel, step = restore_checkpoint(workdir, step)
+    return save(path, config, gen, gen_stats, mean_pixel, step, storage)

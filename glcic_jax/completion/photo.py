@@ -1,0 +1,337 @@
+"""Complete the faces in an ordinary photo: detect, align, fill, paste back.
+
+    completer = PhotoCompleter(inference.Completer.from_workdir(W, batch_size=1))
+    result = completer.complete(load_photo("me.jpg"), region="mask")
+    result.status, result.completed, result.region, result.faces
+
+For every face the detector finds (`detection.Detector`, run on a copy shrunk to
+1024 px for large photos):
+
+1. align it with the data pipeline's transform (`detection.alignment` onto the
+   256 canvas, `detection.warp`, which only reads the face's own neighbourhood);
+2. choose the region to fill on that canvas (`region`):
+   box   the study's mouth box (`detection.MOUTH_BOX`);
+   mask  the worn face mask, segmented (`segment.segment_mask`; it falls back
+         to the box when the segment is implausible, see `FaceResult.method`);
+   file  a user mask (`load_user_mask`): white = fill. Its size decides its
+         frame: the photo's size means photo pixels (then warped onto each
+         face's canvas), 256x256 means the aligned canvas (the same region
+         for every face). A 256x256 photo takes a 256x256 mask as photo pixels;
+3. shrink the aligned face to the model's size, complete it
+   (`inference.Completer`), scale the completion back up to 256 and apply
+   the paper's post-processing there (`postprocess.blend`: Telea, then
+   seamlessClone) when `postprocess` is on;
+4. warp the completed canvas back into the photo at its own resolution,
+   over the region's bounding box only, and copy it into the pixels the
+   region maps to (bilinear-warped region > 0.5).
+
+Only those pixels change: every other pixel of the result is the input's,
+bit for bit, and `result.region` says which ones changed (or may have).
+Faces are handled one after the other from the original photo, so
+overlapping faces do not see each other's fills. A photo with no face at
+`min_confidence` comes back unchanged with status "no_face".
+
+Resolution: the fill has the model's resolution (64 px for cpu64 models,
+256 px for paper-size ones) scaled to the face's size in the photo, so a
+large face gets a soft fill; the pixels around it keep full resolution.
+"""
+
+import dataclasses
+import math
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from glcic_jax.faces import detection, segment
+from glcic_jax.completion import postprocess
+from glcic_jax.dataset import prepare
+
+REGIONS = ("box", "mask", "file")
+MAX_PIXELS = 100_000_000  # larger photos are refused (decompression bombs)
+CANVAS = detection.CANVAS
+
+
+class PhotoError(Exception):
+    """A photo or mask file that cannot be used; the message is one line for the user."""
+
+
+@dataclasses.dataclass
+class FaceResult:
+    """One completed face.
+
+    Attributes:
+      box: detector's (x0, y0, x1, y1) in photo pixels.
+      confidence: detector's score.
+      landmarks: float (5, 2) in photo pixels (`detection.LANDMARKS` order).
+      affine: 2x3, photo pixels -> the aligned 256 canvas.
+      method: how the region was chosen: "box", "mask", "mask_fallback_box", "file".
+      region: bool (256, 256), the filled region on the aligned canvas.
+    """
+
+    box: tuple[float, float, float, float]
+    confidence: float
+    landmarks: np.ndarray
+    affine: np.ndarray
+    method: str
+    region: np.ndarray
+
+
+@dataclasses.dataclass
+class PhotoResult:
+    """A completed photo.
+
+    Attributes:
+      status: "ok", or "no_face" (nothing detected; `completed` is the input).
+      completed: RGB uint8 (H, W, 3), the input's size.
+      region: bool (H, W), the pixels that were filled.
+      faces: one `FaceResult` per completed face, largest first.
+    """
+
+    status: str
+    completed: np.ndarray
+    region: np.ndarray
+    faces: list[FaceResult]
+
+
+def load_photo(path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """A photo as upright RGB uint8 (EXIF orientation applied).
+
+    Raises:
+      PhotoError: unreadable, or more than `max_pixels` pixels.
+    """
+    rgb, reason = prepare.load_image(path, max_pixels)
+    if reason == "decompression_bomb":
+        raise PhotoError(f"{path}: more than {max_pixels:,} pixels, refused")
+    if rgb is None:
+        raise PhotoError(f"{path}: not a readable image")
+    return np.ascontiguousarray(rgb)
+
+
+def load_user_mask(path) -> np.ndarray:
+    """A user's region PNG as bool (H, W): white (luminance > 127) means fill.
+
+    An image with a non-trivial alpha channel uses the alpha instead (opaque
+    = fill), so a mask painted on a transparent layer works too.
+
+    Raises:
+      PhotoError: the file is missing or not an image.
+    """
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if "A" in im.getbands():
+                alpha = np.asarray(im.getchannel("A"))
+                if alpha.min() < 255:
+                    return alpha > 127
+            return np.asarray(im.convert("L")) > 127
+    except (OSError, ValueError) as e:
+        raise PhotoError(f"mask file {path}: not a readable image ({e.__class__.__name__})")
+
+
+def user_region(user_mask, affine, photo_shape) -> np.ndarray:
+    """A user mask on a face's 256 canvas: from photo pixels or already aligned.
+
+    Args:
+      user_mask: bool (H, W) the photo's size, or (256, 256).
+      affine: 2x3 photo -> canvas.
+      photo_shape: (H, W) of the photo.
+
+    Returns:
+      bool (256, 256).
+
+    Raises:
+      PhotoError: the mask is neither the photo's size nor 256x256.
+    """
+    shape = tuple(user_mask.shape)
+    if shape == tuple(photo_shape[:2]):
+        warped = cv2.warpAffine(
+            user_mask.astype(np.float32), affine, (CANVAS, CANVAS), flags=cv2.INTER_LINEAR
+        )
+        return warped > 0.5
+    if shape == (CANVAS, CANVAS):
+        return user_mask.astype(bool)
+    raise PhotoError(
+        f"mask file is {shape[1]}x{shape[0]}; it must be the photo's size "
+        f"({photo_shape[1]}x{photo_shape[0]}) or {CANVAS}x{CANVAS} (aligned face)"
+    )
+
+
+def paste_back(out, completed, region, affine, allowed=None) -> np.ndarray:
+    """Copies a completed canvas's region into the photo `out` in place.
+
+    The canvas is warped back with the inverse of `affine`, over the
+    region's bounding box in the photo only (memory stays small for any
+    photo). When the face is smaller than the canvas the completion is
+    blurred first (Gaussian, sigma 0.5 per shrink factor) so it does not alias.
+
+    Args:
+      out: RGB uint8 (H, W, 3) photo, modified.
+      completed: RGB uint8 (256, 256, 3) completed canvas.
+      region: bool (256, 256) pixels to copy.
+      affine: 2x3 photo -> canvas.
+      allowed: optional bool (H, W): never write outside it (a user's photo mask).
+
+    Returns:
+      bool (H, W): the photo pixels that were written.
+    """
+    height, width = out.shape[:2]
+    written = np.zeros((height, width), bool)
+    ys, xs = np.nonzero(region)
+    if len(ys) == 0:
+        return written
+    inverse = cv2.invertAffineTransform(affine)
+    corners = np.array(
+        [[xs.min() - 1, ys.min() - 1], [xs.max() + 1, ys.min() - 1]]
+        + [[xs.min() - 1, ys.max() + 1], [xs.max() + 1, ys.max() + 1]],
+        np.float64,
+    )
+    src = detection.apply_affine(inverse, corners)
+    x0, y0 = (max(0, int(math.floor(v)) - 1) for v in src.min(0))
+    x1 = min(width, int(math.ceil(src[:, 0].max())) + 2)
+    y1 = min(height, int(math.ceil(src[:, 1].max())) + 2)
+    if x1 <= x0 or y1 <= y0:
+        return written
+    # Photo pixel (u + x0, v + y0) -> canvas: the affine with a shifted origin.
+    local = affine.copy()
+    local[:, 2] += affine[:, :2] @ np.array([x0, y0], np.float64)
+    shrink = math.sqrt(abs(np.linalg.det(affine[:, :2])))  # canvas px per photo px
+    source, flags = completed, cv2.INTER_CUBIC
+    if shrink > 1.0:
+        source = cv2.GaussianBlur(completed, (0, 0), 0.5 * shrink)
+        flags = cv2.INTER_LINEAR
+    size = (x1 - x0, y1 - y0)
+    colour = cv2.warpAffine(
+        source, local, size, flags=flags | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
+    )
+    inside = (
+        cv2.warpAffine(
+            region.astype(np.float32),
+            local,
+            size,
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0,
+        )
+        > 0.5
+    )
+    if allowed is not None:
+        inside &= allowed[y0:y1, x0:x1]
+    out[y0:y1, x0:x1][inside] = colour[inside]
+    written[y0:y1, x0:x1] = inside
+    return written
+
+
+class PhotoCompleter:
+    """A completion model plus a face detector: fills faces in whole photos.
+
+    Args:
+      completer: an `inference.Completer` (batch_size=1 suits photos: one
+        compilation, no padding work for one face).
+      detector: a `detection.Detector` (default: a new one).
+      min_confidence: detections below this score are ignored.
+      postprocess: apply the paper's Telea + seamlessClone blending.
+    """
+
+    def __init__(self, completer, detector=None, min_confidence=0.9, postprocess=True):
+        self.completer = completer
+        self.detector = detector or detection.Detector()
+        self.min_confidence = min_confidence
+        self.postprocess = postprocess
+
+    def complete(self, rgb, region: str = "box", user_mask=None) -> PhotoResult:
+        """Fills the chosen region of every face of a photo.
+
+        Args:
+          rgb: RGB uint8 (H, W, 3), any size.
+          region: "box", "mask" or "file" (module docstring).
+          user_mask: bool (H, W) or (256, 256) from `load_user_mask`, for "file".
+
+        Returns:
+          The `PhotoResult`.
+
+        Raises:
+          PhotoError: bad `region`, or a user mask of the wrong size.
+        """
+        if region not in REGIONS:
+            raise PhotoError(f"unknown region {region!r}; choose one of {', '.join(REGIONS)}")
+        if region == "file" and user_mask is None:
+            raise PhotoError("region 'file' needs a mask file")
+        rgb = np.ascontiguousarray(np.asarray(rgb, np.uint8))
+        found = [f for f in self.detector.detect(rgb) if f.confidence >= self.min_confidence]
+        out = rgb.copy()
+        changed = np.zeros(rgb.shape[:2], bool)
+        if not found:
+            return PhotoResult("no_face", out, changed, [])
+        prepared = [self._prepare(rgb, face, region, user_mask) for face in found]
+        fills = self._fill([aligned for aligned, _ in prepared], [r.region for _, r in prepared])
+        # A mask in photo pixels bounds the fill exactly, despite the two resamplings.
+        allowed = user_mask if region == "file" and user_mask.shape == rgb.shape[:2] else None
+        for (_, info), fill in zip(prepared, fills):
+            changed |= paste_back(out, fill, info.region, info.affine, allowed)
+        return PhotoResult("ok", out, changed, [info for _, info in prepared])
+
+    def _prepare(self, rgb, face, region, user_mask):
+        affine = detection.alignment(face, CANVAS)
+        aligned = np.asarray(detection.warp(rgb, affine, CANVAS))
+        landmarks = detection.apply_affine(affine, face.landmarks)
+        if region == "box":
+            chosen, method = segment.box_region(CANVAS), "box"
+        elif region == "mask":
+            chosen, method = segment.segment_mask(aligned, landmarks)
+        else:
+            chosen, method = user_region(user_mask, affine, rgb.shape), "file"
+        info = FaceResult(face.box, face.confidence, face.landmarks, affine, method, chosen)
+        return aligned, info
+
+    def _fill(self, aligned: list, regions: list) -> list:
+        """Completes aligned 256 faces at the model's size; uint8 256 canvases."""
+        size = self.completer.image_size
+        small = np.stack([_resize(a, size) for a in aligned])
+        holes = np.stack([_resize(r.astype(np.float32), size) > 0 for r in regions])
+        done = self.completer.complete(small, holes)
+        fills = []
+        for face, hole, result in zip(aligned, regions, done):
+            up = np.clip(_resize(result, CANVAS, cv2.INTER_CUBIC), 0.0, 1.0)
+            if self.postprocess:
+                fills.append(postprocess.blend(face, up, hole))
+            else:
+                fill = face.copy()
+                fill[hole] = np.round(up[hole] * 255.0).astype(np.uint8)
+                fills.append(fill)
+        return fills
+
+
+def _resize(image, size: int, interpolation=cv2.INTER_AREA):
+    if image.shape[0] == size:
+        return image
+    return cv2.resize(image, (size, size), interpolation=interpolation)
+
+
+def region_view(rgb, result: PhotoResult) -> np.ndarray:
+    """The debug picture: the filled region tinted red and outlined, face boxes in green."""
+    view = np.asarray(rgb, np.uint8).copy()
+    region = result.region
+    tint = np.array([255, 0, 0], np.float32)
+    view[region] = np.round(0.5 * view[region] + 0.5 * tint).astype(np.uint8)
+    thick = max(1, round(max(rgb.shape[:2]) / 400))
+    contours, _ = cv2.findContours(
+        region.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+    )
+    cv2.drawContours(view, contours, -1, (255, 0, 0), thick)
+    for face in result.faces:
+        x0, y0, x1, y1 = (round(v) for v in face.box)
+        cv2.rectangle(view, (x0, y0), (x1, y1), (0, 255, 0), thick)
+    return view
+
+
+def side_by_side(rgb, result: PhotoResult, max_height: int = 1024) -> np.ndarray:
+    """input | filled region (`region_view`) | completion, shrunk to `max_height`."""
+    panels = [np.asarray(rgb, np.uint8), region_view(rgb, result), result.completed]
+    height, width = panels[0].shape[:2]
+    k = min(1.0, max_height / height)
+    if k < 1.0:
+        size = (max(1, round(width * k)), max(1, round(height * k)))
+        panels = [cv2.resize(p, size, interpolation=cv2.INTER_AREA) for p in panels]
+    gap = np.full((panels[0].shape[0], 4, 3), 255, np.uint8)
+    return np.concatenate([panels[0], gap, panels[1], gap, panels[2]], axis=1)

@@ -1,0 +1,1 @@
+"""Building a face dataset: collect (Selenium), download, prepare (align and crop), review."""

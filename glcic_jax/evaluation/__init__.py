@@ -1,0 +1,1 @@
+"""Scoring completions: the evaluation protocol, metrics, classical baselines, statistics, comparison reports, figures."""

@@ -1,0 +1,1 @@
+"""The paper's networks (models), their fast exact layers, and a factory that builds them from a config."""

@@ -1,0 +1,1 @@
+"""Speed tooling: the process allocator and the benchmark protocol (jax-free modules may be imported first)."""

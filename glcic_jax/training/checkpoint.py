@@ -1,0 +1,156 @@
+"""Orbax checkpoints of a run: train state, data-iterator position and run metadata.
+
+Each checkpoint is one Orbax step directory `WORKDIR/checkpoints/<step>`
+holding three items: `state` (networks, BatchNorm statistics, optimizers,
+step, mean pixel), `data` (grain iterator state: the next batch) and `meta`
+(config, mean pixel, data fingerprint). Orbax writes into a temporary
+directory and renames it when complete, so a process killed mid-save leaves
+the previous checkpoint as the latest usable one; leftovers are cleaned up on
+the next start. Saves are synchronous: a checkpoint that was reported saved
+is on disk.
+"""
+
+import fcntl
+import pathlib
+import shutil
+
+import grain
+import jax
+import orbax.checkpoint as ocp
+
+from glcic_jax.training import configs
+
+
+# Orbax's suffix for a step directory still being written (atomicity_types.py).
+TMP_DIR_SUFFIX = ".orbax-checkpoint-tmp"
+
+
+class CheckpointError(Exception):
+    """A checkpoint problem the user can fix; the message is one line."""
+
+
+def checkpoint_dir(workdir) -> pathlib.Path:
+    return pathlib.Path(workdir).absolute() / "checkpoints"
+
+
+class Checkpoints:
+    """The checkpoints of one workdir."""
+
+    def __init__(self, workdir, max_to_keep: int = 0, read_only: bool = False):
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=max_to_keep or None,
+            create=not read_only,
+            read_only=read_only,
+            enable_async_checkpointing=False,
+        )
+        self.directory = checkpoint_dir(workdir)
+        if read_only and not self.directory.is_dir():
+            raise CheckpointError(f"no checkpoints in {workdir} (expected {self.directory})")
+        self._lock = None
+        if not read_only:
+            self._lock = _lock_workdir(self.directory)
+            remove_partial_saves(self.directory)
+        self.manager = ocp.CheckpointManager(
+            self.directory, options=options, item_names=("state", "data", "meta")
+        )
+
+    def steps(self) -> list[int]:
+        return sorted(self.manager.all_steps())
+
+    def latest_step(self) -> int | None:
+        return self.manager.latest_step()
+
+    def save(self, step: int, state, data_iterator, meta: dict) -> None:
+        self.manager.save(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state),
+                data=grain.checkpoint.CheckpointSave(data_iterator),
+                meta=ocp.args.JsonSave(meta),
+            ),
+            force=True,
+        )
+        self.manager.wait_until_finished()
+
+    def read_meta(self, step: int | None = None) -> dict:
+        step = self._existing(step)
+        return self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))[
+            "meta"
+        ]
+
+    def restore(self, abstract_state, step: int | None = None, data_iterator=None):
+        """The state at `step` (default latest); the data iterator is restored in place."""
+        step = self._existing(step)
+        items = dict(state=ocp.args.StandardRestore(abstract_state))
+        if data_iterator is not None:
+            items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
+        return self.manager.restore(step, args=ocp.args.Composite(**items))["state"]
+
+    def close(self) -> None:
+        self.manager.close()
+        if self._lock is not None:
+            self._lock.close()  # releases the flock
+            self._lock = None
+
+    def _existing(self, step):
+        if step is None:
+            step = self.latest_step()
+            if step is None:
+                raise CheckpointError(f"no checkpoint in {self.directory}")
+        elif step not in self.manager.all_steps():
+            raise CheckpointError(
+                f"no checkpoint at step {step} in {self.directory}: have {self.steps()}"
+            )
+        return step
+
+
+def _lock_workdir(directory: pathlib.Path):
+    """An exclusive lock, so a second run started on the same workdir stops at once."""
+    directory.mkdir(parents=True, exist_ok=True)
+    handle = open(directory / ".lock", "w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise CheckpointError(f"another run is using {directory.parent}") from None
+    return handle
+
+
+def remove_partial_saves(directory: pathlib.Path) -> list[str]:
+    """Delete what a save killed half-way left behind (Orbax never lists it as a step).
+
+    Done here, synchronously, rather than by Orbax's background clean-up,
+    which can outlive a process that exits early.
+    """
+    removed = []
+    for partial in directory.glob(f"*{TMP_DIR_SUFFIX}*"):
+        shutil.rmtree(partial, ignore_errors=True)
+        removed.append(partial.name)
+    return removed
+
+
+def check_compatible(saved_config: dict, config) -> None:
+    """Raise CheckpointError naming every identity field that differs."""
+    # A field newer than the checkpoint had its default value there.
+    defaults = configs.base_config()
+    saved = {f: saved_config.get(f, defaults[f]) for f in configs.IDENTITY_FIELDS}
+    diffs = [
+        f"{f}={saved[f]!r} in the checkpoint but {config[f]!r} now"
+        for f in configs.IDENTITY_FIELDS
+        if saved[f] != config[f]
+    ]
+    if diffs:
+        raise CheckpointError("config does not match the checkpoint: " + "; ".join(diffs))
+
+
+def abstract_like(tree, sharding=None):
+    """ShapeDtypeStructs to restore `tree`'s structure into.
+
+    Without a sharding the arrays land on the first local device, whatever
+    device layout the checkpoint was saved from.
+    """
+    if sharding is None:
+        sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    return jax.tree_util.tree_map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), tree
+    )

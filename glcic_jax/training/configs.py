@@ -1,0 +1,162 @@
+"""Training presets. `get_config("cpu64")` etc.; launch.py overrides any field.
+
+paper  the SIGGRAPH 2017 schedule at 256px (batch 96, Tc=90k, Td=10k, 500k).
+seed   the study's: 256px, 480k iterations run as six chunks of 80k.
+cpu64  64px, half width: all three phases in about 30 minutes on 2 CPU cores.
+tiny   32px, width 8: tests, seconds.
+"""
+
+import ml_collections
+
+PRESETS = ("paper", "seed", "cpu64", "tiny")
+
+# Fields that define the networks, the data they see and the random streams:
+# a checkpoint cannot be resumed under a config that changes any of them.
+IDENTITY_FIELDS = (
+    "image_size",
+    "width",
+    "d_width",
+    "mask",
+    "batch_size",
+    "seed",
+    "optimizer",
+    "g_lr",
+    "d_lr",
+    "alpha",
+    "bn_momentum",
+    "phase1_steps",
+    "phase2_steps",
+    "compute_dtype",
+    "overlay_bank",
+    "local_patch",
+)
+
+
+class ConfigError(ValueError):
+    """A config that cannot train; the message is one line for the user."""
+
+
+def base_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.preset = ""
+    c.image_size = 256
+    c.width = 64  # completion net's first-layer channels (paper: 64)
+    c.d_width = 64  # discriminators' first-layer channels (paper: 64)
+    c.mask = "mouth"  # hole regime: mouth | random | random_mouthsize | overlay (holes.REGIMES)
+    c.overlay_bank = 1000  # overlay regime: how many mask-shaped holes to draw from
+    # The local discriminator's square patch, in pixels of the 256 canvas
+    # (scaled like the holes). 160 holds the mouth box; the paper's 128 holds
+    # the random holes only.
+    c.local_patch = 160
+    c.batch_size = 96
+    c.seed = 0
+    # The paper trains with ADADELTA; Adam reaches a usable model sooner on
+    # the short CPU schedules. optimizer: adadelta | adam.
+    c.optimizer = "adadelta"
+    c.g_lr = 1.0
+    c.d_lr = 1.0
+    c.alpha = 4e-4  # weight of the adversarial loss in the joint phase
+    c.bn_momentum = 0.9
+    c.phase1_steps = 90_000  # Tc: completion network alone, MSE
+    c.phase2_steps = 10_000  # Td: discriminators alone
+    c.total_steps = 500_000  # then joint training up to here
+    c.steps_per_run = 0  # stop cleanly after this many steps (0: run to total_steps)
+    c.compute_dtype = "float32"  # float32 | bfloat16 (params and losses stay float32)
+    c.log_every = 100
+    c.sample_every = 5_000
+    c.checkpoint_every = 10_000
+    c.max_checkpoints = 0  # keep this many (0: keep all, for checkpoint sweeps)
+    c.decode_threads = 2
+    c.num_samples = 8  # test images in the periodic sample grid
+    return c
+
+
+def get_config(name: str = "cpu64") -> ml_collections.ConfigDict:
+    """The named preset."""
+    c = base_config()
+    c.preset = name
+    if name == "paper":
+        pass
+    elif name == "seed":
+        c.batch_size = 16
+        c.total_steps = 480_000
+        c.steps_per_run = 80_000
+        c.checkpoint_every = 10_000
+    elif name == "cpu64":
+        c.image_size = 64
+        c.width = 32
+        c.d_width = 32
+        c.batch_size = 16
+        c.optimizer = "adam"
+        c.g_lr = 1e-3
+        c.d_lr = 1e-4
+        c.phase1_steps = 2_500
+        c.phase2_steps = 200
+        c.total_steps = 3_000
+        c.log_every = 25
+        c.sample_every = 500
+        c.checkpoint_every = 500
+    elif name == "tiny":
+        c.image_size = 32
+        c.width = 8
+        c.d_width = 8
+        c.batch_size = 4
+        c.optimizer = "adam"
+        c.g_lr = 1e-3
+        c.d_lr = 1e-4
+        c.phase1_steps = 10
+        c.phase2_steps = 5
+        c.total_steps = 40
+        c.log_every = 5
+        c.sample_every = 20
+        c.checkpoint_every = 10
+        c.num_samples = 4
+    else:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return c
+
+
+def phase_of(step: int, config) -> int:
+    """Training phase (1, 2 or 3) of the step that follows `step` completed steps."""
+    if step < config.phase1_steps:
+        return 1
+    if step < config.phase1_steps + config.phase2_steps:
+        return 2
+    return 3
+
+
+def validate(config) -> None:
+    """Raise ConfigError, in one line, for a config that cannot train."""
+    from glcic_jax import holes
+
+    if config.mask not in holes.REGIMES:
+        raise ConfigError(f"--mask must be one of {', '.join(holes.REGIMES)}, not {config.mask!r}")
+    if config.image_size < 32 or config.image_size % 4:
+        raise ConfigError(f"image_size must be a multiple of 4 and >= 32, not {config.image_size}")
+    from glcic_jax.nets import models
+
+    if models.discriminator_depth(config.image_size) > len(models.DISCRIMINATOR_CHANNELS):
+        raise ConfigError(f"image_size {config.image_size} is larger than the paper's 256 allows")
+    if not 32 <= config.local_patch <= holes.CANVAS:
+        raise ConfigError(
+            f"local_patch must be 32..{holes.CANVAS} (canvas pixels), not {config.local_patch}"
+        )
+    if config.width < 2 or config.d_width < 1:
+        raise ConfigError("width and d_width must be positive (width >= 2)")
+    if config.batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, not {config.batch_size}")
+    if config.optimizer not in ("adam", "adadelta"):
+        raise ConfigError(f"optimizer must be adam or adadelta, not {config.optimizer!r}")
+    if config.compute_dtype not in ("float32", "bfloat16"):
+        raise ConfigError(
+            f"compute_dtype must be float32 or bfloat16, not {config.compute_dtype!r}"
+        )
+    if min(config.phase1_steps, config.phase2_steps, config.total_steps) < 0:
+        raise ConfigError("step counts must be >= 0")
+    if config.steps_per_run < 0 or config.max_checkpoints < 0:
+        raise ConfigError("steps_per_run and max_checkpoints must be >= 0")
+    if config.num_samples < 1 or config.overlay_bank < 1:
+        raise ConfigError("num_samples and overlay_bank must be >= 1")
+    for field in ("log_every", "checkpoint_every", "sample_every"):
+        if config[field] < 1:
+            raise ConfigError(f"{field} must be >= 1, not {config[field]}")

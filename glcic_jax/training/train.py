@@ -1,0 +1,293 @@
+"""The training loop: data, sharding, phase schedule, logging, checkpoints, resume.
+
+`train_and_evaluate(config, workdir, data_dir, resume)` runs one chunk of a
+run: from scratch, or from the workdir's latest checkpoint with `resume`, for
+`config.steps_per_run` steps (or to `config.total_steps`). A SIGTERM or
+SIGINT finishes the current step, saves and returns.
+"""
+
+import json
+import logging
+import os
+import pathlib
+import signal
+import threading
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+from tqdm import tqdm
+
+from glcic_jax.training import checkpoint, configs, data, steps
+from glcic_jax import holes
+from glcic_jax.training.writer import MetricWriter, image_grid
+
+DATA_FILES = "data_files.json"
+
+
+class StopRequested:
+    """Turns SIGTERM/SIGINT into a flag the loop polls between steps."""
+
+    def __init__(self):
+        self.signal = None
+        self._previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.signal = signal.Signals(signum).name
+        # A second signal acts as usual (Ctrl-C twice kills at once).
+        signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def __bool__(self):
+        return self.signal is not None
+
+
+def _write_json_atomic(path: pathlib.Path, obj) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def _prepare_data(config, workdir: pathlib.Path, data_dir, resuming: bool):
+    """Training files, mean pixel and the sample-grid images for this run.
+
+    A fresh run decodes every training image once (mean pixel, unreadable
+    files) and records the result in WORKDIR/data_files.json; a resumed run
+    reads it back, so its data order is the original run's.
+    """
+    listing = data.list_images(data_dir, "train")
+    if not listing:
+        raise data.DataError(
+            f"no training images in {data_dir} (expected train/ and test/ subfolders of images,"
+            " or a flat folder of images)"
+        )
+    record_path = workdir / DATA_FILES
+    if resuming:
+        if not record_path.exists():
+            raise checkpoint.CheckpointError(
+                f"{record_path} is missing: this workdir cannot resume"
+            )
+        record = json.loads(record_path.read_text())
+        if record["listing"] != data.fingerprint(listing):
+            raise checkpoint.CheckpointError(
+                f"the training images in {data_dir} are not the ones this run started with"
+                f" ({record['data_dir']})"
+            )
+    else:
+        good, bad, mean_pixel = data.scan_images(
+            listing, config.image_size, config.decode_threads, progress=jax.process_index() == 0
+        )
+        if not good:
+            raise data.DataError(
+                f"none of the {len(listing)} training images in {data_dir} is readable"
+            )
+        record = dict(
+            data_dir=str(pathlib.Path(data_dir).absolute()),
+            listing=data.fingerprint(listing),
+            files=good,
+            unreadable=bad,
+            mean_pixel=mean_pixel.tolist(),
+        )
+        if jax.process_index() == 0:
+            _write_json_atomic(record_path, record)
+    if record["unreadable"]:
+        logging.warning(
+            "skipping %d unreadable training images (listed in %s)",
+            len(record["unreadable"]),
+            record_path,
+        )
+    test_files = data.list_images(data_dir, "test") or record["files"]
+    samples = data.fixed_batch(test_files, config.image_size, config.num_samples)
+    return record, samples
+
+
+def _forget_logs_after(workdir: pathlib.Path, step: int) -> None:
+    """Drop metrics.jsonl records past the checkpoint a run resumes from.
+
+    A run killed after logging past its last checkpoint repeats those steps
+    when resumed; without this the log would hold them twice.
+    """
+    path = workdir / "metrics.jsonl"
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(line + "\n" for line in kept))
+    os.replace(tmp, path)
+
+
+def _sample_holes(config, n: int, bank):
+    key = jax.random.key(config.seed + 1)
+    return holes.sample_holes(key, config.mask, n, config.image_size, bank)[0]
+
+
+def _check_finite(fetched, step: int) -> None:
+    """Stop a diverged run before it logs or saves; `fetched` are host metric dicts."""
+    if not all(np.all(np.isfinite(v)) for m in fetched for v in m.values()):
+        raise FloatingPointError(f"non-finite loss by step {step}; last checkpoints are intact")
+
+
+def _mean_metrics(fetched):
+    """Average a window of per-step metric dicts, already on the host."""
+    keys = sorted({k for m in fetched for k in m})
+    return {k: float(np.mean([m[k] for m in fetched if k in m])) for k in keys}
+
+
+def train_and_evaluate(config, workdir, data_dir, resume: bool = False) -> int:
+    """Train one chunk; returns the step reached (and checkpointed)."""
+    configs.validate(config)
+    workdir = pathlib.Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    if config.batch_size % jax.device_count():
+        raise configs.ConfigError(
+            f"batch_size {config.batch_size} is not divisible by the {jax.device_count()} devices"
+        )
+    ckpts = checkpoint.Checkpoints(workdir, max_to_keep=config.max_checkpoints)
+    try:
+        return _train(config, workdir, data_dir, resume, ckpts)
+    finally:
+        ckpts.close()
+
+
+def _train(config, workdir, data_dir, resume, ckpts) -> int:
+    n_dev, n_proc = jax.device_count(), jax.process_count()
+    latest = ckpts.latest_step()
+    if resume and latest is None:
+        raise checkpoint.CheckpointError(
+            f"--resume: no checkpoint in {workdir}; start without --resume"
+        )
+    if not resume and latest is not None:
+        raise checkpoint.CheckpointError(
+            f"{workdir} already has a checkpoint at step {latest}: pass --resume to continue it,"
+            " or choose a new --workdir"
+        )
+    if resume:
+        checkpoint.check_compatible(ckpts.read_meta(latest)["config"], config)
+
+    # Before the data scan, so a missing template folder is reported at once.
+    bank = holes.hole_bank(config.mask, config.image_size, config.overlay_bank, config.seed)
+    record, sample_images = _prepare_data(config, workdir, data_dir, resuming=resume)
+    nets = steps.build_networks(config)
+    # Auto axes: XLA propagates the batch sharding through the convolutions.
+    mesh = jax.make_mesh((n_dev,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+    replicated = NamedSharding(mesh, P())
+    batch_sharding = NamedSharding(mesh, P("data"))
+    mean_pixel = np.asarray(record["mean_pixel"], np.float32)
+
+    data_iter = data.training_batches(
+        record["files"],
+        size=config.image_size,
+        batch_size=config.batch_size // n_proc,
+        seed=config.seed,
+        threads=config.decode_threads,
+        shard_index=jax.process_index(),
+        shard_count=n_proc,
+    )
+    init = jax.jit(lambda: steps.init_state(config, nets, mean_pixel), out_shardings=replicated)
+    if resume:
+        abstract = checkpoint.abstract_like(jax.eval_shape(init), replicated)
+        state = ckpts.restore(abstract, latest, data_iterator=data_iter)
+        start = latest
+    else:
+        state = init()
+        start = 0
+
+    if bank is not None:
+        bank = jax.device_put(bank, replicated)
+    train_steps = steps.jit_steps(nets, replicated, batch_sharding)
+    jitted_complete = steps.jit_complete(nets, config.image_size)
+
+    def complete(s, x, m):
+        return jitted_complete(s.gen, s.gen_stats, s.mean_pixel, x, m)
+
+    sample_x = jnp.asarray(sample_images, jnp.float32) / 255.0
+    sample_m = _sample_holes(config, len(sample_images), bank)
+
+    stop_at = config.total_steps
+    if config.steps_per_run:
+        stop_at = min(stop_at, start + config.steps_per_run)
+    if start >= stop_at:
+        logging.warning("already at step %d of %d: nothing to do", start, config.total_steps)
+        return start
+    if resume and jax.process_index() == 0:
+        _forget_logs_after(workdir, start)
+    writer = MetricWriter(workdir, enabled=jax.process_index() == 0)
+    if start == 0 and jax.process_index() == 0:
+        (workdir / "config.json").write_text(config.to_json_best_effort(indent=1))
+
+    def meta(step):
+        return dict(
+            config=config.to_dict(),
+            mean_pixel=record["mean_pixel"],
+            data_dir=record["data_dir"],
+            data_files=record["listing"],
+            step=step,
+            devices=n_dev,
+        )
+
+    def save_samples(step):
+        out = complete(state, sample_x, sample_m)
+        masked = holes.composite(sample_x, jnp.ones_like(sample_x) * 0.5, sample_m)
+        grid = image_grid([np.asarray(masked), np.asarray(out), np.asarray(sample_x)])
+        writer.write_image(step, "samples", grid)
+
+    step = start
+    last_saved = start
+    window, t_window = [], time.perf_counter()
+    bar = tqdm(
+        total=stop_at,
+        initial=start,
+        unit="step",
+        disable=jax.process_index() != 0,
+        dynamic_ncols=True,
+    )
+    with StopRequested() as stop:
+        while step < stop_at:
+            local = next(data_iter)
+            batch = jax.make_array_from_process_local_data(batch_sharding, local)
+            phase = configs.phase_of(step, config)
+            state, metrics = train_steps[phase](state, batch, bank)
+            step += 1
+            window.append(metrics)
+            bar.update(1)
+            if step % config.log_every == 0 or step == stop_at or stop:
+                fetched = jax.device_get(window)  # the window's one host sync
+                _check_finite(fetched, step)
+                scalars = _mean_metrics(fetched)
+                elapsed = time.perf_counter() - t_window
+                scalars["images_per_sec"] = len(window) * config.batch_size / elapsed
+                scalars["phase"] = phase
+                writer.write_scalars(step, scalars)
+                bar.set_postfix(
+                    phase=phase, **{k: f"{v:.4g}" for k, v in scalars.items() if k != "phase"}
+                )
+                window, t_window = [], time.perf_counter()
+            if step % config.sample_every == 0:
+                save_samples(step)
+            if step % config.checkpoint_every == 0:
+                _check_finite(jax.device_get(window), step)  # never save a diverged state
+                ckpts.save(step, state, data_iter, meta(step))
+                last_saved = step
+            if stop:
+                logging.warning("%s received: saving step %d and stopping", stop.signal, step)
+                break
+        if last_saved != step:
+            _check_finite(jax.device_get(window), step)
+            ckpts.save(step, state, data_iter, meta(step))
+        if step % config.sample_every:
+            save_samples(step)
+    bar.close()
+    writer.close()
+    return step
