@@ -110,7 +110,8 @@ def main(argv):
     # First: it may re-execute this script under jemalloc.
     in_effect = allocator.setup(FLAGS.allocator) or "the C library's defaults"
     print(f"allocator: {in_effect}, see glcic_jax/perf/allocator.py")
-    from glcic_jax.training import checkpoint, configs, data, train
+    from glcic_jax.training import checkpoint, configs, train
+    from glcic_jax.dataset import folders
     from glcic_jax.faces import overlay
 
     # Orbax logs every save at INFO; the progress bar and metrics.jsonl say what matters.
@@ -129,7 +130,7 @@ def main(argv):
     print(f"preset {config.preset}, mask {config.mask}, data {FLAGS.data_dir}, workdir {workdir}")
     user_errors = (
         configs.ConfigError,
-        data.DataError,
+        folders.DataError,
         checkpoint.CheckpointError,
         overlay.OverlayError,
         # a --workdir that is a file, or not writable
@@ -141,7 +142,7 @@ def main(argv):
         step = train.train_and_evaluate(config, workdir, FLAGS.data_dir, resume=FLAGS.resume)
     except user_errors as e:
         hint = ""
-        if isinstance(e, data.DataError) and FLAGS.data_dir == str(DEFAULT_DATA):
+        if isinstance(e, folders.DataError) and FLAGS.data_dir == str(DEFAULT_DATA):
             hint = " (build a folder with: python experiments/prepare_data.py --source=PHOTOS --out=DIR)"
         _usage_error(f"{e}{hint}")
     print(f"stopped at step {step}; checkpoint in {workdir}/checkpoints")

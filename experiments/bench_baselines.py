@@ -20,6 +20,7 @@ from absl import app, flags
 
 from glcic_jax.evaluation import baselines, metrics, perceptual, stats
 from glcic_jax.training import data
+from glcic_jax.dataset import folders
 from glcic_jax import holes
 
 _DATA_DIR = flags.DEFINE_string("data_dir", "../shared/data/celeba10k", "train/ and test/.")
@@ -47,10 +48,10 @@ def main(argv):
     del argv
     t0 = time.time()
     size = _IMAGE_SIZE.value
-    train_files = data.list_images(_DATA_DIR.value, "train")
-    test_files = data.list_images(_DATA_DIR.value, "test")[: _NUM_IMAGES.value]
+    train_files = folders.list_images(_DATA_DIR.value, "train")
+    test_files = folders.list_images(_DATA_DIR.value, "test")[: _NUM_IMAGES.value]
     _, _, mean_pixel = data.scan_images(train_files, size)
-    images = np.stack([data.load_image(f, size) for f in test_files]).astype(np.float32) / 255.0
+    images = np.stack([folders.load_image(f, size) for f in test_files]).astype(np.float32) / 255.0
     boxes = holes.sample_boxes(jax.random.key(_SEED.value), _MASK.value, len(images), size)
     hole_masks = np.asarray(holes.boxes_to_masks(boxes, size))[..., 0].astype(bool)
     print(

@@ -54,7 +54,8 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     from tqdm import tqdm
 
-    from glcic_jax.training import checkpoint, data
+    from glcic_jax.training import checkpoint
+    from glcic_jax.dataset import folders
     from glcic_jax.evaluation import comparison, figures
     from glcic_jax.completion import inference
 
@@ -77,7 +78,7 @@ def main(argv):
             protocol.build_eval_set(_DATA_DIR.value, size, h, _NUM_IMAGES.value)
             for h in _HOLE_SETS.value
         ]
-    except (checkpoint.CheckpointError, data.DataError) as e:
+    except (checkpoint.CheckpointError, folders.DataError) as e:
         _fail(str(e))
     print(f"{' vs '.join(workdirs)} at steps {steps}")
 

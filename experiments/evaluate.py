@@ -41,7 +41,8 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     from tqdm import tqdm
 
-    from glcic_jax.training import checkpoint, data
+    from glcic_jax.training import checkpoint
+    from glcic_jax.dataset import folders
     from glcic_jax.completion import inference
 
     # Orbax warns on every read-only open; the progress bar says what matters.
@@ -56,7 +57,7 @@ def main(argv):
         eval_set = protocol.build_eval_set(
             _DATA_DIR.value, config.image_size, _MASK.value, _NUM_IMAGES.value
         )
-    except (checkpoint.CheckpointError, data.DataError) as e:
+    except (checkpoint.CheckpointError, folders.DataError) as e:
         _fail(str(e))
     label = f"{config.mask}-trained"
     out = pathlib.Path(_OUT.value or pathlib.Path(_WORKDIR.value) / "eval")

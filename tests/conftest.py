@@ -55,13 +55,13 @@ def faces_dir(shared_data) -> pathlib.Path:
 @pytest.fixture(scope="session")
 def celeba_test_faces(shared_data):
     """The first sixteen CelebA test faces at 64 px, float32 in [0, 1]."""
-    from glcic_jax.training import data
+    from glcic_jax.dataset import folders
 
     root = shared_data / "celeba10k"
     if not (root / "test").is_dir():
         pytest.skip(f"{root / 'test'} not found")
-    files = data.list_images(root, "test")[:16]
-    return np.stack([data.load_image(f, 64) for f in files]).astype(np.float32) / 255.0
+    files = folders.list_images(root, "test")[:16]
+    return np.stack([folders.load_image(f, 64) for f in files]).astype(np.float32) / 255.0
 
 
 def _tiny_run_config(mask: str = "mouth"):

@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from glcic_jax.training import data
+from glcic_jax.dataset import folders
 
 
 @pytest.fixture
@@ -27,7 +28,7 @@ def messy_dir(tmp_path, faces_dir):
 
 
 def test_scan_counts_bad_images(messy_dir):
-    files = data.list_images(messy_dir, "train")
+    files = folders.list_images(messy_dir, "train")
     assert len(files) == 10
     good, bad, mean_pixel = data.scan_images(files, 32, progress=False)
     assert len(good) == 6
@@ -38,7 +39,7 @@ def test_scan_counts_bad_images(messy_dir):
 
 
 def test_batches_skip_unreadable_files(messy_dir, caplog):
-    files = data.list_images(messy_dir, "train")
+    files = folders.list_images(messy_dir, "train")
     it = data.training_batches(files, size=32, batch_size=4, seed=0, threads=2)
     batches = [next(it) for _ in range(6)]  # 24 images: over two epochs of the 6 good ones
     assert all(b.shape == (4, 32, 32, 3) and b.dtype == np.uint8 for b in batches)
@@ -46,7 +47,7 @@ def test_batches_skip_unreadable_files(messy_dir, caplog):
 
 
 def test_order_is_seeded_and_iterator_state_resumes(faces_dir):
-    files = data.list_images(faces_dir, "train")[:40]
+    files = folders.list_images(faces_dir, "train")[:40]
     a = data.training_batches(files, size=16, batch_size=4, seed=3)
     first = [next(a) for _ in range(3)]
     state = a.get_state()
@@ -62,19 +63,19 @@ def test_order_is_seeded_and_iterator_state_resumes(faces_dir):
 def test_flat_folder_split_is_deterministic_and_disjoint(tmp_path, faces_dir):
     for f in sorted((faces_dir / "test").glob("*.jpg"))[:10]:
         shutil.copy(f, tmp_path / f.name)
-    train, test = data.list_images(tmp_path, "train"), data.list_images(tmp_path, "test")
+    train, test = folders.list_images(tmp_path, "train"), folders.list_images(tmp_path, "test")
     assert len(train) == 8 and len(test) == 2 and not set(train) & set(test)
-    assert train == data.list_images(tmp_path, "train")
+    assert train == folders.list_images(tmp_path, "train")
 
 
 def test_load_image_centre_crops_to_square(tmp_path):
     im = np.zeros((109, 89, 3), np.uint8)
     im[10:99] = 200  # the centre 89x89 square is bright, the 10-row bands dark
     Image.fromarray(im).save(tmp_path / "x.png")
-    out = data.load_image(str(tmp_path / "x.png"), 89)
+    out = folders.load_image(str(tmp_path / "x.png"), 89)
     assert out.shape == (89, 89, 3) and out.min() == 200
 
 
 def test_missing_folder_is_a_data_error(tmp_path):
-    with pytest.raises(data.DataError, match="does not exist"):
-        data.list_images(tmp_path / "nope", "train")
+    with pytest.raises(folders.DataError, match="does not exist"):
+        folders.list_images(tmp_path / "nope", "train")

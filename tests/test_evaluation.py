@@ -9,7 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from glcic_jax.training import checkpoint, data
+from glcic_jax.training import checkpoint
+from glcic_jax.dataset import folders
 from glcic_jax.evaluation import comparison, protocol, metrics
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -179,7 +180,7 @@ def test_missing_workdir_data_and_steps_raise_user_errors(runs, tmp_path):
         protocol.checkpoint_steps(tmp_path / "nope")
     with pytest.raises(checkpoint.CheckpointError, match="no checkpoints in"):
         protocol.checkpoint_steps(tmp_path)
-    with pytest.raises(data.DataError, match="does not exist"):
+    with pytest.raises(folders.DataError, match="does not exist"):
         protocol.build_eval_set(tmp_path / "nope", 32, "mouth")
     assert comparison.common_steps(runs) == [5, 10]
     assert comparison.common_steps(runs, [10]) == [10]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from glcic_jax.evaluation import baselines, metrics
-from glcic_jax.training import data
+from glcic_jax.dataset import folders
 
 MOUTH = (slice(32, 56), slice(14, 50))  # the study's box at 64 px
 
@@ -34,8 +34,8 @@ def faces(shared_data):
     test_dir = shared_data / "celeba10k" / "test"
     if not test_dir.is_dir():
         pytest.skip(f"{test_dir} not found")
-    files = data.list_images(shared_data / "celeba10k", "test")[:8]
-    return np.stack([data.load_image(f, 64) for f in files])
+    files = folders.list_images(shared_data / "celeba10k", "test")[:8]
+    return np.stack([folders.load_image(f, 64) for f in files])
 
 
 # --- value ranges -----------------------------------------------------------

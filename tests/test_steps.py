@@ -7,13 +7,14 @@ import jax
 import numpy as np
 import pytest
 
-from glcic_jax.training import configs, data, steps
+from glcic_jax.training import configs, steps
+from glcic_jax.dataset import folders
 
 
 @pytest.fixture(scope="module")
 def fixed_batch(faces_dir):
-    files = data.list_images(faces_dir, "train")[:8]
-    return np.stack([data.load_image(f, 32) for f in files])
+    files = folders.list_images(faces_dir, "train")[:8]
+    return np.stack([folders.load_image(f, 32) for f in files])
 
 
 @pytest.fixture(scope="module")

@@ -484,7 +484,7 @@ def test_build_from_the_shipped_comparison_models_and_answer(faces_dir, tmp_path
     """The README's survey command on the committed models: build, serve, answer every question."""
     from glcic_jax.completion import inference
 
-    random_model = pathlib.Path(inference.PRETRAINED).parents[2] / "docs/results/models/random.npz"
+    random_model = pathlib.Path(inference.PRETRAINED).parents[3] / "docs/results/models/random.npz"
     out = tmp_path / "shipped"
     built = design.build(out, random_model, inference.PRETRAINED, faces_dir, n=4)
     assert len(built.points) == 1 and len(built.questions) == 4

@@ -69,12 +69,12 @@ def test_run_writes_logs_samples_and_metrics(straight_run):
 
 
 def test_completer_fills_only_the_hole(straight_run, faces_dir):
-    from glcic_jax.training import data
+    from glcic_jax.dataset import folders
 
     completer = Completer.from_workdir(straight_run, batch_size=4)
     assert completer.step == 10
-    files = data.list_images(faces_dir, "test")[:5]  # not a multiple of the batch
-    images = np.stack([data.load_image(f, 32) for f in files])
+    files = folders.list_images(faces_dir, "test")[:5]  # not a multiple of the batch
+    images = np.stack([folders.load_image(f, 32) for f in files])
     holes = completer.regime_holes(5)
     out = completer.complete(images, holes)
     assert out.shape == (5, 32, 32, 3) and out.dtype == np.float32

@@ -9,7 +9,7 @@ are wiring around this module:
     rows = summary_rows(per_image, step=4000, hole_set="mouth")
     diffs = paired_differences(per_image["mouth-trained"], per_image["random-trained"])
 
-The evaluation set is the test split (``data.list_images(data_dir, "test")``,
+The evaluation set is the test split (``folders.list_images(data_dir, "test")``,
 in its fixed order; unreadable files are skipped and the first ``num_images``
 readable ones kept) with one hole per image: the study's mouth box for the
 ``mouth`` hole set, or boxes drawn by ``holes.sample_boxes`` from
@@ -40,7 +40,7 @@ import jax
 import numpy as np
 
 from glcic_jax.evaluation import baselines, metrics, stats
-from glcic_jax.training import data
+from glcic_jax.dataset import folders
 from glcic_jax import holes
 
 # Seed of the random hole set. 0 is what experiments/bench_baselines.py and
@@ -147,18 +147,18 @@ def build_eval_set(
         other reports.
 
     Raises:
-      data.DataError: no readable test images.
+      folders.DataError: no readable test images.
     """
     files, images = [], []
-    for path in data.list_images(data_dir, "test"):
+    for path in folders.list_images(data_dir, "test"):
         if num_images is not None and len(images) >= num_images:
             break
-        image = data.try_load_image(path, image_size)
+        image = folders.try_load_image(path, image_size)
         if image is not None:
             files.append(path)
             images.append(image)
     if not images:
-        raise data.DataError(f"no readable test images in {data_dir}")
+        raise folders.DataError(f"no readable test images in {data_dir}")
     boxes, holes = eval_holes(hole_set, len(images), image_size, seed)
     return EvalSet(
         str(data_dir), hole_set, image_size, tuple(files), np.stack(images), holes, boxes, seed

@@ -38,7 +38,7 @@ import numpy as np
 
 from glcic_jax.faces import detection
 
-DEFAULT_TEMPLATES_DIR = pathlib.Path(__file__).resolve().parents[2] / "shared/data/mask_overlays"
+DEFAULT_TEMPLATES_DIR = pathlib.Path(__file__).resolve().parents[3] / "shared/data/mask_overlays"
 # Anchor points (x, y) in template pixels, order a, b, c, d, e, f, from the
 # templates' README (MaskTheFace's masks.cfg).
 ANCHORS = {

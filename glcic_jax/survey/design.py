@@ -289,7 +289,8 @@ def build(
     # Imported here so loading or serving a survey never starts JAX.
     import jax
 
-    from glcic_jax.training import checkpoint, data
+    from glcic_jax.training import checkpoint
+    from glcic_jax.dataset import folders
     from glcic_jax import holes
     from glcic_jax.completion.inference import Completer, run_steps
 
@@ -297,11 +298,11 @@ def build(
         raise SurveyError(f"{out} already holds a survey; choose a new --out")
     runs = {"random": random_workdir, "mouth": mouth_workdir}
     try:
-        files = pick_images(data.list_images(data_dir, "test"), n, seed)
+        files = pick_images(folders.list_images(data_dir, "test"), n, seed)
         available = {}
         for model, workdir in runs.items():
             available[model] = run_steps(workdir)
-    except (checkpoint.CheckpointError, data.DataError) as e:
+    except (checkpoint.CheckpointError, folders.DataError) as e:
         raise SurveyError(str(e)) from None
     if steps:
         missing = {
@@ -327,7 +328,7 @@ def build(
         if mask != model:
             logging.warning("the --%s run was trained on %s holes", model, mask)
 
-    originals = np.stack([data.load_image(f, size) for f in files])
+    originals = np.stack([folders.load_image(f, size) for f in files])
     boxes = holes.sample_boxes(jax.random.key(0), "mouth", n, size)
     holes = np.asarray(holes.boxes_to_masks(boxes, size))
     completions = {

@@ -1,9 +1,7 @@
-"""Orbax checkpoints of a run: train state, data-iterator position and run metadata.
+"""Writing a run's Orbax checkpoints (layout in `glcic_jax.runs`), restoring the whole train state.
 
-Each checkpoint is one Orbax step directory `WORKDIR/checkpoints/<step>`
-holding three items: `state` (networks, BatchNorm statistics, optimizers,
-step, mean pixel), `data` (grain iterator state: the next batch) and `meta`
-(config, mean pixel, data fingerprint). Orbax writes into a temporary
+Each checkpoint holds the train state, the data iterator's position (the next
+batch) and the run's metadata. Orbax writes into a temporary
 directory and renames it when complete, so a process killed mid-save leaves
 the previous checkpoint as the latest usable one; leftovers are cleaned up on
 the next start. Saves are synchronous: a checkpoint that was reported saved
@@ -18,31 +16,22 @@ import grain
 import jax
 import orbax.checkpoint as ocp
 
+from glcic_jax.runs import (
+    ITEMS,
+    TMP_DIR_SUFFIX,
+    CheckpointError,
+    RunReader,
+    checkpoint_dir,
+    manager_options,
+)
 from glcic_jax.training import configs
 
 
-# Orbax's suffix for a step directory still being written (atomicity_types.py).
-TMP_DIR_SUFFIX = ".orbax-checkpoint-tmp"
-
-
-class CheckpointError(Exception):
-    """A checkpoint problem the user can fix; the message is one line."""
-
-
-def checkpoint_dir(workdir) -> pathlib.Path:
-    return pathlib.Path(workdir).absolute() / "checkpoints"
-
-
-class Checkpoints:
-    """The checkpoints of one workdir."""
+class Checkpoints(RunReader):
+    """The checkpoints of one workdir, for the run that trains in it."""
 
     def __init__(self, workdir, max_to_keep: int = 0, read_only: bool = False):
-        options = ocp.CheckpointManagerOptions(
-            max_to_keep=max_to_keep or None,
-            create=not read_only,
-            read_only=read_only,
-            enable_async_checkpointing=False,
-        )
+        options = manager_options(max_to_keep, read_only)
         self.directory = checkpoint_dir(workdir)
         if read_only and not self.directory.is_dir():
             raise CheckpointError(f"no checkpoints in {workdir} (expected {self.directory})")
@@ -50,15 +39,7 @@ class Checkpoints:
         if not read_only:
             self._lock = _lock_workdir(self.directory)
             remove_partial_saves(self.directory)
-        self.manager = ocp.CheckpointManager(
-            self.directory, options=options, item_names=("state", "data", "meta")
-        )
-
-    def steps(self) -> list[int]:
-        return sorted(self.manager.all_steps())
-
-    def latest_step(self) -> int | None:
-        return self.manager.latest_step()
+        self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=ITEMS)
 
     def save(self, step: int, state, data_iterator, meta: dict) -> None:
         self.manager.save(
@@ -72,36 +53,19 @@ class Checkpoints:
         )
         self.manager.wait_until_finished()
 
-    def read_meta(self, step: int | None = None) -> dict:
-        step = self._existing(step)
-        return self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))[
-            "meta"
-        ]
-
     def restore(self, abstract_state, step: int | None = None, data_iterator=None):
         """The state at `step` (default latest); the data iterator is restored in place."""
-        step = self._existing(step)
+        step = self.existing(step)
         items = dict(state=ocp.args.StandardRestore(abstract_state))
         if data_iterator is not None:
             items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
         return self.manager.restore(step, args=ocp.args.Composite(**items))["state"]
 
     def close(self) -> None:
-        self.manager.close()
+        super().close()
         if self._lock is not None:
             self._lock.close()  # releases the flock
             self._lock = None
-
-    def _existing(self, step):
-        if step is None:
-            step = self.latest_step()
-            if step is None:
-                raise CheckpointError(f"no checkpoint in {self.directory}")
-        elif step not in self.manager.all_steps():
-            raise CheckpointError(
-                f"no checkpoint at step {step} in {self.directory}: have {self.steps()}"
-            )
-        return step
 
 
 def _lock_workdir(directory: pathlib.Path):

@@ -22,6 +22,7 @@ from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
 from glcic_jax.training import checkpoint, configs, data, steps
+from glcic_jax.dataset import folders
 from glcic_jax import holes
 from glcic_jax.training.writer import MetricWriter, image_grid
 
@@ -67,9 +68,9 @@ def _prepare_data(config, workdir: pathlib.Path, data_dir, resuming: bool):
     files) and records the result in WORKDIR/data_files.json; a resumed run
     reads it back, so its data order is the original run's.
     """
-    listing = data.list_images(data_dir, "train")
+    listing = folders.list_images(data_dir, "train")
     if not listing:
-        raise data.DataError(
+        raise folders.DataError(
             f"no training images in {data_dir} (expected train/ and test/ subfolders of images,"
             " or a flat folder of images)"
         )
@@ -90,7 +91,7 @@ def _prepare_data(config, workdir: pathlib.Path, data_dir, resuming: bool):
             listing, config.image_size, config.decode_threads, progress=jax.process_index() == 0
         )
         if not good:
-            raise data.DataError(
+            raise folders.DataError(
                 f"none of the {len(listing)} training images in {data_dir} is readable"
             )
         record = dict(
@@ -108,8 +109,8 @@ def _prepare_data(config, workdir: pathlib.Path, data_dir, resuming: bool):
             len(record["unreadable"]),
             record_path,
         )
-    test_files = data.list_images(data_dir, "test") or record["files"]
-    samples = data.fixed_batch(test_files, config.image_size, config.num_samples)
+    test_files = folders.list_images(data_dir, "test") or record["files"]
+    samples = folders.fixed_batch(test_files, config.image_size, config.num_samples)
     return record, samples
 
 
