@@ -52,7 +52,7 @@ flags.DEFINE_enum(
     "jemalloc",
     allocator.KINDS,
     "Malloc for this process: jemalloc where installed (fastest CPU steps), else glibc"
-    " with PERF.md's settings; none: the C library's defaults.",
+    " with settings that keep large buffers in the heap; none: the C library's defaults.",
 )
 flags.mark_flag_as_required("mask")
 

@@ -5,7 +5,8 @@
       --reference_dir=/path/to/GLCIC-PyTorch --reference_python=/path/to/venv/bin/python
 
 Each phase runs in its own subprocess (so peak memory is per phase), with the
-allocator of launch.py (the reference gets PERF.md's glibc setting); with a
+allocator of launch.py (the reference gets the glibc settings of
+glcic_jax/perf/allocator.py); with a
 reference, its process and ours each
 warm up, then take turns, alternating who goes first, each turn one untimed
 and one timed step (step_protocol.py), so both see the same machine load.
@@ -134,7 +135,7 @@ def main(argv):
     if FLAGS.reference_python and not os.access(FLAGS.reference_python, os.X_OK):
         raise app.UsageError(f"--reference_python {FLAGS.reference_python} is not an executable")
 
-    from glcic_jax.perf import allocator, benchmark  # the reference gets PERF.md's setting
+    from glcic_jax.perf import allocator, benchmark  # the reference gets the glibc settings
     from glcic_jax.training import configs
 
     try:

@@ -31,7 +31,7 @@ RANDOM_SIDE = (48, 96)
 RANDOM_EXTENT = RANDOM_TOP_LEFT[1] + RANDOM_SIDE[1]  # 241
 LOCAL_PATCH = 160
 BOX_REGIMES = ("mouth", "random", "random_mouthsize")
-# "overlay": face-mask-shaped holes from the templates in ../shared/data/mask_overlays
+# "overlay": face-mask-shaped holes from the 21 face-mask templates (glcic_jax.faces.overlay)
 # placed on the aligned face (glcic_jax.faces.overlay), drawn from a fixed bank.
 REGIMES = BOX_REGIMES + ("overlay",)
 OVERLAY_BANK_SEED_OFFSET = 1  # evaluation banks use seed + this, training banks the seed

@@ -277,10 +277,10 @@ def mouth_skin_fraction(aligned: np.ndarray) -> float:
 
     Face masks are white, grey, black, blue or green: neutral or cool chroma,
     outside the skin range, which is nearly the same for every skin tone
-    (tone is mostly luminance, which this ignores). Measured on the shared
-    sets, threshold 0.4: bare faces dropped 0.2% (LFW, 603) and 0.8%
-    (CelebA, 599; colour-cast lighting, profiles); the same faces under the
-    shared mask overlays kept 0% and 0.7%. Masks in skin colours pass, and
+    (tone is mostly luminance, which this ignores). Measured with threshold
+    0.4: bare faces dropped 0.2% (603 LFW faces) and 0.8% (599 CelebA faces;
+    colour-cast lighting, profiles); the same faces under pasted face-mask
+    templates kept 0% and 0.7%. Masks in skin colours pass, and
     grey photos always pass (returns 1.0: chroma cannot tell).
 
     Args:

@@ -1,17 +1,18 @@
 """Allocator settings that keep XLA:CPU's large buffers mapped between steps.
 
 By default glibc returns every buffer over 32 MB to the OS and faults it in
-again each step; ../shared/PERF.md measured 20-25% slower steps at 256px
-batch 4 for both this project and the PyTorch reference, and gives the fix as
-environment settings (`environment()`; the reference gets exactly those).
+again each step: 20-25% slower steps at 256px batch 4 for both this project
+and the PyTorch reference (docs/performance.md). The glibc fix is one arena,
+no mmap for large blocks, and a trim threshold and top pad that keep freed
+memory in the heap (`SETTINGS`; `environment()` gives them to the reference).
 
 Our own processes prefer jemalloc where it is installed (Debian/Ubuntu:
 libjemalloc2): the process re-executes itself once with it preloaded, with one
 arena that never gives freed memory back and no separate path for large
-blocks. That is PERF.md's intent (one arena, nothing given back) without
+blocks. That is the glibc settings' intent (one arena, nothing given back) without
 glibc's limit here: mallopt cannot set the 64 GiB trim threshold (below).
 Phase 3 at 256px batch 4: 6.2-6.6 s per step under glibc with the settings,
-5.0-5.6 s under jemalloc, with less CPU time too (README, Performance).
+5.0-5.6 s under jemalloc, with less CPU time too (docs/performance.md).
 
 Without jemalloc, the same glibc settings are applied with mallopt(3) to the
 running process. mallopt takes an int: the trim threshold it gets is
@@ -56,7 +57,7 @@ PRELOAD_VARIABLES = ("LD_PRELOAD", "MALLOC_CONF")
 
 
 def environment() -> dict:
-    """PERF.md's glibc settings as environment variables, for a process that is not ours."""
+    """The glibc settings as environment variables, for a process that is not ours."""
     return {_ENV_NAMES[param]: str(value) for param, value in SETTINGS.items()}
 
 

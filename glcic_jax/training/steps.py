@@ -278,7 +278,7 @@ def complete(nets: Networks, gen, gen_stats, mean_pixel, images, hole):
 
 # Up to this image size, inference on CPU compiles its convolutions with XLA's
 # own (Eigen) kernels instead of YNNPACK's: measured 4-11% faster at 64 and 128
-# px, 3-6% slower at 256 px (README, Performance). Training keeps YNNPACK: its
+# px, 3-6% slower at 256 px (docs/performance.md). Training keeps YNNPACK: its
 # backward convolutions are much faster there (phase 1 at 64 px: 19% slower
 # without).
 _EIGEN_CONV_MAX_SIZE = 128
