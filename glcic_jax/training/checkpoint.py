@@ -9,11 +9,15 @@ is on disk.
 """
 
 import fcntl
+import hashlib
+import logging
 import pathlib
 import shutil
+import time
 
 import grain
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 from glcic_jax.runs import (
@@ -42,6 +46,7 @@ class Checkpoints(RunReader):
         self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=ITEMS)
 
     def save(self, step: int, state, data_iterator, meta: dict) -> None:
+        meta = {**meta, "state_digest": state_digest(state)}
         self.manager.save(
             step,
             args=ocp.args.Composite(
@@ -61,11 +66,78 @@ class Checkpoints(RunReader):
             items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
         return self.manager.restore(step, args=ocp.args.Composite(**items))["state"]
 
+    def newest_readable_meta(self) -> dict | None:
+        """The metadata of the newest checkpoint whose metadata reads (None: none does)."""
+        for step in reversed(self.steps()):
+            try:
+                return self.read_meta(step)
+            except Exception:  # a damaged checkpoint: restore_latest_intact sets it aside
+                continue
+        return None
+
+    def restore_latest_intact(self, abstract_state, data_iterator, config):
+        """(step, state, meta) of the newest checkpoint that restores and matches its checksum.
+
+        A newest checkpoint that cannot be read (a truncated or missing file,
+        missing metadata or iterator state, an empty step folder) or whose
+        arrays do not match the checksum saved with them is moved aside to
+        `checkpoints/unusable-<step>-<time>` with a one-line warning naming
+        what was wrong, and the one before it is tried. The config check
+        (`check_compatible`) runs on the first readable one: a config mismatch
+        is the user's to fix and stops the run.
+        """
+        for step in reversed(self.steps()):
+            try:
+                meta = self.read_meta(step)
+                check_compatible(meta["config"], config)
+                state = self.restore(abstract_state, step, data_iterator)
+                digest = meta.get("state_digest")
+                if digest is not None and digest != state_digest(state):
+                    raise CheckpointError("its arrays do not match the checksum saved with them")
+                return step, state, meta
+            except CheckpointError as e:
+                if "config does not match" in str(e):
+                    raise
+                reason = str(e)
+            except Exception as e:  # Orbax and grain raise many kinds for damaged files
+                reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            moved = self._set_aside(step)
+            logging.warning(
+                "checkpoint at step %d is unusable (%s); moved to %s, trying the one before",
+                step, reason[:300], moved.name,
+            )  # fmt: skip
+        raise CheckpointError(f"no intact checkpoint in {self.directory}")
+
+    def _set_aside(self, step: int) -> pathlib.Path:
+        """Move a damaged step folder out of Orbax's sight (kept for inspection)."""
+        source = self.directory / str(step)
+        target = self.directory / f"unusable-{step}-{int(time.time())}"
+        if source.exists():
+            source.rename(target)
+        self.manager.reload()
+        return target
+
     def close(self) -> None:
         super().close()
         if self._lock is not None:
             self._lock.close()  # releases the flock
             self._lock = None
+
+
+def state_digest(state) -> str:
+    """A checksum of every array of a train state: saved with it, checked when it is restored.
+
+    Orbax verifies the structure of what it restores, not the bytes; a bit
+    flipped on disk would otherwise surface steps later as a non-finite loss.
+    """
+    h = hashlib.blake2b(digest_size=16)
+    for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
+        if isinstance(leaf, jax.Array):
+            leaf = leaf.addressable_data(0)  # replicated: every shard holds the whole array
+        array = np.ascontiguousarray(np.asarray(leaf))
+        h.update(f"{jax.tree_util.keystr(path)}:{array.dtype}:{array.shape}".encode())
+        h.update(array.tobytes())
+    return h.hexdigest()
 
 
 def _lock_workdir(directory: pathlib.Path):

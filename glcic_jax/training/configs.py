@@ -32,6 +32,10 @@ IDENTITY_FIELDS = (
 )
 
 
+# Seeds feed jax.random.key, grain's shuffle and NumPy generators: one range all take.
+MAX_SEED = 2**31 - 1
+
+
 class ConfigError(ValueError):
     """A config that cannot train; the message is one line for the user."""
 
@@ -151,8 +155,14 @@ def validate(config) -> None:
         raise ConfigError(
             f"compute_dtype must be float32 or bfloat16, not {config.compute_dtype!r}"
         )
-    if min(config.phase1_steps, config.phase2_steps, config.total_steps) < 0:
-        raise ConfigError("step counts must be >= 0")
+    if min(config.phase1_steps, config.phase2_steps) < 0:
+        raise ConfigError("phase1_steps and phase2_steps must be >= 0")
+    if config.total_steps < 1:
+        raise ConfigError(f"total_steps must be >= 1, not {config.total_steps}")
+    if not 0 <= config.seed <= MAX_SEED:
+        raise ConfigError(f"seed must be an integer in 0..{MAX_SEED}, not {config.seed}")
+    if config.decode_threads < 1:
+        raise ConfigError(f"decode_threads must be >= 1, not {config.decode_threads}")
     if config.steps_per_run < 0 or config.max_checkpoints < 0:
         raise ConfigError("steps_per_run and max_checkpoints must be >= 0")
     if config.num_samples < 1 or config.overlay_bank < 1:

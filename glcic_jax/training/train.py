@@ -24,7 +24,7 @@ from tqdm import tqdm
 from glcic_jax.training import checkpoint, configs, data, steps
 from glcic_jax.dataset import folders
 from glcic_jax import holes
-from glcic_jax.training.writer import MetricWriter, image_grid
+from glcic_jax.training.writer import MetricWriter, image_grid, prepare_log
 
 DATA_FILES = "data_files.json"
 
@@ -114,21 +114,6 @@ def _prepare_data(config, workdir: pathlib.Path, data_dir, resuming: bool):
     return record, samples
 
 
-def _forget_logs_after(workdir: pathlib.Path, step: int) -> None:
-    """Drop metrics.jsonl records past the checkpoint a run resumes from.
-
-    A run killed after logging past its last checkpoint repeats those steps
-    when resumed; without this the log would hold them twice.
-    """
-    path = workdir / "metrics.jsonl"
-    if not path.exists():
-        return
-    kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(line + "\n" for line in kept))
-    os.replace(tmp, path)
-
-
 def _sample_holes(config, n: int, bank):
     key = jax.random.key(config.seed + 1)
     return holes.sample_holes(key, config.mask, n, config.image_size, bank)[0]
@@ -146,11 +131,24 @@ def _mean_metrics(fetched):
     return {k: float(np.mean([m[k] for m in fetched if k in m])) for k in keys}
 
 
+def _make_workdir(workdir: pathlib.Path) -> None:
+    """Create the run folder, or stop in one line when it cannot be written to."""
+    if workdir.exists() and not workdir.is_dir():
+        raise configs.ConfigError(f"--workdir {workdir} is a file, not a folder")
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+        probe = workdir / f".write-test-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as e:
+        raise configs.ConfigError(f"cannot write to --workdir {workdir}: {e.strerror}") from None
+
+
 def train_and_evaluate(config, workdir, data_dir, resume: bool = False) -> int:
     """Train one chunk; returns the step reached (and checkpointed)."""
     configs.validate(config)
     workdir = pathlib.Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    _make_workdir(workdir)
     if config.batch_size % jax.device_count():
         raise configs.ConfigError(
             f"batch_size {config.batch_size} is not divisible by the {jax.device_count()} devices"
@@ -174,8 +172,8 @@ def _train(config, workdir, data_dir, resume, ckpts) -> int:
             f"{workdir} already has a checkpoint at step {latest}: pass --resume to continue it,"
             " or choose a new --workdir"
         )
-    if resume:
-        checkpoint.check_compatible(ckpts.read_meta(latest)["config"], config)
+    if resume and (meta := ckpts.newest_readable_meta()) is not None:
+        checkpoint.check_compatible(meta["config"], config)  # before the data scan
 
     # Before the data scan, so a missing template folder is reported at once.
     bank = holes.hole_bank(config.mask, config.image_size, config.overlay_bank, config.seed)
@@ -199,8 +197,7 @@ def _train(config, workdir, data_dir, resume, ckpts) -> int:
     init = jax.jit(lambda: steps.init_state(config, nets, mean_pixel), out_shardings=replicated)
     if resume:
         abstract = checkpoint.abstract_like(jax.eval_shape(init), replicated)
-        state = ckpts.restore(abstract, latest, data_iterator=data_iter)
-        start = latest
+        start, state, _ = ckpts.restore_latest_intact(abstract, data_iter, config)
     else:
         state = init()
         start = 0
@@ -222,8 +219,8 @@ def _train(config, workdir, data_dir, resume, ckpts) -> int:
     if start >= stop_at:
         logging.warning("already at step %d of %d: nothing to do", start, config.total_steps)
         return start
-    if resume and jax.process_index() == 0:
-        _forget_logs_after(workdir, start)
+    if jax.process_index() == 0:
+        prepare_log(workdir, start if resume else None)
     writer = MetricWriter(workdir, enabled=jax.process_index() == 0)
     if start == 0 and jax.process_index() == 0:
         (workdir / "config.json").write_text(config.to_json_best_effort(indent=1))

@@ -6,6 +6,8 @@ of a multi-host run writes.
 """
 
 import json
+import logging
+import os
 import pathlib
 
 import numpy as np
@@ -23,6 +25,43 @@ def image_grid(rows: list[np.ndarray], pad: int = 2) -> np.ndarray:
     return grid
 
 
+METRICS_FILE = "metrics.jsonl"
+# A fresh start's predecessor that died before its first checkpoint: kept aside, never appended to.
+ABANDONED_METRICS_FILE = "metrics.abandoned.jsonl"
+
+
+def _records(path: pathlib.Path):
+    """(step, line) of each complete record; a line cut short by a kill is skipped."""
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+            yield int(record["step"]), line
+        except (ValueError, KeyError, TypeError):
+            continue
+
+
+def prepare_log(workdir, resume_from: int | None) -> None:
+    """Make metrics.jsonl hold each step of this run once, before the writer appends.
+
+    Resuming from a checkpoint at step S keeps the records up to S: a run killed
+    after logging past its last checkpoint repeats those steps, and a kill between
+    a write and its flush leaves half a line, both dropped here. A fresh start
+    moves a log it finds (from an attempt killed before its first checkpoint)
+    aside to metrics.abandoned.jsonl instead of appending to it.
+    """
+    path = pathlib.Path(workdir) / METRICS_FILE
+    if not path.exists():
+        return
+    if resume_from is None:
+        os.replace(path, path.with_name(ABANDONED_METRICS_FILE))
+        logging.warning("an earlier, unfinished start's log moved to %s", ABANDONED_METRICS_FILE)
+        return
+    kept = [line for step, line in _records(path) if step <= resume_from]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+    os.replace(tmp, path)
+
+
 class MetricWriter:
     def __init__(self, workdir, enabled: bool = True):
         self.enabled = enabled
@@ -33,7 +72,7 @@ class MetricWriter:
             from tensorboardX import SummaryWriter
 
             self.workdir.mkdir(parents=True, exist_ok=True)
-            self._jsonl = open(self.workdir / "metrics.jsonl", "a", encoding="utf-8")
+            self._jsonl = open(self.workdir / METRICS_FILE, "a", encoding="utf-8")
             self._tb = SummaryWriter(str(self.workdir / "tensorboard"))
 
     def write_scalars(self, step: int, scalars: dict) -> None:
