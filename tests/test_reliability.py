@@ -4,6 +4,7 @@ import json
 import os
 import pathlib
 import shutil
+import struct
 import subprocess
 import sys
 from unittest import mock
@@ -11,7 +12,11 @@ from unittest import mock
 import jax
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
 
+from glcic_jax.dataset import folders, prepare
 from glcic_jax.training import checkpoint, configs, data, steps, train, writer
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -177,3 +182,110 @@ def test_a_negative_seed_stops_the_launcher_in_one_line(tmp_path):
     assert result.returncode == 2
     assert "seed must be an integer in 0..2147483647, not -1" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# --- Damaged and odd image files: skipped and counted, never the end of a run ---
+
+
+def _dds_unknown_pixel_format(path):
+    header = bytearray(128)
+    header[0:4] = b"DDS "
+    struct.pack_into("<7I", header, 4, 124, 0x1007, 64, 64, 0, 0, 0)
+    struct.pack_into("<2I", header, 76, 32, 0)  # a pixel format with no flags
+    path.write_bytes(bytes(header) + bytes(4096))
+
+
+def _spider_with_a_damaged_header(path):
+    Image.fromarray(np.ones((64, 64), np.float32), "F").save(path, format="SPIDER")
+    raw = bytearray(path.read_bytes())
+    big_endian = struct.unpack(">f", raw[16:20])[0] == 1.0  # iform, 1 for a 2D image
+    struct.pack_into(">f" if big_endian else "<f", raw, 26 * 4, 1.0)  # "an image in a stack"
+    path.write_bytes(bytes(raw))
+
+
+def test_damaged_files_are_skipped_and_counted(tmp_path, faces_dir):
+    train = tmp_path / "train"
+    train.mkdir()
+    for f in sorted((faces_dir / "train").glob("*.jpg"))[:4]:
+        shutil.copy(f, train / f.name)
+    _dds_unknown_pixel_format(train / "a.dds.png")
+    _spider_with_a_damaged_header(train / "b.spi.tif")
+    Image.new("RGB", (1, 1)).save(train / "c_tiny.png")
+    Image.new("RGB", (2000, 2)).save(train / "d_thin.png")  # 20000x2 in the report; same rule
+    (train / "e_folder.jpg").mkdir()
+    (train / "f_dangling.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    os.mkfifo(train / "g_fifo.png")  # would block a reader forever
+    files = folders.list_images(tmp_path, "train")
+    good, bad, _ = data.scan_images(files, 32, progress=False)
+    assert len(good) == 4
+    assert sorted(pathlib.Path(p).name for p in bad) == [
+        "a.dds.png", "b.spi.tif", "c_tiny.png", "d_thin.png", "e_folder.jpg", "f_dangling.jpg",
+        "g_fifo.png",
+    ]  # fmt: skip
+
+
+def test_a_training_run_on_a_folder_with_damaged_files_trains_on_the_good_ones(
+    tmp_path, faces_dir, tiny_run_config
+):
+    data_dir = tmp_path / "data"
+    (data_dir / "train").mkdir(parents=True)
+    for f in sorted((faces_dir / "train").glob("*.jpg"))[:8]:
+        shutil.copy(f, data_dir / "train" / f.name)
+    _dds_unknown_pixel_format(data_dir / "train" / "bad.dds.png")
+    _spider_with_a_damaged_header(data_dir / "train" / "bad.spi.tif")
+    config = tiny_run_config("mouth")
+    config.phase1_steps, config.phase2_steps, config.total_steps = 2, 0, 2
+    assert train.train_and_evaluate(config, tmp_path / "run", data_dir) == 2
+    record = json.loads((tmp_path / "run" / train.DATA_FILES).read_text())
+    assert len(record["files"]) == 8 and len(record["unreadable"]) == 2
+
+
+def test_a_sixteen_bit_greyscale_png_keeps_its_tones(tmp_path):
+    ramp = np.linspace(0, 65535, 64 * 64).reshape(64, 64).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "g16.png")
+    assert Image.open(tmp_path / "g16.png").mode.startswith("I;16")
+    out = folders.load_image(str(tmp_path / "g16.png"), 64)
+    np.testing.assert_allclose(out[..., 0], np.round(ramp / 257.0), atol=1)
+    assert (out[..., 0] == out[..., 2]).all()
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    """A phone stores a portrait sideways and says so in EXIF: it is read upright."""
+    upright = np.zeros((96, 64, 3), np.uint8)
+    upright[:48] = 255  # white top half
+    stored = Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90)  # 64 tall, 96 wide
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 clockwise to display"
+    stored.save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    rgb = folders.read_rgb(tmp_path / "phone.jpg")
+    assert rgb.shape == (96, 64, 3)
+    assert rgb[:40].mean() > 200 and rgb[56:].mean() < 50
+    rgb, reason = prepare.load_image(tmp_path / "phone.jpg", 10**8)
+    assert reason == "" and rgb.shape == (96, 64, 3)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(raw=st.binary(max_size=4096), suffix=st.sampled_from(folders.IMAGE_SUFFIXES))
+def test_any_bytes_load_or_are_refused(tmp_path, raw, suffix):
+    path = tmp_path / f"x{suffix}"
+    path.write_bytes(raw)
+    out = folders.try_load_image(str(path), 32)
+    assert out is None or (out.shape == (32, 32, 3) and out.dtype == np.uint8)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    header=st.sampled_from([b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff\xe0", b"GIF89a", b"BM", b"RIFF"]),
+    raw=st.binary(max_size=2048),
+)
+def test_damaged_files_with_real_magic_are_refused_not_raised(tmp_path, header, raw):
+    path = tmp_path / "x.png"
+    path.write_bytes(header + raw)
+    out = folders.try_load_image(str(path), 32)
+    assert out is None or out.shape == (32, 32, 3)
+    rgb, reason = prepare.load_image(path, 10**8)
+    assert (rgb is None) == (reason != "")

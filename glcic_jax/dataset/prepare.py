@@ -40,13 +40,12 @@ import os
 import pathlib
 import re
 import shutil
-import warnings
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from glcic_jax.faces import detection
-from glcic_jax.dataset import review
+from glcic_jax.dataset import folders, review
 
 SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 REASONS = (
@@ -118,7 +117,7 @@ def list_sources(source_dir: pathlib.Path) -> list[pathlib.Path]:
 
 
 def load_image(path: pathlib.Path, max_pixels: int) -> tuple[np.ndarray | None, str]:
-    """Decodes a photo safely, upright (EXIF orientation applied), as RGB.
+    """Decodes a photo safely, upright (EXIF orientation applied), as RGB (`folders.read_rgb`).
 
     Args:
       path: the file.
@@ -128,18 +127,12 @@ def load_image(path: pathlib.Path, max_pixels: int) -> tuple[np.ndarray | None, 
       (RGB uint8 array, "") or (None, "corrupt" | "decompression_bomb").
     """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                if im.width * im.height > max_pixels:
-                    return None, "decompression_bomb"
-                im.load()
-                rgb = ImageOps.exif_transpose(im).convert("RGB")
+        # Degenerate sizes are left to the face detector (they end as no_face).
+        return folders.read_rgb(path, max_pixels, refuse_degenerate=False), ""
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         return None, "decompression_bomb"
     except Exception:  # Pillow raises many types on bad data.  # noqa: BLE001
         return None, "corrupt"
-    return np.asarray(rgb), ""
 
 
 def phash(image: np.ndarray) -> bytes:
