@@ -9,19 +9,27 @@ interrupted download leaves no partial file (written to a temporary name,
 then renamed).
 
 Statuses: "ok"; "duplicate" (same bytes as an earlier URL, not stored again);
-final failures "bad_url" (not http(s)), "http_error" (4xx), "bad_type" (Content-Type not an allowed
-image type), "too_large" (over `max_bytes`), "not_image" (Pillow cannot
-read it); and "failed" (network error or 5xx after all retries), which the
-next run tries again.
+final failures "bad_url" (malformed, not http(s), or redirected to another
+scheme), "http_error" (4xx), "bad_type" (Content-Type not an allowed image
+type), "too_large" (over `max_bytes`), "not_image" (Pillow cannot read it);
+and "failed" (network error, 5xx or a transfer over its deadline after all
+retries), which the next run tries again.
+
+Hostile servers: international URLs are encoded (IDNA host, percent-encoded
+path and query) before the request; every redirect is checked for its scheme;
+each read returns what one socket read gives, so a server that drips a byte
+a second meets the transfer deadline on time.
 """
 
 import dataclasses
 import hashlib
 import http.client
 import io
+import ipaddress
 import json
 import os
 import pathlib
+import re
 import socket
 import time
 import urllib.error
@@ -64,6 +72,14 @@ class Policy:
     user_agent: str = "Mozilla/5.0 (X11; Linux x86_64) glcic-jax-collect/1.0"
 
 
+_SCHEMES = ("http", "https")
+# Characters a URL path or query may carry as they are; the rest is percent-encoded
+# (an existing %XX escape is kept).
+_SAFE_PATH = "/%:@!$&'()*+,;=-._~"
+_SAFE_QUERY = _SAFE_PATH + "?"
+_HOST = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?")
+
+
 class Refused(Exception):
     """A final failure; `status` is one of `FINAL`."""
 
@@ -72,11 +88,56 @@ class Refused(Exception):
         self.status = status
 
 
-def _read_capped(response, policy: Policy) -> bytes:
-    """The body, refusing more than `max_bytes` or a transfer slower than `deadline_s`."""
-    deadline = time.monotonic() + policy.deadline_s
+def encode_url(url: str) -> str:
+    """An http(s) URL as ASCII: IDNA host, percent-encoded path and query, no fragment.
+
+    Raises:
+      Refused("bad_url"): malformed (e.g. an unclosed IPv6 bracket), not
+        http(s), no host, or a host IDNA cannot encode.
+    """
+    try:
+        parts = urllib.parse.urlsplit(url.strip())
+        host, port = parts.hostname, parts.port  # both parse (and validate) the netloc
+    except ValueError as e:
+        raise Refused("bad_url", f"malformed URL: {e}") from None
+    if parts.scheme.lower() not in _SCHEMES:
+        raise Refused("bad_url", f"not an http(s) URL: {url[:200]}")
+    if not host:
+        raise Refused("bad_url", f"no host in {url[:200]}")
+    try:
+        if ":" in host:
+            ascii_host = str(ipaddress.IPv6Address(host))
+        else:
+            ascii_host = host.encode("idna").decode("ascii")
+    except (UnicodeError, ValueError) as e:
+        raise Refused("bad_url", f"host {host!r} cannot be encoded: {e}") from None
+    if not _HOST.fullmatch(ascii_host) and ":" not in ascii_host:
+        raise Refused("bad_url", f"not a host name: {host!r}")
+    netloc = f"[{ascii_host}]" if ":" in ascii_host else ascii_host
+    if port is not None:
+        netloc += f":{port}"
+    path = urllib.parse.quote(parts.path or "/", safe=_SAFE_PATH)
+    query = urllib.parse.quote(parts.query, safe=_SAFE_QUERY)
+    return urllib.parse.urlunsplit((parts.scheme.lower(), netloc, path, query, ""))
+
+
+class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows a redirect only to http(s), with the new location encoded like the first URL."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        newurl = urllib.parse.urljoin(req.full_url, newurl)
+        return super().redirect_request(req, fp, code, msg, headers, encode_url(newurl))
+
+
+_OPENER = urllib.request.build_opener(_CheckedRedirects)
+
+
+def _read_capped(response, policy: Policy, deadline: float) -> bytes:
+    """The body, refusing more than `max_bytes` or a transfer past `deadline` (monotonic)."""
     chunks, size = [], 0
-    while chunk := response.read(65536):
+    # read1: at most one read of the socket, which the socket timeout bounds,
+    # so the deadline is checked at least every `timeout_s`.
+    while chunk := response.read1(65536):
         chunks.append(chunk)
         size += len(chunk)
         if size > policy.max_bytes:
@@ -101,21 +162,21 @@ def fetch(url: str, policy: Policy, sleep=time.sleep) -> tuple[bytes, str]:
       Refused: a final failure (bad scheme, 4xx, wrong type, too large).
       OSError: the last transient error once retries are spent.
     """
-    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
-        raise Refused("bad_url", f"not an http(s) URL: {url}")
     request = urllib.request.Request(
-        url, headers={"User-Agent": policy.user_agent, "Accept": "image/*"}
+        encode_url(url), headers={"User-Agent": policy.user_agent, "Accept": "image/*"}
     )
+    timeout = min(policy.timeout_s, policy.deadline_s)
     for attempt in range(policy.retries + 1):
+        deadline = time.monotonic() + policy.deadline_s
         try:
-            with urllib.request.urlopen(request, timeout=policy.timeout_s) as response:
+            with _OPENER.open(request, timeout=timeout) as response:
                 ctype = response.headers.get_content_type().lower()
                 if ctype not in policy.content_types:
                     raise Refused("bad_type", f"Content-Type {ctype}")
                 length = response.headers.get("Content-Length")
                 if length and length.isdigit() and int(length) > policy.max_bytes:
                     raise Refused("too_large", f"Content-Length {length}")
-                return _read_capped(response, policy), ctype
+                return _read_capped(response, policy, deadline), ctype
         except urllib.error.HTTPError as e:
             if e.code not in (408, 425, 429) and e.code < 500:
                 raise Refused("http_error", f"HTTP {e.code}") from None
@@ -227,8 +288,8 @@ def download_all(
             entry.update(_store(collection, url, body, by_hash))
         except Refused as e:
             entry.update(status=e.status, error=str(e))
-        except OSError as e:
-            entry.update(status="failed", error=str(e))
+        except Exception as e:  # noqa: BLE001  one bad URL never ends a collection
+            entry.update(status="failed", error=f"{type(e).__name__}: {e}"[:500])
         collection.record(entry)
         done[url] = entry
         counts[entry["status"]] = counts.get(entry["status"], 0) + 1
