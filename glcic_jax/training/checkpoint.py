@@ -17,6 +17,7 @@ import time
 
 import grain
 import jax
+from jax.experimental import multihost_utils
 import numpy as np
 import orbax.checkpoint as ocp
 
@@ -42,7 +43,10 @@ class Checkpoints(RunReader):
         self._lock = None
         if not read_only:
             self._lock = _lock_workdir(self.directory)
-            remove_partial_saves(self.directory)
+            if jax.process_index() == 0:
+                remove_partial_saves(self.directory)
+            if jax.process_count() > 1:  # nobody lists steps while process 0 cleans up
+                multihost_utils.sync_global_devices("glcic_jax: partial saves removed")
         self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=ITEMS)
 
     def save(self, step: int, state, data_iterator, meta: dict) -> None:
@@ -141,9 +145,14 @@ def state_digest(state) -> str:
 
 
 def _lock_workdir(directory: pathlib.Path):
-    """An exclusive lock, so a second run started on the same workdir stops at once."""
+    """An exclusive lock per process index, so a second run started on the same workdir stops.
+
+    The processes of one multi-host run share the workdir (Orbax writes one
+    checkpoint folder together): each holds the lock of its own index, which
+    the same index of a second run then cannot take.
+    """
     directory.mkdir(parents=True, exist_ok=True)
-    handle = open(directory / ".lock", "w")
+    handle = open(directory / f".lock-{jax.process_index()}", "w")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:

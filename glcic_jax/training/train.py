@@ -17,6 +17,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
@@ -123,6 +124,13 @@ def _check_finite(fetched, step: int) -> None:
     """Stop a diverged run before it logs or saves; `fetched` are host metric dicts."""
     if not all(np.all(np.isfinite(v)) for m in fetched for v in m.values()):
         raise FloatingPointError(f"non-finite loss by step {step}; last checkpoints are intact")
+
+
+def _any_process(flag: bool) -> bool:
+    """Whether `flag` is set in any process of the run (one small all-gather when there are several)."""
+    if jax.process_count() == 1:
+        return flag
+    return bool(multihost_utils.process_allgather(np.int32(flag)).max())
 
 
 def _mean_metrics(fetched):
@@ -252,6 +260,7 @@ def _train(config, workdir, data_dir, resume, ckpts) -> int:
         dynamic_ncols=True,
     )
     with StopRequested() as stop:
+        stopping = False
         while step < stop_at:
             local = next(data_iter)
             batch = jax.make_array_from_process_local_data(batch_sharding, local)
@@ -260,7 +269,8 @@ def _train(config, workdir, data_dir, resume, ckpts) -> int:
             step += 1
             window.append(metrics)
             bar.update(1)
-            if step % config.log_every == 0 or step == stop_at or stop:
+            stopping = _any_process(bool(stop))  # every process stops at the same step
+            if step % config.log_every == 0 or step == stop_at or stopping:
                 fetched = jax.device_get(window)  # the window's one host sync
                 _check_finite(fetched, step)
                 scalars = _mean_metrics(fetched)
@@ -278,8 +288,9 @@ def _train(config, workdir, data_dir, resume, ckpts) -> int:
                 _check_finite(jax.device_get(window), step)  # never save a diverged state
                 ckpts.save(step, state, data_iter, meta(step))
                 last_saved = step
-            if stop:
-                logging.warning("%s received: saving step %d and stopping", stop.signal, step)
+            if stopping:
+                why = f"{stop.signal} received" if stop else "another process was asked to stop"
+                logging.warning("%s: saving step %d and stopping", why, step)
                 break
         if last_saved != step:
             _check_finite(jax.device_get(window), step)
