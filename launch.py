@@ -55,12 +55,14 @@ flags.DEFINE_string(
 flags.DEFINE_integer(
     "first_run_images",
     None,
-    "Without --data_dir and before any face set is prepared in data/: how many source images"
-    f" to prepare (0: all). Default: {SAMPLE_IMAGES} for the CPU presets"
-    f" ({', '.join(SAMPLE_PRESETS)}), all for the others. Preparing takes ~70 ms per image"
-    " per core, so the mirror's 10,000 take ~12 min on one core, against cpu64's ~30 min of"
-    f" training; cpu64's 3,000 steps of 16 still see each of a {SAMPLE_IMAGES}-image set's"
-    " ~1,600 training faces ~30 times, while the GPU presets' 480k+ steps want every face.",
+    "Without --data_dir: how many source images the default face set is prepared from"
+    " (0: all); a set prepared earlier from that many, or from all, is reused. Default:"
+    f" {SAMPLE_IMAGES:,} for the CPU presets ({', '.join(SAMPLE_PRESETS)}), all for the others."
+    " Preparing takes ~70 ms per image per core (the mirror's 10,000: ~12 min on one core,"
+    f" against cpu64's ~30 min of training); cpu64's 3,000 steps of 16 see each of a"
+    f" {SAMPLE_IMAGES:,}-image set's ~1,600 training faces ~30 times, while the GPU presets'"
+    " 480k+ steps want every face.",
+    lower_bound=0,
 )
 flags.DEFINE_string(
     "workdir", None, "Run folder (checkpoints, logs). Default: runs/<mask>-<preset>."
@@ -128,7 +130,7 @@ def preset_argv(argv: list[str]) -> list[str]:
 def first_run_images(preset: str) -> int:
     """--first_run_images, or its default for `preset` (0: all)."""
     if FLAGS.first_run_images is not None:
-        return max(0, FLAGS.first_run_images)
+        return FLAGS.first_run_images
     return SAMPLE_IMAGES if preset in SAMPLE_PRESETS else 0
 
 
