@@ -1,18 +1,26 @@
 """Train GLCIC on face photos with the study's hole regimes.
 
-  python launch.py --mask=mouth                     # preset for this machine, default data
+  python launch.py --mask=mouth                     # preset for this machine, faces in data/
   python launch.py --mask=random --config=cpu64 --data_dir=DIR --workdir=W
   python launch.py --mask=mouth --workdir=W --resume --steps_per_run=80000
   python launch.py --mask=mouth --config=tiny --config.batch_size=8   # any field
 
 --config takes a preset name (paper, seed, cpu64, tiny; default: seed where
 JAX has a GPU/TPU plugin installed, else cpu64) and every field can be
-overridden as --config.FIELD=VALUE. Flags only: the work is
+overridden as --config.FIELD=VALUE.
+
+Without --data_dir, the first run prepares its faces once into the project's
+data/ (glcic_jax.dataset.bootstrap): detected and aligned by the project's
+own pipeline, so the study's mouth box sits on the mouth, from the lab's
+local mirror of CelebA where there is one, else from LFW fetched through
+scikit-learn (internet, once). Later runs reuse that folder; a resumed run
+keeps the data it started with. Flags only: the work is
 glcic_jax.training.train.train_and_evaluate.
 """
 
 import difflib
 import importlib.util
+import json
 import pathlib
 import sys
 
@@ -23,7 +31,10 @@ from glcic_jax.perf import allocator  # jax-free; main() calls its setup() first
 
 ROOT = pathlib.Path(__file__).resolve().parent
 CONFIG_FILE = ROOT / "glcic_jax" / "training" / "configs.py"
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "celeba10k"
+# Presets whose runs are short enough that a first run prepares a sample
+# (first_run_images); the others want every face.
+SAMPLE_PRESETS = ("cpu64", "tiny")
+SAMPLE_IMAGES = 2000
 
 config_flags.DEFINE_config_file(
     "config", None, "Preset name, then --config.FIELD=VALUE overrides.", lock_config=True
@@ -35,7 +46,24 @@ flags.DEFINE_enum(
     "Hole regime: the study's mouth box, its random holes, mouth-box-sized holes at random"
     " places, or face-mask shapes (templates on the aligned face).",
 )
-flags.DEFINE_string("data_dir", str(DEFAULT_DATA), "Folder with train/ and test/ face images.")
+flags.DEFINE_string(
+    "data_dir",
+    None,
+    "Folder with train/ and test/ face images. Default: the faces prepared once in the"
+    " project's data/ (see --first_run_images), or, with --resume, the run's own.",
+)
+flags.DEFINE_integer(
+    "first_run_images",
+    None,
+    "Without --data_dir: how many source images the default face set is prepared from"
+    " (0: all); a set prepared earlier from that many, or from all, is reused. Default:"
+    f" {SAMPLE_IMAGES:,} for the CPU presets ({', '.join(SAMPLE_PRESETS)}), all for the others."
+    " Preparing takes ~70 ms per image per core (the mirror's 10,000: ~12 min on one core,"
+    f" against cpu64's ~30 min of training); cpu64's 3,000 steps of 16 see each of a"
+    f" {SAMPLE_IMAGES:,}-image set's ~1,600 training faces ~30 times, while the GPU presets'"
+    " 480k+ steps want every face.",
+    lower_bound=0,
+)
 flags.DEFINE_string(
     "workdir", None, "Run folder (checkpoints, logs). Default: runs/<mask>-<preset>."
 )
@@ -99,6 +127,38 @@ def preset_argv(argv: list[str]) -> list[str]:
     return out
 
 
+def first_run_images(preset: str) -> int:
+    """--first_run_images, or its default for `preset` (0: all)."""
+    if FLAGS.first_run_images is not None:
+        return FLAGS.first_run_images
+    return SAMPLE_IMAGES if preset in SAMPLE_PRESETS else 0
+
+
+def training_data_dir(config, workdir: str) -> str:
+    """--data_dir; with --resume, the folder the run started on; else the prepared faces.
+
+    Raises:
+      checkpoint.CheckpointError: --resume of a workdir that never started training.
+      bootstrap.NoTrainingData, prepare.PrepareError: no faces can be prepared.
+    """
+    from glcic_jax.dataset import bootstrap
+    from glcic_jax.training import checkpoint, train
+
+    if FLAGS.data_dir:
+        return FLAGS.data_dir
+    if FLAGS.resume:
+        # A run records its data before its first step, so without the
+        # record there is nothing to resume, and nothing to prepare for.
+        record = pathlib.Path(workdir) / train.DATA_FILES
+        if not record.is_file():
+            raise checkpoint.CheckpointError(
+                f"--resume: no checkpoint in {workdir} (no {train.DATA_FILES}); start without"
+                " --resume"
+            )
+        return json.loads(record.read_text())["data_dir"]
+    return str(bootstrap.default_data_dir(first_run_images(config.preset)))
+
+
 def _usage_error(message: str):
     print(f"error: {message}", file=sys.stderr)
     sys.exit(2)
@@ -111,7 +171,7 @@ def main(argv):
     in_effect = allocator.setup(FLAGS.allocator) or "the C library's defaults"
     print(f"allocator: {in_effect}, see glcic_jax/perf/allocator.py")
     from glcic_jax.training import checkpoint, configs, train
-    from glcic_jax.dataset import folders
+    from glcic_jax.dataset import bootstrap, folders, prepare
     from glcic_jax.faces import overlay
 
     # Orbax logs every save at INFO; the progress bar and metrics.jsonl say what matters.
@@ -127,23 +187,32 @@ def main(argv):
     if FLAGS.steps_per_run is not None:
         config.steps_per_run = FLAGS.steps_per_run
     workdir = FLAGS.workdir or str(ROOT / "runs" / f"{config.mask}-{config.preset}")
-    print(f"preset {config.preset}, mask {config.mask}, data {FLAGS.data_dir}, workdir {workdir}")
     user_errors = (
         configs.ConfigError,
         folders.DataError,
         checkpoint.CheckpointError,
         overlay.OverlayError,
+        bootstrap.NoTrainingData,
+        prepare.PrepareError,
         # a --workdir that is a file, or not writable
         FileExistsError,
         NotADirectoryError,
         PermissionError,
     )
+    data_dir = None
     try:
-        step = train.train_and_evaluate(config, workdir, FLAGS.data_dir, resume=FLAGS.resume)
+        # What can be checked in a moment, before minutes of data preparation.
+        configs.validate(config)
+        if config.mask == "overlay":
+            overlay.load_templates()
+        data_dir = training_data_dir(config, workdir)
+        print(f"preset {config.preset}, mask {config.mask}, data {data_dir}, workdir {workdir}")
+        step = train.train_and_evaluate(config, workdir, data_dir, resume=FLAGS.resume)
     except user_errors as e:
         hint = ""
-        if isinstance(e, folders.DataError) and FLAGS.data_dir == str(DEFAULT_DATA):
-            hint = " (build a folder with: python experiments/prepare_data.py --source=PHOTOS --out=DIR)"
+        if isinstance(e, folders.DataError) and data_dir and not FLAGS.data_dir:
+            again = "with the images this run started on" if FLAGS.resume else "instead"
+            hint = f" (pass --data_dir=DIR {again})"
         _usage_error(f"{e}{hint}")
     print(f"stopped at step {step}; checkpoint in {workdir}/checkpoints")
 

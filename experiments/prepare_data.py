@@ -40,6 +40,9 @@ _DUP_DISTANCE = flags.DEFINE_integer(
     "Near-duplicate if 256-bit perceptual hashes differ in at most this many bits (-1: off).",
 )
 _MAX_PIXELS = flags.DEFINE_integer("max_pixels", 64_000_000, "Larger images are dropped as bombs.")
+_MAX_IMAGES = flags.DEFINE_integer(
+    "max_images", 0, "Prepare a fixed, evenly spaced sample of this many source images (0: all)."
+)
 _TEST_FRACTION = flags.DEFINE_float("test_fraction", 0.2, "Share of kept images in test/.")
 _SPLIT_SEED = flags.DEFINE_integer("split_seed", 0, "Seed of the train/test split.")
 _FORMAT = flags.DEFINE_enum("format", "png", ["png", "jpg"], "Output image format.")
@@ -47,7 +50,11 @@ _WORKERS = flags.DEFINE_integer("workers", 2, "Processes for detection and align
 _VERIFY = flags.DEFINE_bool(
     "verify", True, "Detect faces again on the outputs and report mouths inside the mouth box."
 )
-_LFW_HOME = flags.DEFINE_string("lfw_home", "~/scikit_learn_data", "scikit-learn data cache.")
+_LFW_HOME = flags.DEFINE_string(
+    "lfw_home",
+    None,
+    "scikit-learn data cache (default: $SCIKIT_LEARN_DATA, else ~/scikit_learn_data).",
+)
 _LFW_MIN_FACES = flags.DEFINE_integer("lfw_min_faces", 20, "LFW people with this many photos.")
 _LFW_RETRIES = flags.DEFINE_integer("lfw_retries", 3, "LFW download attempts.")
 
@@ -57,9 +64,8 @@ def main(argv):
     try:
         source, min_face = _SOURCE.value, _MIN_FACE.value
         if source == "lfw":
-            source = lfw.fetch_lfw(
-                pathlib.Path(_LFW_HOME.value).expanduser(), _LFW_MIN_FACES.value, _LFW_RETRIES.value
-            )
+            home = pathlib.Path(_LFW_HOME.value).expanduser() if _LFW_HOME.value else None
+            source = lfw.fetch_lfw(home, _LFW_MIN_FACES.value, _LFW_RETRIES.value)
             if not flags.FLAGS["min_face"].present:
                 min_face = 0  # LFW's faces are ~110 px: the study's 128 px rule would drop most.
                 logging.info("LFW: using --min_face=0 (pass --min_face to override)")
@@ -75,6 +81,7 @@ def main(argv):
             test_fraction=_TEST_FRACTION.value,
             split_seed=_SPLIT_SEED.value,
             image_format=_FORMAT.value,
+            max_images=_MAX_IMAGES.value,
         )
         from tqdm import tqdm
 
@@ -86,7 +93,9 @@ def main(argv):
             workers=_WORKERS.value,
             progress=lambda it, total: tqdm(it, total=total, desc="prepare", disable=None),
         )
-    except (prepare.PrepareError, lfw.LfwUnavailable) as e:
+    except lfw.LfwUnavailable as e:
+        sys.exit(f"prepare_data: {e}; or pass --source=DIR with a folder of photos")
+    except prepare.PrepareError as e:
         sys.exit(f"prepare_data: {e}")
     out = pathlib.Path(_OUT.value)
     if _VERIFY.value and summary["kept"]:

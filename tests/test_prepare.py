@@ -5,6 +5,7 @@ Filters and outputs are checked with a fake detector on generated images
 copied to a temporary folder, and on whole shared sets under --runslow.
 """
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -222,6 +223,27 @@ def test_build_is_deterministic_and_refuses_to_overwrite(synthetic_source, tmp_p
         )
     with pytest.raises(prepare.PrepareError, match="inside the source"):
         prepare.build(synthetic_source, synthetic_source / "out", settings)
+
+
+def test_sample_sources_spreads_evenly():
+    items = list(range(10))
+    assert prepare.sample_sources(items, 0) == items
+    assert prepare.sample_sources(items, 10) == prepare.sample_sources(items, 99) == items
+    assert prepare.sample_sources(items, 5) == [0, 2, 4, 6, 8]
+    assert prepare.sample_sources(items, 3) == [0, 3, 6]
+
+
+def test_build_max_images_prepares_a_fixed_sample(synthetic_source, tmp_path):
+    settings = dataclasses.replace(SYNTHETIC, max_images=6)
+    summary = prepare.build(
+        synthetic_source, tmp_path / "out", settings, detector_factory=FakeDetector
+    )
+    found = prepare.list_sources(synthetic_source)
+    sample = {p.relative_to(synthetic_source).as_posix() for p in prepare.sample_sources(found, 6)}
+    assert (summary["found"], summary["inputs"], summary["settings"]["max_images"]) == (16, 6, 6)
+    seen = {r["source"] for r in prepare.read_manifest(tmp_path / "out")}
+    seen |= {d["source"] for drops in summary["dropped"].values() for d in drops}
+    assert seen == sample
 
 
 def test_split_depends_on_seed(synthetic_source, tmp_path):

@@ -15,7 +15,7 @@ class LfwUnavailable(Exception):
     """LFW cannot be fetched here; the message is one line for the user."""
 
 
-def fetch_lfw(data_home, min_faces_per_person: int = 20, n_retries: int = 3) -> pathlib.Path:
+def fetch_lfw(data_home=None, min_faces_per_person: int = 20, n_retries: int = 3) -> pathlib.Path:
     """Downloads LFW with scikit-learn and writes its 250x250 photos as PNGs.
 
     Uses `sklearn.datasets.fetch_lfw_people` (uncropped 250x250 colour
@@ -23,7 +23,9 @@ def fetch_lfw(data_home, min_faces_per_person: int = 20, n_retries: int = 3) -> 
     them in memory as float32, ~0.75 MB each, so 20 -> ~3,000 images, 2.3 GB).
 
     Args:
-      data_home: scikit-learn's download cache; PNGs go to `data_home/lfw_raw_<n>/`.
+      data_home: scikit-learn's download cache; None: scikit-learn's own
+        default ($SCIKIT_LEARN_DATA, else ~/scikit_learn_data). PNGs go to
+        `data_home/lfw_raw_<n>/`.
       min_faces_per_person: scikit-learn's filter.
       n_retries: download attempts.
 
@@ -33,13 +35,14 @@ def fetch_lfw(data_home, min_faces_per_person: int = 20, n_retries: int = 3) -> 
     Raises:
       LfwUnavailable: scikit-learn missing or the download failed (offline).
     """
-    folder = pathlib.Path(data_home) / f"lfw_raw_{min_faces_per_person}"
+    try:
+        from sklearn.datasets import fetch_lfw_people, get_data_home
+    except ImportError as e:
+        raise LfwUnavailable("fetching LFW needs scikit-learn: pip install scikit-learn") from e
+    data_home = pathlib.Path(get_data_home(data_home))
+    folder = data_home / f"lfw_raw_{min_faces_per_person}"
     if (folder / ".complete").exists():
         return folder
-    try:
-        from sklearn.datasets import fetch_lfw_people
-    except ImportError as e:
-        raise LfwUnavailable("--source=lfw needs scikit-learn: pip install scikit-learn") from e
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "Retry downloading ...", per try.
@@ -55,8 +58,8 @@ def fetch_lfw(data_home, min_faces_per_person: int = 20, n_retries: int = 3) -> 
     except Exception as e:  # URLError, OSError, HTTPError, ...  # noqa: BLE001
         first = str(e).splitlines()[0] if str(e) else ""
         raise LfwUnavailable(
-            f"could not fetch LFW with scikit-learn ({type(e).__name__}: {first}); "
-            "this needs internet access; offline, pass --source=DIR with a folder of photos"
+            f"could not fetch LFW with scikit-learn into {data_home} ({type(e).__name__}: {first});"
+            " this needs internet access once"
         ) from None
     folder.mkdir(parents=True, exist_ok=True)
     scale = 255.0 if lfw.images.max() <= 1.0 else 1.0

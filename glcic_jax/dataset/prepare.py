@@ -1,7 +1,7 @@
 """Raw photos -> the aligned 256x256 train/test set, with a manifest and a drop summary.
 
 `build(source, out, settings)` reads every image under `source` (sorted, so
-runs are reproducible), drops what the study removed by hand, aligns the rest
+runs are reproducible; or a fixed sample of `max_images` of them), drops what the study removed by hand, aligns the rest
 with `detection.alignment`, removes near-duplicates and splits the survivors
 train/test by a seeded hash of their source path. Each drop has a reason, a
 count in `OUT/summary.json` and a flag in `Settings`:
@@ -96,6 +96,9 @@ class Settings:
     size: int = detection.CANVAS
     image_format: str = "png"
     detect_max_side: int = 1024
+    # 0: every source image; else a fixed, evenly spaced sample of this many
+    # of the sorted sources (`sample_sources`), for a quicker first set.
+    max_images: int = 0
 
 
 @dataclasses.dataclass
@@ -114,6 +117,17 @@ class Result:
 def list_sources(source_dir: pathlib.Path) -> list[pathlib.Path]:
     """All image files under `source_dir`, recursively, in sorted order."""
     return sorted(p for p in source_dir.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+
+
+def sample_sources(sources: list, n: int) -> list:
+    """`n` of `sources` spread evenly over the sorted list (all when n <= 0 or n >= len).
+
+    Evenly spaced rather than the first n, so a sample of a numbered set
+    (CelebA's test/ sorts before train/) draws from all of it.
+    """
+    if n <= 0 or n >= len(sources):
+        return list(sources)
+    return [sources[i * len(sources) // n] for i in range(n)]
 
 
 def load_image(path: pathlib.Path, max_pixels: int) -> tuple[np.ndarray | None, str]:
@@ -303,9 +317,10 @@ def build(
         raise PrepareError(f"source folder {source_dir} does not exist")
     if out_dir == source_dir or source_dir in out_dir.parents:
         raise PrepareError(f"output {out_dir} must not be inside the source {source_dir}")
-    sources = list_sources(source_dir)
-    if not sources:
+    found = list_sources(source_dir)
+    if not found:
         raise PrepareError(f"no images ({', '.join(SUFFIXES)}) under {source_dir}")
+    sources = sample_sources(found, settings.max_images)
     prepare_out_dir(out_dir, overwrite)
     staging = out_dir / ".staging"
     staging.mkdir()
@@ -370,6 +385,7 @@ def build(
     summary = {
         "source": str(source_dir),
         "settings": dataclasses.asdict(settings),
+        "found": len(found),
         "inputs": len(sources),
         "kept": len(kept),
         "train": len(kept) - n_test,

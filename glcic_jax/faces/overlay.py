@@ -1,9 +1,10 @@
 """Realistic face masks pasted onto faces: synthetic masked photos and mask-shaped holes.
 
-The 21 RGBA templates in `../shared/data/mask_overlays` (MaskTheFace's) each
-come with six anchor points a..f (README there): a, c the upper corners on
-the cheeks, b the top centre on the nose bridge, d, f the lower corners, e
-the bottom centre on the chin. A template is placed by the least-squares
+The 21 RGBA templates (MaskTheFace's, in `mask_overlays/` under the
+project's data/ or the lab's mirror: `glcic_jax.locations`) each come with
+six anchor points a..f (README there): a, c the upper corners on the
+cheeks, b the top centre on the nose bridge, d, f the lower corners, e the
+bottom centre on the chin. A template is placed by the least-squares
 homography from its six anchors to six points on the face, then warped and
 alpha-blended, as MaskTheFace does.
 
@@ -36,9 +37,13 @@ import pathlib
 import cv2
 import numpy as np
 
+from glcic_jax import locations
 from glcic_jax.faces import detection
 
-DEFAULT_TEMPLATES_DIR = pathlib.Path(__file__).resolve().parents[3] / "shared/data/mask_overlays"
+# The templates' folder name, looked for by `locations.find` (data/, then the
+# mirror) wherever a function's `templates_dir` is None.
+TEMPLATES_FOLDER = "mask_overlays"
+
 # Anchor points (x, y) in template pixels, order a, b, c, d, e, f, from the
 # templates' README (MaskTheFace's masks.cfg).
 ANCHORS = {
@@ -133,18 +138,40 @@ def pick_variant(landmarks, style: str = "surgical") -> str:
     return style
 
 
-@functools.lru_cache(maxsize=4)
-def load_templates(templates_dir=DEFAULT_TEMPLATES_DIR) -> dict:
+def default_templates_dir() -> pathlib.Path:
+    """data/mask_overlays, else the lab's mirror's (`locations.find`).
+
+    Raises:
+      OverlayError: neither exists; the message names both places.
+    """
+    found = locations.find(TEMPLATES_FOLDER)
+    if found is None:
+        looked = " or ".join(str(p) for p in locations.candidates(TEMPLATES_FOLDER))
+        raise OverlayError(
+            f"face-mask templates not found at {looked} (MaskTheFace's 21 PNGs: put them in"
+            f" {locations.candidates(TEMPLATES_FOLDER)[0]})"
+        )
+    return found
+
+
+def load_templates(templates_dir=None) -> dict:
     """Every template as (RGBA uint8 array, float (6, 2) anchors), shrunk to 512 px.
+
+    Args:
+      templates_dir: the templates' folder; None: `default_templates_dir()`.
 
     Raises:
       OverlayError: the folder or one of the 21 files is missing or unreadable.
     """
-    templates_dir = pathlib.Path(templates_dir)
+    if templates_dir is None:
+        templates_dir = default_templates_dir()
+    return _load_templates(pathlib.Path(templates_dir))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_templates(templates_dir: pathlib.Path) -> dict:
     if not templates_dir.is_dir():
-        raise OverlayError(
-            f"face-mask templates not found at {templates_dir} (expected ../shared/data/mask_overlays)"
-        )
+        raise OverlayError(f"face-mask templates not found at {templates_dir}")
     out = {}
     for name in TEMPLATES:
         path = templates_dir / f"{name}.png"
@@ -183,7 +210,7 @@ def jitter(points, rng: np.random.Generator, scale=0.06, shift=0.04, angle=5.0) 
     return (points - centre) @ rot.T + centre + offset
 
 
-def homography(template: str, points, templates_dir=DEFAULT_TEMPLATES_DIR) -> np.ndarray:
+def homography(template: str, points, templates_dir=None) -> np.ndarray:
     """The 3x3 transform from the template's anchors to six face points.
 
     The least-squares homography, as MaskTheFace fits it. Six points that no
@@ -209,7 +236,7 @@ def homography(template: str, points, templates_dir=DEFAULT_TEMPLATES_DIR) -> np
     return np.concatenate([affine.T, [[0.0, 0.0, 1.0]]], axis=0)
 
 
-def warp_template(template: str, points, shape, templates_dir=DEFAULT_TEMPLATES_DIR):
+def warp_template(template: str, points, shape, templates_dir=None):
     """The template warped onto an image of `shape` (H, W) so its anchors land on `points`.
 
     Only the template's bounding box in the image is rendered, so a small
@@ -244,7 +271,7 @@ def warp_template(template: str, points, shape, templates_dir=DEFAULT_TEMPLATES_
     return warped[..., :3], warped[..., 3] / 255.0, (y0, x0)
 
 
-def paste(rgb, points, template: str, templates_dir=DEFAULT_TEMPLATES_DIR, match_light=True):
+def paste(rgb, points, template: str, templates_dir=None, match_light=True):
     """A masked copy of `rgb`: the template placed on the face points and alpha-blended.
 
     With `match_light` the mask's brightness follows the face's (MaskTheFace
@@ -255,7 +282,7 @@ def paste(rgb, points, template: str, templates_dir=DEFAULT_TEMPLATES_DIR, match
       rgb: RGB uint8 (H, W, 3) photo or aligned face.
       points: (6, 2) face points a..f in `rgb`'s pixels (`face_points`).
       template: a name in `TEMPLATES`.
-      templates_dir: the templates' folder.
+      templates_dir: the templates' folder; None: `default_templates_dir()`.
       match_light: adapt the mask's brightness to the face.
 
     Returns:
@@ -299,7 +326,7 @@ def render_masked(
     rng: np.random.Generator,
     landmarks=None,
     template: str | None = None,
-    templates_dir=DEFAULT_TEMPLATES_DIR,
+    templates_dir=None,
 ):
     """An aligned face wearing a face mask: for synthetic masked test photos.
 
@@ -311,7 +338,7 @@ def render_masked(
         canonical ones, scaled to S).
       template: a name in `TEMPLATES` (default: a random frontal style, turned
         by `pick_variant`).
-      templates_dir: the templates' folder.
+      templates_dir: the templates' folder; None: `default_templates_dir()`.
 
     Returns:
       (masked RGB uint8 (S, S, 3), alpha float32 (S, S) in [0, 1], template name).
@@ -326,7 +353,7 @@ def render_masked(
     return masked, alpha, template
 
 
-def mask_bank(image_size: int, n: int, seed: int, templates_dir=DEFAULT_TEMPLATES_DIR):
+def mask_bank(image_size: int, n: int, seed: int, templates_dir=None):
     """n mask-shaped holes on the aligned canvas at `image_size`: the overlay hole regime.
 
     Each hole is one template (uniform over all 21, turned ones included, so
@@ -337,7 +364,7 @@ def mask_bank(image_size: int, n: int, seed: int, templates_dir=DEFAULT_TEMPLATE
       image_size: side of the model's images.
       n: number of holes.
       seed: numpy seed.
-      templates_dir: the templates' folder.
+      templates_dir: the templates' folder; None: `default_templates_dir()`.
 
     Returns:
       (masks float32 (n, S, S) in {0, 1}, boxes int32 (n, 4) as (top, left,
@@ -364,9 +391,7 @@ def mask_bank(image_size: int, n: int, seed: int, templates_dir=DEFAULT_TEMPLATE
     return out, boxes
 
 
-def paste_on_photo(
-    rgb, face, rng: np.random.Generator, template=None, templates_dir=DEFAULT_TEMPLATES_DIR
-):
+def paste_on_photo(rgb, face, rng: np.random.Generator, template=None, templates_dir=None):
     """A synthetic masked photo: a template on a detected face, at the photo's resolution.
 
     The face points are found on the aligned canvas (`face_points` of the
@@ -379,7 +404,7 @@ def paste_on_photo(
       rng: numpy generator (style and jitter).
       template: a name in `TEMPLATES` (default: random frontal style, turned
         by `pick_variant`).
-      templates_dir: the templates' folder.
+      templates_dir: the templates' folder; None: `default_templates_dir()`.
 
     Returns:
       (masked RGB uint8 (H, W, 3), alpha float32 (H, W), template name).
