@@ -75,6 +75,12 @@ flags.DEFINE_integer("seed", None, "Random seed (init, data order, holes). Defau
 flags.DEFINE_string("coordinator_address", None, "Multi-host: host:port of process 0.")
 flags.DEFINE_integer("num_processes", 1, "Multi-host: number of processes.")
 flags.DEFINE_integer("process_id", 0, "Multi-host: this process's index.")
+flags.DEFINE_bool(
+    "distributed",
+    False,
+    "Multi-host under a cluster scheduler (e.g. Slurm's srun): JAX reads the coordinator,"
+    " process count and index from its environment.",
+)
 flags.DEFINE_enum(
     "allocator",
     "jemalloc",
@@ -159,6 +165,30 @@ def training_data_dir(config, workdir: str) -> str:
     return str(bootstrap.default_data_dir(first_run_images(config.preset)))
 
 
+def start_distributed() -> None:
+    """Join the other processes of a multi-host run (before JAX starts its backends).
+
+    With --num_processes the coordinator, count and index come from the
+    flags; with --distributed alone JAX reads them from the cluster
+    scheduler's environment (Slurm, Open MPI, Kubernetes, TPU pods). CPU
+    processes talk over Gloo; on GPUs the setting has no effect.
+    """
+    import jax
+
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    if FLAGS.num_processes > 1:
+        if not FLAGS.coordinator_address:
+            _usage_error("--num_processes > 1 needs --coordinator_address=HOST:PORT (process 0's)")
+        if not 0 <= FLAGS.process_id < FLAGS.num_processes:
+            _usage_error(f"--process_id must be in 0..{FLAGS.num_processes - 1}")
+        jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+    else:
+        try:
+            jax.distributed.initialize()
+        except (ValueError, RuntimeError) as e:
+            _usage_error(f"--distributed: no cluster environment found ({e})")
+
+
 def _usage_error(message: str):
     print(f"error: {message}", file=sys.stderr)
     sys.exit(2)
@@ -176,10 +206,8 @@ def main(argv):
 
     # Orbax logs every save at INFO; the progress bar and metrics.jsonl say what matters.
     logging.set_verbosity(logging.WARNING)
-    if FLAGS.num_processes > 1:
-        import jax
-
-        jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+    if FLAGS.num_processes > 1 or FLAGS.distributed:
+        start_distributed()
     config = FLAGS.config
     config.mask = FLAGS.mask
     if FLAGS.seed is not None:
