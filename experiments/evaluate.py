@@ -13,17 +13,16 @@ Writes into WORKDIR/eval/ (or --out):
 
 Re-running with the other --mask (or other steps) adds to the CSVs and
 replaces rows it re-evaluates. Wiring only: the work is in
-glcic_jax.evaluation.protocol and glcic_jax.evaluation.figures.
+glcic_jax.evaluation (evalset, sweep, scoring, summaries, tables, figures).
 """
 
 import pathlib
 import sys
 
-
 from absl import app, flags, logging
 
-from glcic_jax.evaluation import protocol, figures
 from glcic_jax import holes
+from glcic_jax.evaluation import evalset, figures, metrics, scoring, summaries, sweep, tables
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training run folder (has checkpoints/).")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Data folder with the test split.")
@@ -41,9 +40,9 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     from tqdm import tqdm
 
-    from glcic_jax.training import checkpoint
-    from glcic_jax.dataset import folders
+    from glcic_jax import runs
     from glcic_jax.completion import inference
+    from glcic_jax.dataset import folders
 
     # Orbax warns on every read-only open; the progress bar says what matters.
     logging.set_verbosity(logging.ERROR)
@@ -52,42 +51,42 @@ def main(argv):
     except ValueError:
         _fail(f"--steps must be integers, got {','.join(_STEPS.value)}")
     try:
-        steps = protocol.checkpoint_steps(_WORKDIR.value, requested)
+        steps = sweep.checkpoint_steps(_WORKDIR.value, requested)
         config = inference.load_config(_WORKDIR.value, steps[-1])
-        eval_set = protocol.build_eval_set(
+        eval_set = evalset.build_eval_set(
             _DATA_DIR.value, config.image_size, _MASK.value, _NUM_IMAGES.value
         )
-    except (checkpoint.CheckpointError, folders.DataError) as e:
+    except (runs.CheckpointError, folders.DataError) as e:
         _fail(str(e))
     label = f"{config.mask}-trained"
     out = pathlib.Path(_OUT.value or pathlib.Path(_WORKDIR.value) / "eval")
     print(f"{label} model, steps {steps}; {eval_set.describe()}")
 
     with tqdm(total=len(steps), desc="checkpoints", unit="ckpt") as bar:
-        sweep = protocol.sweep_checkpoints(
+        model = sweep.sweep_checkpoints(
             _WORKDIR.value, eval_set, steps, label, _BATCH.value, progress=bar.update
         )
-    completed = protocol.run_baselines(eval_set, sweep.mean_pixel)
-    base_scores = {m: protocol.score(eval_set, c) for m, c in completed.items()}
+    completed = scoring.run_baselines(eval_set, model.mean_pixel)
+    base_scores = {m: scoring.score(eval_set, c) for m, c in completed.items()}
 
     summary, per_image = [], []
     for step in steps:
-        scores = {label: sweep.per_image[step], **base_scores}
+        scores = {label: model.per_image[step], **base_scores}
         for method, per in scores.items():
             keys = dict(hole_set=_MASK.value, step=step, method=method)
-            summary.append(protocol.summary_row(per, **keys))
-            per_image += protocol.per_image_rows(per, eval_set, **keys)
+            summary.append(summaries.summary_row(per, **keys))
+            per_image += summaries.per_image_rows(per, eval_set, **keys)
     _merge_into(out / "metrics.csv", summary, ("hole_set", "step", "method"))
     _merge_into(out / "per_image.csv", per_image, ("hole_set", "step", "method", "image"))
 
-    rows = [r for r in protocol.read_csv(out / "metrics.csv") if r["hole_set"] == _MASK.value]
-    for metric in protocol.REPORTED_METRICS:
+    rows = [r for r in tables.read_csv(out / "metrics.csv") if r["hole_set"] == _MASK.value]
+    for metric in metrics.REPORTED_METRICS:
         title = f"{metric}: {label} on {_MASK.value} holes, {len(eval_set)} images"
         figures.plot_metric(rows, metric, out / f"{_MASK.value}_{metric}.png", title)
     last = steps[-1]
     figures.result_grid(
         eval_set,
-        {f"{label} @{last}": sweep.completed[last], "telea": completed["telea"]},
+        {f"{label} @{last}": model.completed[last], "telea": completed["telea"]},
         out / f"{_MASK.value}_grid.png",
         _GRID.value,
     )
@@ -96,8 +95,8 @@ def main(argv):
 
 
 def _merge_into(path: pathlib.Path, rows, key_fields):
-    old = protocol.read_csv(path) if path.exists() else []
-    protocol.write_csv(path, protocol.merge_rows(old, rows, key_fields))
+    old = tables.read_csv(path) if path.exists() else []
+    tables.write_csv(path, tables.merge_rows(old, rows, key_fields))
 
 
 def _print_table(summary, step):

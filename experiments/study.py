@@ -16,7 +16,6 @@ import pathlib
 import subprocess
 import sys
 
-
 from absl import app, flags, logging
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -37,15 +36,12 @@ flags.mark_flag_as_required("data_dir")
 
 def _progress(workdir: pathlib.Path) -> int | None:
     """The run's latest checkpoint step, None when it has none."""
-    from glcic_jax.training import checkpoint
+    from glcic_jax import runs
 
-    if not checkpoint.checkpoint_dir(workdir).is_dir():
+    if not runs.checkpoint_dir(workdir).is_dir():
         return None
-    ckpts = checkpoint.Checkpoints(workdir, read_only=True)
-    try:
-        return ckpts.latest_step()
-    finally:
-        ckpts.close()
+    with runs.RunReader(workdir) as run:
+        return run.latest_step()
 
 
 def _chunk_command(regime: str, workdir: pathlib.Path, resume: bool) -> list[str]:

@@ -177,7 +177,7 @@ def test_feature_distance_orders_identical_shifted_unrelated(faces):
     assert np.all(np.array(identical) == 0.0)
     assert np.all(np.array(shifted) > 0.0)
     assert np.nanmean(shifted) < 0.5 * np.nanmean(unrelated)
-    assert np.nanmean(unrelated) > 30  # ECOSYSTEM.md: about 45 for unrelated faces
+    assert np.nanmean(unrelated) > 30  # unrelated faces score about 45
 
 
 def test_feature_distance_whole_pixel_shift_is_near_zero(faces):

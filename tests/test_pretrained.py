@@ -12,7 +12,7 @@ below Telea, so these assertions fail for them.
 import numpy as np
 import pytest
 
-from glcic_jax.evaluation import protocol
+from glcic_jax.evaluation import evalset, scoring
 from glcic_jax.faces import detection
 from glcic_jax.completion import inference
 from glcic_jax.dataset import prepare
@@ -50,11 +50,11 @@ def test_shipped_model_loads_with_its_card():
 
 def test_shipped_model_beats_telea_in_the_mouth_box(aligned_lfw):
     completer = inference.Completer.pretrained()
-    eval_set = protocol.build_eval_set(aligned_lfw, completer.image_size, "mouth")
+    eval_set = evalset.build_eval_set(aligned_lfw, completer.image_size, "mouth")
     assert len(eval_set) == 50
-    ours = protocol.score(eval_set, completer.complete(eval_set.images, eval_set.holes))
-    telea = protocol.run_baselines(eval_set, completer.mean_pixel, ("telea",))["telea"]
-    theirs = protocol.score(eval_set, telea)
+    ours = scoring.score(eval_set, completer.complete(eval_set.images, eval_set.holes))
+    telea = scoring.run_baselines(eval_set, completer.mean_pixel, ("telea",))["telea"]
+    theirs = scoring.score(eval_set, telea)
     gain = ours["psnr_hole"] - theirs["psnr_hole"]
     assert gain.mean() >= MIN_MEAN_GAIN_DB, f"mean gain {gain.mean():.2f} dB"
     assert np.mean(gain > 0) >= MIN_SHARE_BETTER, f"better on {np.mean(gain > 0):.0%}"
@@ -72,8 +72,8 @@ def test_untrained_weights_fail_the_same_bar(aligned_lfw):
     completer = inference.Completer(
         shipped.config, fresh.gen, fresh.gen_stats, shipped.mean_pixel, 0
     )
-    eval_set = protocol.build_eval_set(aligned_lfw, completer.image_size, "mouth")
-    ours = protocol.score(eval_set, completer.complete(eval_set.images, eval_set.holes))
-    telea = protocol.run_baselines(eval_set, completer.mean_pixel, ("telea",))["telea"]
-    gain = ours["psnr_hole"] - protocol.score(eval_set, telea)["psnr_hole"]
+    eval_set = evalset.build_eval_set(aligned_lfw, completer.image_size, "mouth")
+    ours = scoring.score(eval_set, completer.complete(eval_set.images, eval_set.holes))
+    telea = scoring.run_baselines(eval_set, completer.mean_pixel, ("telea",))["telea"]
+    gain = ours["psnr_hole"] - scoring.score(eval_set, telea)["psnr_hole"]
     assert gain.mean() < MIN_MEAN_GAIN_DB

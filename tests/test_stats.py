@@ -1,10 +1,10 @@
 """Statistics against known values: bootstrap coverage and hand-computed binomial p-values."""
 
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
-from scipy import stats as scipy_stats
 
 from glcic_jax.evaluation import stats
 
@@ -19,6 +19,15 @@ def test_bootstrap_ci_covers_true_mean_and_is_seeded():
     assert hi - lo == pytest.approx(2 * 1.96 * x.std(ddof=1) / np.sqrt(400), rel=0.1)
     assert stats.bootstrap_ci(x, seed=0) == (lo, hi)
     assert stats.bootstrap_ci(x, seed=1) != (lo, hi)
+
+
+def test_bootstrap_ci_is_the_percentile_interval_of_seeded_resample_means():
+    """The interval by hand: resample indices from default_rng(seed), quantiles of the means."""
+    x = np.random.default_rng(3).exponential(2.0, 50)
+    indices = np.random.default_rng(7).integers(0, x.size, size=(2000, x.size))
+    by_hand = np.quantile(x[indices].mean(axis=1), [0.05, 0.95])
+    lo, hi = stats.bootstrap_ci(x, confidence=0.9, n_resamples=2000, seed=7)
+    np.testing.assert_allclose([lo, hi], by_hand, rtol=1e-12)
 
 
 def test_bootstrap_ci_coverage_is_about_95_percent():
@@ -62,11 +71,14 @@ def test_binomial_p_by_hand(k, n, expected):
     assert stats.binomial_two_sided_p(k, n) == pytest.approx(expected)
 
 
-def test_binomial_p_matches_scipy():
+def test_binomial_p_matches_the_exact_tail_sum():
+    """min(1, 2 P(X <= min(k, n-k))) in exact rational arithmetic, for large n too."""
     for n in (1, 7, 30, 500, 2000):
-        for k in (0, n // 3, n // 2, n):
+        for k in (0, 1, n // 3, n // 2, n - 1, n):
+            tail = sum(math.comb(n, i) for i in range(min(k, n - k) + 1))
+            exact = min(Fraction(1), Fraction(2 * tail, 2**n))
             assert stats.binomial_two_sided_p(k, n) == pytest.approx(
-                scipy_stats.binomtest(k, n, 0.5).pvalue, rel=1e-9, abs=1e-300
+                float(exact), rel=1e-9, abs=1e-300
             )
 
 

@@ -6,29 +6,28 @@ import sys
 
 import pytest
 
-from glcic_jax.training import checkpoint
-from glcic_jax.evaluation import protocol
+from glcic_jax import runs
+from glcic_jax.evaluation import tables
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.mark.slow
 def test_study_trains_three_regimes_in_chunks_and_compares(faces_dir, tmp_path):
-    runs, out = tmp_path / "runs", tmp_path / "report"
+    run_dir, out = tmp_path / "runs", tmp_path / "report"
     command = [
         sys.executable, os.path.join(ROOT, "experiments", "study.py"), "--config=tiny",
-        f"--data_dir={faces_dir}", f"--runs={runs}", f"--out={out}", "--chunk=25",
+        f"--data_dir={faces_dir}", f"--runs={run_dir}", f"--out={out}", "--chunk=25",
         "--num_images=8",
     ]  # fmt: skip
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     result = subprocess.run(command, capture_output=True, text=True, timeout=1200, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     for regime in ("mouth", "random", "random_mouthsize"):
-        ckpts = checkpoint.Checkpoints(runs / regime, read_only=True)
-        assert ckpts.latest_step() == 40  # the tiny preset's total, reached in two chunks
-        ckpts.close()
+        with runs.RunReader(run_dir / regime) as run:
+            assert run.latest_step() == 40  # the tiny preset's total, reached in two chunks
         assert "chunk from step 25" in result.stdout.split(f"{regime}: chunk from step 0")[1]
-    diffs = protocol.read_csv(out / "differences.csv")
+    diffs = tables.read_csv(out / "differences.csv")
     assert {d["a"] for d in diffs} == {"mouth-trained", "random_mouthsize-trained"}
     # A finished study is not retrained.
     again = subprocess.run(command + ["--train_only"], capture_output=True, text=True, env=env)

@@ -1,1 +1,15 @@
-"""Scoring completions: the evaluation protocol, metrics, classical baselines, statistics, comparison reports, figures."""
+"""Scoring completions against the originals, and comparing methods on the same images.
+
+evalset     the fixed evaluation set: test images, one hole each
+scoring     completions by a model or a baseline, and their per-image metrics
+sweep       a run's checkpoints scored one after another
+summaries   per-method means with bootstrap intervals, as CSV rows
+paired      per-image differences of two methods, sign test, verdict
+tables      result CSVs: write, read, merge
+comparison  several models on one evaluation set, and report.md
+figures     metrics against the step, result grids
+metrics     the per-image metrics (PSNR, SSIM, L1, the study's feature distance)
+baselines   completion without training: mean fill, OpenCV inpainting
+perceptual  LPIPS
+stats       bootstrap intervals and the sign test (scipy.stats)
+"""

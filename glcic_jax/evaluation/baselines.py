@@ -13,7 +13,8 @@ import cv2
 import numpy as np
 
 METHODS = ("mean", "telea", "ns")
-# ../shared/BASELINES.md measured both inpainting methods with radius 5.
+# Radius 5, with which both inpainting methods were measured (first 500 CelebA
+# test faces, 64 px, mouth box: Telea 14.62 dB, Navier-Stokes 14.33 dB PSNR over the hole).
 DEFAULT_INPAINT_RADIUS = 5
 
 

@@ -5,7 +5,7 @@ mouth hole beat the one trained on random holes?"; the reverse question asks
 the same on random holes. :func:`compare_on_hole_set` answers one hole set
 for any number of models (a later size-matched control is a third one): each
 model is scored at every common checkpoint step, the baselines once, and
-every pair of models (:func:`protocol.comparison_pairs`) is compared per
+every pair of models (:func:`paired.comparison_pairs`) is compared per
 image. :func:`write_report` turns the results into a self-contained
 ``report.md``.
 """
@@ -18,8 +18,9 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from glcic_jax.evaluation import baselines, protocol
-from glcic_jax import holes
+from glcic_jax import holes, runs
+from glcic_jax.evaluation import baselines, metrics, paired, scoring, stats, summaries, sweep
+from glcic_jax.evaluation.evalset import EvalSet
 
 
 @dataclasses.dataclass
@@ -31,13 +32,13 @@ class HoleSetResult:
       steps: the checkpoint steps compared.
       labels: the models, in comparison order (see `comparison_pairs`).
       mean_pixel: the mean-fill baseline's pixel (the first model's).
-      summary: `protocol.summary_row`s, one per step x method.
-      per_image: `protocol.per_image_rows`, one per step x method x image.
+      summary: `summaries.summary_row`s, one per step x method.
+      per_image: `summaries.per_image_rows`, one per step x method x image.
       diffs: one row per step x pair x metric (`diff_rows`).
       completed: method -> completions at the last step (models and baselines).
     """
 
-    eval_set: protocol.EvalSet
+    eval_set: EvalSet
     steps: list
     labels: list
     mean_pixel: np.ndarray
@@ -51,15 +52,13 @@ def common_steps(workdirs: Mapping[str, str], requested: Sequence[int] | None = 
     """Checkpoint steps every workdir has (or `requested`, checked in each).
 
     Raises:
-      checkpoint.CheckpointError: a missing workdir or step, or no common step.
+      runs.CheckpointError: a missing workdir or step, or no common step.
     """
-    from glcic_jax.training import checkpoint
-
-    have = {label: protocol.checkpoint_steps(w, requested) for label, w in workdirs.items()}
+    have = {label: sweep.checkpoint_steps(w, requested) for label, w in workdirs.items()}
     steps = sorted(set.intersection(*(set(s) for s in have.values())))
     if not steps:
         listing = "; ".join(f"{label}: {s}" for label, s in have.items())
-        raise checkpoint.CheckpointError(f"the runs share no checkpoint step ({listing})")
+        raise runs.CheckpointError(f"the runs share no checkpoint step ({listing})")
     return steps
 
 
@@ -67,18 +66,18 @@ def diff_rows(per_image: Mapping[str, Mapping], pairs, hole_set: str, step: int)
     """Paired differences a - b of every metric, one CSV row per pair x metric."""
     rows = []
     for a, b in pairs:
-        for metric, d in protocol.paired_differences(per_image[a], per_image[b]).items():
+        for metric, d in paired.paired_differences(per_image[a], per_image[b]).items():
             rows.append(
                 dict(hole_set=hole_set, step=step, a=a, b=b, metric=metric)
-                | dict(better=protocol.direction(metric), **d)
-                | dict(verdict=protocol.verdict(d, metric))
+                | dict(better=metrics.direction(metric), **d)
+                | dict(verdict=paired.verdict(d, metric))
             )
     return rows
 
 
 def compare_on_hole_set(
     workdirs: Mapping[str, str],
-    eval_set: protocol.EvalSet,
+    eval_set: EvalSet,
     steps: Sequence[int],
     batch_size: int = 16,
     progress: Callable[[], object] | None = None,
@@ -89,20 +88,20 @@ def compare_on_hole_set(
     """
     labels = list(workdirs)
     sweeps = {
-        label: protocol.sweep_checkpoints(w, eval_set, steps, label, batch_size, 1, progress)
+        label: sweep.sweep_checkpoints(w, eval_set, steps, label, batch_size, 1, progress)
         for label, w in workdirs.items()
     }
     mean_pixel = sweeps[labels[0]].mean_pixel
-    base = protocol.run_baselines(eval_set, mean_pixel)
-    base_scores = {m: protocol.score(eval_set, c) for m, c in base.items()}
-    pairs = protocol.comparison_pairs(labels)
+    base = scoring.run_baselines(eval_set, mean_pixel)
+    base_scores = {m: scoring.score(eval_set, c) for m, c in base.items()}
+    pairs = paired.comparison_pairs(labels)
     summary, per_image, diffs = [], [], []
     for step in steps:
         scores = {label: sweeps[label].per_image[step] for label in labels} | base_scores
         for method, per in scores.items():
             keys = dict(hole_set=eval_set.hole_set, step=step, method=method)
-            summary.append(protocol.summary_row(per, **keys))
-            per_image += protocol.per_image_rows(per, eval_set, **keys)
+            summary.append(summaries.summary_row(per, **keys))
+            per_image += summaries.per_image_rows(per, eval_set, **keys)
         diffs += diff_rows(scores, pairs, eval_set.hole_set, step)
     completed = {label: sweeps[label].completed[steps[-1]] for label in labels} | base
     return HoleSetResult(
@@ -137,7 +136,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence]) -> list[str]:
     return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
 
 
-def _hole_description(eval_set: protocol.EvalSet) -> str:
+def _hole_description(eval_set: EvalSet) -> str:
     hole_set = eval_set.hole_set
     size = eval_set.image_size
     if hole_set == "mouth":
@@ -200,7 +199,7 @@ def _steps_table(result: HoleSetResult, a: str, b: str) -> list[str]:
 
 
 def _metrics() -> tuple[str, ...]:
-    return protocol.REPORTED_METRICS
+    return metrics.REPORTED_METRICS
 
 
 def headline(result: HoleSetResult, a: str, b: str) -> str:
@@ -236,7 +235,7 @@ def write_report(
     first = results[0]
     es = first.eval_set
     labels = first.labels
-    pairs = protocol.comparison_pairs(labels)
+    pairs = paired.comparison_pairs(labels)
     names = " vs ".join(labels)
     lines = [f"# {names}: per-image comparison of GLCIC completion models", ""]
     for r in results:
@@ -263,8 +262,8 @@ def write_report(
         f"{baselines.DEFAULT_INPAINT_RADIUS} px.",
         "- **Protocol**: each completion is pasted into the original outside the hole and "
         "rounded to uint8 before measuring.",
-        f"- **Statistics**: means with {protocol.CONFIDENCE:.0%} percentile-bootstrap "
-        f"intervals ({protocol.BOOTSTRAP_RESAMPLES:,} resamples). Paired comparisons take "
+        f"- **Statistics**: means with {stats.CONFIDENCE:.0%} percentile-bootstrap "
+        f"intervals ({stats.BOOTSTRAP_RESAMPLES:,} resamples). Paired comparisons take "
         "per-image differences a - b, a bootstrap interval of their mean and an exact "
         "two-sided sign test (ties and pairs with a non-finite value are dropped and "
         "counted). The verdict says a model is better only when the interval excludes 0 "
@@ -276,7 +275,7 @@ def write_report(
     ]
     lines += _table(
         ["metric", "better", "meaning"],
-        [[m, protocol.direction(m), protocol.METRIC_DESCRIPTIONS[m]] for m in _metrics()],
+        [[m, metrics.direction(m), metrics.METRIC_DESCRIPTIONS[m]] for m in _metrics()],
     )
     lines += [
         "",

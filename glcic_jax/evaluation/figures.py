@@ -3,8 +3,8 @@
 Drawn with matplotlib's object API (``matplotlib.figure.Figure``, which
 renders with Agg): no pyplot global state and no display needed.
 
-The inputs are the rows ``glcic_jax.evaluation.protocol.summary_row`` makes (one dict
-per step x method with ``{metric}_mean``, ``{metric}_ci_low`` and
+The inputs are the rows ``glcic_jax.evaluation.summaries.summary_row`` makes
+(one dict per step x method with ``{metric}_mean``, ``{metric}_ci_low`` and
 ``{metric}_ci_high``), so a figure can be redrawn from ``metrics.csv`` alone.
 """
 
@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from glcic_jax.evaluation import protocol
+from glcic_jax.evaluation import metrics, scoring
 
 # Baselines do not change with the step: dashed, so the eye reads them as references.
 _BASELINE_STYLE = dict(linestyle="--", linewidth=1.0)
@@ -35,12 +35,12 @@ def _series(rows: Sequence[Mapping], metric: str) -> dict[str, tuple[np.ndarray,
 def draw_metric(ax, rows: Sequence[Mapping], metric: str) -> None:
     """Each method's mean with its 95% interval as a band, against the step."""
     for method, (steps, mean, lo, hi) in _series(rows, metric).items():
-        baseline = method in protocol.BASELINE_METHODS
+        baseline = method in scoring.BASELINE_METHODS
         style = _BASELINE_STYLE if baseline else dict(marker="o")
         (line,) = ax.plot(steps, mean, label=method, **style)
         band = 0.05 if baseline else 0.2  # faint for the references, to keep models legible
         ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=band, linewidth=0)
-    better = protocol.direction(metric)
+    better = metrics.direction(metric)
     ax.set_title(metric + ("" if better == "none" else f" ({better} is better)"), fontsize=9)
     ax.set_xlabel("training step", fontsize=8)
     ax.tick_params(labelsize=7)

@@ -10,9 +10,9 @@ Masks are ``[H, W]`` bool (or 0/1), True inside the hole. All PSNRs use a data
 range of 1.0 (identical to 255 on 0..255 images), L1 is a mean absolute error
 on the [0, 1] scale unless the key says otherwise (``_255``, ``_x100``).
 
-Protocol (``../shared/BASELINES.md``): composite the output into the original
-outside the hole, round to uint8, then measure. :func:`image_metrics` expects
-that composite; :func:`quantize_uint8` does the rounding.
+Protocol: composite the output into the original outside the hole, round
+to uint8, then measure. :func:`image_metrics` expects that composite;
+:func:`quantize_uint8` does the rounding.
 
 Statistics over a test set (bootstrap intervals, the sign test) live in
 ``glcic_jax.evaluation.stats``.
@@ -127,7 +127,7 @@ def l1(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
 # window, sigma 1.5, population covariance, borders of 5 px excluded): same
 # formula as mmagic's ``SSIM`` metric on whole images. Without arguments,
 # scikit-image's defaults are used (7x7 uniform window, K1=0.01, K2=0.03,
-# sample covariance), the setting ../shared/BASELINES.md was measured with.
+# sample covariance), the setting the hole SSIMs in the reports use.
 SSIM_MMAGIC = dict(gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
 
 
@@ -174,7 +174,9 @@ def ssim_hole(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
     also contains the unchanged pixels inside the box. Windows never see
     context outside the box, so a perfect border does not inflate the score
     (the mean of the full SSIM map over hole pixels would: it reads about
-    0.1 higher on the baselines). This reproduces ../shared/BASELINES.md.
+    0.1 higher on the baselines). Measured this way by
+    experiments/bench_baselines.py on the first 500 CelebA test faces at
+    64 px with the mouth box: mean fill 0.106, Telea 0.179.
     """
     a, b, mask = _check_pair(a, b, mask)
     y0, y1, x0, x1 = hole_bbox(mask)
@@ -319,6 +321,33 @@ METRIC_KEYS = (
 HIGHER_IS_BETTER = frozenset(
     {"psnr_hole", "ssim_hole", "psnr_full", "ssim_full", "ssim_full_mmagic"}
 )
+# Metrics in reports and plots: METRIC_KEYS less the rescalings and counts,
+# which stay in the CSVs.
+_CSV_ONLY = ("l1_hole_x100", "l1_full_255", "feature_matches")
+REPORTED_METRICS = tuple(k for k in METRIC_KEYS if k not in _CSV_ONLY)
+METRIC_DESCRIPTIONS = {
+    "psnr_hole": "PSNR in dB (data range 1) over the hole pixels",
+    "ssim_hole": "SSIM (scikit-image defaults) of the crop to the hole's box",
+    "l1_hole": "mean absolute error on [0, 1] over the hole pixels",
+    "psnr_full": "PSNR in dB over the whole image (mmagic's PSNR)",
+    "ssim_full": "SSIM of the whole image (scikit-image defaults)",
+    "l1_full": "mean absolute error on [0, 1] over the whole image",
+    "l1_hole_x100": "100 x l1_hole (mmagic's inpainting 'l1 error')",
+    "l1_full_255": "l1_full on the 0..255 scale",
+    "ssim_full_mmagic": "whole-image SSIM, 11x11 Gaussian window (mmagic, Wang et al.)",
+    "feature_distance": (
+        "the study's score: mean Hamming distance of the 50 best cross-checked ORB "
+        "matches between original and completion (NaN with fewer than 10 matches)"
+    ),
+    "feature_matches": "number of cross-checked ORB matches (informational)",
+}
+
+
+def direction(metric: str) -> str:
+    """ "higher" or "lower" is better; "none" for informational counts."""
+    if metric == "feature_matches":
+        return "none"
+    return "higher" if metric in HIGHER_IS_BETTER else "lower"
 
 
 def image_metrics(
@@ -331,8 +360,8 @@ def image_metrics(
     :func:`quantize_uint8`'s output.
 
     Keys (see :data:`METRIC_KEYS`):
-      psnr_hole, ssim_hole, l1_hole: the protocol of ../shared/BASELINES.md:
-        PSNR (range 1) and mean L1 (0..1 scale) over hole pixels, SSIM of
+      psnr_hole, ssim_hole, l1_hole: the study's hole metrics: PSNR
+        (range 1) and mean L1 (0..1 scale) over hole pixels, SSIM of
         the hole's bounding-box crop (:func:`ssim_hole`).
       psnr_full, ssim_full, l1_full: the same over the whole image (SSIM
         with scikit-image's defaults).
