@@ -9,6 +9,7 @@ state goes into every checkpoint, so a resumed run sees exactly the batches
 the uninterrupted run would have.
 """
 
+import collections.abc
 import concurrent.futures
 import hashlib
 import logging
@@ -71,6 +72,20 @@ class _SkipUnreadable:
         return image
 
 
+class _ProcessBlock(collections.abc.Sequence):
+    """One process's rows of each global batch of an endless stream: block `index` of `count`."""
+
+    def __init__(self, stream, rows: int, index: int, count: int):
+        self.stream, self.rows, self.index, self.count = stream, rows, index, count
+
+    def __len__(self) -> int:
+        return len(self.stream) // self.count
+
+    def __getitem__(self, i: int):
+        batch, row = divmod(i, self.rows)
+        return self.stream[(batch * self.count + self.index) * self.rows + row]
+
+
 def training_batches(
     files: list[str],
     *,
@@ -83,12 +98,14 @@ def training_batches(
 ) -> grain.DatasetIterator:
     """An endless, checkpointable iterator of uint8 (batch, size, size, 3) batches.
 
-    Each process of a multi-host run reads its own slice of every global
-    batch (`shard_index` of `shard_count`).
+    Each process of a multi-host run reads its own block of every global batch
+    (`shard_index` of `shard_count`, `batch_size` images each): the rows its
+    devices hold, so that the global batch is the one a single process with
+    as many devices reads.
     """
     ds = grain.MapDataset.source(files).shuffle(seed=seed).repeat()
     if shard_count > 1:
-        ds = ds[shard_index::shard_count]
+        ds = grain.MapDataset.source(_ProcessBlock(ds, batch_size, shard_index, shard_count))
     ds = ds.map(_SkipUnreadable(size))
     read = grain.ReadOptions(num_threads=max(1, threads), prefetch_buffer_size=4 * batch_size)
     it_ds = ds.to_iter_dataset(read).filter(lambda x: x is not None)

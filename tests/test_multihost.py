@@ -1,0 +1,125 @@
+"""Several processes, one run: a shared workdir, checkpoints and resume, a stop signal to one.
+
+Two launch.py processes on this machine talk over Gloo on loopback, as the
+hosts of a cluster would over the network.
+"""
+
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from glcic_jax.training import checkpoint, configs, steps
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TINY = [
+    "--mask=mouth", "--config=tiny", "--config.phase1_steps=3", "--config.phase2_steps=1",
+    "--config.checkpoint_every=2", "--config.log_every=1",
+]  # fmt: skip
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(args, env=None):
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "launch.py"), *args], cwd=ROOT, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def _two_processes(workdir, faces_dir, *args):
+    port = _free_port()
+    common = [*TINY, f"--data_dir={faces_dir}", f"--workdir={workdir}", *args,
+              f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2"]  # fmt: skip
+    return [_start([*common, f"--process_id={i}"]) for i in range(2)]
+
+
+def _finish(procs, timeout=900):
+    outs = [p.communicate(timeout=timeout) for p in procs]
+    for p, (_, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+    return [err for _, err in outs]
+
+
+def _state(workdir, step=None):
+    config = configs.get_config("tiny")
+    ckpts = checkpoint.Checkpoints(workdir, read_only=True)
+    config.update(ckpts.read_meta(step)["config"])
+    nets = steps.build_networks(config)
+    abstract = jax.eval_shape(lambda: steps.init_state(config, nets, np.zeros(3)))
+    state = ckpts.restore(checkpoint.abstract_like(abstract), step)
+    ckpts.close()
+    return jax.device_get(state)
+
+
+@pytest.mark.slow
+def test_two_processes_train_and_resume_like_one_with_two_devices(tmp_path, faces_dir):
+    shared = tmp_path / "shared"
+    _finish(_two_processes(shared, faces_dir, "--config.total_steps=6", "--steps_per_run=4"))
+    assert checkpoint.Checkpoints(shared, read_only=True).steps() == [2, 4]
+    _finish(_two_processes(shared, faces_dir, "--config.total_steps=6", "--resume"))
+
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    one = _start([*TINY, "--config.total_steps=6", f"--data_dir={faces_dir}",
+                  f"--workdir={tmp_path / 'one'}"], env)  # fmt: skip
+    _finish([one])
+    a, b = _state(shared, 6), _state(tmp_path / "one", 6)
+    nets = ("gen", "gen_stats", "disc", "disc_stats")
+    x = np.concatenate(
+        [np.ravel(v) for n in nets for v in jax.tree_util.tree_leaves(getattr(a, n))]
+    )
+    y = np.concatenate(
+        [np.ravel(v) for n in nets for v in jax.tree_util.tree_leaves(getattr(b, n))]
+    )
+    # Float noise from reductions in another order, as in the four-device test.
+    np.testing.assert_allclose(x, y, atol=5e-3)
+    assert np.mean(np.abs(x - y) < 1e-4) > 0.99
+
+
+@pytest.mark.slow
+def test_a_stop_signal_to_one_process_stops_both_at_the_same_step(tmp_path, faces_dir):
+    workdir = tmp_path / "run"
+    procs = _two_processes(workdir, faces_dir, "--config.total_steps=100000")
+    log = workdir / "metrics.jsonl"
+    deadline = time.monotonic() + 600
+    while not (log.exists() and len(log.read_text().splitlines()) >= 3):
+        assert time.monotonic() < deadline and all(p.poll() is None for p in procs)
+        time.sleep(1)
+    procs[1].send_signal(signal.SIGTERM)
+    errs = _finish(procs, timeout=600)
+    assert "SIGTERM received: saving step" in errs[1]
+    assert "another process was asked to stop: saving step" in errs[0]
+    saved = [int(e.split("saving step ")[1].split()[0]) for e in errs]
+    assert saved[0] == saved[1]
+    assert checkpoint.Checkpoints(workdir, read_only=True).latest_step() == saved[0]
+    assert json.loads(log.read_text().splitlines()[-1])["step"] == saved[0]
+
+
+@pytest.mark.slow
+def test_a_second_run_on_a_shared_workdir_is_refused(tmp_path, faces_dir):
+    workdir = tmp_path / "run"
+    procs = _two_processes(workdir, faces_dir, "--config.total_steps=100000")
+    try:
+        deadline = time.monotonic() + 600
+        while not (workdir / "metrics.jsonl").exists():
+            assert time.monotonic() < deadline
+            time.sleep(1)
+        second = _start([*TINY, f"--data_dir={faces_dir}", f"--workdir={workdir}", "--resume"])
+        _, err = second.communicate(timeout=300)
+        assert second.returncode == 2 and "another run is using" in err
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        _finish(procs, timeout=600)
