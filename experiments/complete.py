@@ -99,7 +99,7 @@ def _sources(path: pathlib.Path):
 
 
 def _load_completer(run, step):
-    from glcic_jax.training import checkpoint
+    from glcic_jax import runs
     from glcic_jax.completion import inference
 
     try:
@@ -110,7 +110,7 @@ def _load_completer(run, step):
         if not pathlib.Path(run).exists():
             _fail(f"checkpoint not found: {run}")
         return inference.Completer.load(run, step, batch_size=1)
-    except (checkpoint.CheckpointError, FileNotFoundError, KeyError, ValueError) as e:
+    except (runs.CheckpointError, FileNotFoundError, KeyError, ValueError) as e:
         _fail(f"cannot load a model from {run or inference.PRETRAINED}: {e}")
 
 

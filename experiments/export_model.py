@@ -11,10 +11,9 @@ compare.py, survey.py and complete.py read like a workdir.
 import pathlib
 import sys
 
-
 from absl import app, flags, logging
 
-from glcic_jax.training import checkpoint
+from glcic_jax import runs
 from glcic_jax.completion import model_files
 
 _WORKDIR = flags.DEFINE_string(
@@ -29,14 +28,15 @@ def main(argv):
     del argv
     logging.set_verbosity(logging.ERROR)
     try:
-        available = checkpoint.Checkpoints(_WORKDIR.value, read_only=True).steps()
+        with runs.RunReader(_WORKDIR.value) as reader:
+            available = reader.steps()
         wanted = [int(s) for s in _STEPS.value] if _STEPS.value else available
         missing = sorted(set(wanted) - set(available))
         if missing:
-            raise checkpoint.CheckpointError(
+            raise runs.CheckpointError(
                 f"no checkpoint at step(s) {missing} in {_WORKDIR.value} (it has {available})"
             )
-    except (checkpoint.CheckpointError, ValueError) as e:
+    except (runs.CheckpointError, ValueError) as e:
         sys.exit(f"error: {e}")
     out = pathlib.Path(_OUT.value)
     for step in wanted:

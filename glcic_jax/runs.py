@@ -3,11 +3,14 @@
 Training writes runs (`glcic_jax.training.checkpoint`); completion,
 evaluation and the survey read them through here, without importing
 training. Each checkpoint is one Orbax step folder `WORKDIR/checkpoints/<step>`
-with the items below.
+with the items below. A reader can take part of the `state` item alone (the
+completion network without the discriminators and optimizers), so it need
+not know how the whole train state is built.
 """
 
 import pathlib
 
+import jax
 import orbax.checkpoint as ocp
 
 CHECKPOINTS = "checkpoints"
@@ -65,6 +68,32 @@ class RunReader:
         args = ocp.args.Composite(meta=ocp.args.JsonRestore())
         return self.manager.restore(step, args=args)["meta"]
 
+    def read_state(self, target: dict, step: int | None = None) -> dict:
+        """The entries of the `state` item that `target` names, read alone; nothing else is read.
+
+        Args:
+          target: a dict whose keys are fields of the saved train state (e.g.
+            "gen", "mean_pixel") and whose leaves are `jax.ShapeDtypeStruct`s
+            of the saved shapes; leaves without a sharding land on the first
+            local device.
+          step: the checkpoint (default: the latest).
+
+        Returns:
+          `target` with the saved arrays in place of its leaves.
+        """
+        step = self.existing(step)
+        target = jax.tree.map(_with_sharding, target)
+        args = ocp.args.PyTreeRestore(
+            item=target,
+            restore_args=ocp.checkpoint_utils.construct_restore_args(target),
+            partial_restore=True,
+        )
+        # A checkpointer of its own: a manager restores each item with one kind
+        # of handler, and the trainer's restores the whole state with another.
+        path = ocp.step.find_step_path(self.directory, ocp.step.standard_name_format(), step=step)
+        with ocp.PyTreeCheckpointer() as checkpointer:
+            return checkpointer.restore(path / "state", args=args)
+
     def existing(self, step: int | None) -> int:
         """`step`, or the latest when None; CheckpointError when there is no such checkpoint."""
         if step is None:
@@ -79,3 +108,10 @@ class RunReader:
 
     def close(self) -> None:
         self.manager.close()
+
+
+def _with_sharding(leaf: jax.ShapeDtypeStruct) -> jax.ShapeDtypeStruct:
+    if leaf.sharding is not None:
+        return leaf
+    sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    return jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=sharding)

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from glcic_jax.training import checkpoint
-from glcic_jax.completion import model_files, inference
+from glcic_jax import runs
+from glcic_jax.completion import inference, model_files
 
 
 def _leaves_max_diff(a, b) -> float:
@@ -52,7 +52,7 @@ def test_model_folder_lists_and_loads_steps(tiny_runs, tmp_path):
     assert inference.Completer.load(folder).step == 10
     assert inference.Completer.load(folder, 5).step == 5
     assert inference.load_config(folder).mask == "random"
-    with pytest.raises(checkpoint.CheckpointError, match="no model file for step 7"):
+    with pytest.raises(runs.CheckpointError, match="no model file for step 7"):
         inference.Completer.load(folder, 7)
 
 

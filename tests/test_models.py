@@ -8,7 +8,7 @@ from flax import nnx
 
 from glcic_jax.training import configs, steps
 from glcic_jax import holes
-from glcic_jax.nets import models
+from glcic_jax.nets import factory, models
 from glcic_jax.nets.layers import num_params
 
 
@@ -42,6 +42,9 @@ def test_paper_size_networks_match_the_tables():
     state = jax.eval_shape(lambda: steps.init_state(config, nets, np.zeros(3)))
     assert num_params(state.gen) == _paper_completion_params()
     assert num_params(state.disc) == _paper_discriminator_params()
+    _, gen_alone, stats_alone = factory.abstract_completion_network(config)  # completion's
+    assert jax.tree.structure(gen_alone) == jax.tree.structure(state.gen)
+    assert jax.tree.structure(stats_alone) == jax.tree.structure(state.gen_stats)
     images = jax.ShapeDtypeStruct((2, 256, 256, 3), jnp.float32)
     inputs = jax.ShapeDtypeStruct((2, 256, 256, 4), jnp.float32)
     origins = jax.ShapeDtypeStruct((2, 2), jnp.int32)
@@ -76,3 +79,19 @@ def test_small_config_runs_forward_in_range():
     y, logits = forward(gen, disc, jax.random.uniform(jax.random.key(0), (2, 32, 32, 4)))
     assert y.shape == (2, 32, 32, 3) and logits.shape == (2,)
     assert float(y.min()) >= 0.0 and float(y.max()) <= 1.0
+
+
+def test_completion_network_alone_starts_from_the_training_states_weights():
+    """The factory draws the completion network first, so a seed gives it the same weights alone."""
+    config = configs.get_config("tiny")
+    config.seed = 3
+    nets = steps.build_networks(config)
+    state = steps.init_state(config, nets, np.zeros(3))
+    gen = factory.completion_network(config, nnx.Rngs(config.seed))
+    _, params, stats = nnx.split(gen, nnx.Param, nnx.BatchStat)
+    for alone, trained in ((params, state.gen), (stats, state.gen_stats)):
+        assert jax.tree.structure(alone) == jax.tree.structure(trained)
+        for a, b in zip(jax.tree.leaves(alone), jax.tree.leaves(trained)):
+            np.testing.assert_array_equal(a, b)
+    disc = factory.discriminators(config, holes.patch_size(32), nnx.Rngs(0))
+    assert num_params(nnx.state(disc, nnx.Param)) == num_params(state.disc)

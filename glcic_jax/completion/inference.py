@@ -6,13 +6,14 @@
 
 A *run* is a training workdir (Orbax checkpoints), a model folder of
 exported `step_<N>.npz` files or one such file (`glcic_jax.completion.model_files`); all
-load the same way.
+load the same way (`glcic_jax.completion.sources` tells them apart). Only the
+completion network is built and read, from the config stored with the
+weights; nothing here imports the training code.
 
 Images go through one jitted eval-mode function in fixed-size batches, so any
 number of images costs one compilation.
 """
 
-import functools
 import pathlib
 
 import jax
@@ -20,9 +21,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from glcic_jax.training import checkpoint, configs, steps
-from glcic_jax.completion import model_files, postprocess
 from glcic_jax import holes
+from glcic_jax.completion import model_files, network, postprocess, run_weights, sources
 
 # The model that ships with the code (see its MODEL_CARD.md beside it).
 PRETRAINED = pathlib.Path(__file__).resolve().parent / "pretrained" / "mouth64.npz"
@@ -46,20 +46,6 @@ def as_hole_masks(holes, n: int, size: int) -> np.ndarray:
     return (holes > 0.5).astype(np.float32)
 
 
-# What the completion function's code depends on: checkpoints that agree on
-# these (every checkpoint of a run, and the two regimes' runs) share one
-# compiled function.
-_NETWORK_FIELDS = ("image_size", "width", "d_width", "bn_momentum", "compute_dtype")
-
-
-@functools.lru_cache(maxsize=16)
-def _jitted_complete(*network_fields):
-    config = configs.get_config("tiny")
-    config.update(dict(zip(_NETWORK_FIELDS, network_fields)))
-    nets = steps.build_networks(config)
-    return steps.jit_complete(nets, config.image_size)
-
-
 class Completer:
     """A trained completion network with its mean pixel, in eval mode."""
 
@@ -70,12 +56,12 @@ class Completer:
         self.batch_size = batch_size
         self.mean_pixel = np.asarray(mean_pixel, np.float32)  # the training set's, in [0, 1]
         self._weights = (gen, gen_stats, jnp.asarray(mean_pixel, jnp.float32))
-        self._run = _jitted_complete(*(config[f] for f in _NETWORK_FIELDS))
+        self._run = network.jitted_complete(config)
 
     @classmethod
     def from_workdir(cls, workdir, step: int | None = None, batch_size: int = 16) -> "Completer":
         """The checkpoint at `step` (default: the latest) of a training run."""
-        return cls(*model_files.restore_checkpoint(workdir, step), batch_size)
+        return cls(*run_weights.read(workdir, step), batch_size)
 
     @classmethod
     def from_model_file(cls, path, batch_size: int = 16) -> "Completer":
@@ -90,22 +76,13 @@ class Completer:
 
     @classmethod
     def load(cls, run, step: int | None = None, batch_size: int = 16) -> "Completer":
-        """A model file, or the checkpoint at `step` (default: latest) of a run."""
-        run = pathlib.Path(run)
-        if run.suffix == ".npz":
-            if step is not None and step not in run_steps(run):
-                raise checkpoint.CheckpointError(
-                    f"{run} holds step {run_steps(run)[0]}, not {step}"
-                )
-            return cls.from_model_file(run, batch_size)
-        files = model_files.folder_steps(run)
-        if files:
-            if step is not None and step not in files:
-                raise checkpoint.CheckpointError(
-                    f"no model file for step {step} in {run}: have {sorted(files)}"
-                )
-            return cls.from_model_file(files[max(files) if step is None else step], batch_size)
-        return cls.from_workdir(run, step, batch_size)
+        """A model file, or the step `step` (default: latest) of a model folder or run.
+
+        Raises runs.CheckpointError (one line) when there is no such model.
+        """
+        source = sources.resolve(run, step)
+        gen, gen_stats, mean_pixel = sources.load_weights(source)
+        return cls(source.config, gen, gen_stats, mean_pixel, source.step, batch_size)
 
     def complete(self, images, holes, postprocess_blend: bool = False) -> np.ndarray:
         """Fill the holes of (N, S, S, 3) images; returns float32 in [0, 1].
@@ -147,35 +124,14 @@ class Completer:
 def run_steps(run) -> list[int]:
     """The steps a run can be loaded at: its checkpoints, its model files, or one model file's.
 
-    Raises checkpoint.CheckpointError (one line) when there are none.
+    Raises runs.CheckpointError (one line) when there are none.
     """
-    run = pathlib.Path(run)
-    if run.suffix == ".npz" and run.is_file():
-        return [model_files.read_header(run)["step"]]
-    if not run.is_dir():
-        raise checkpoint.CheckpointError(f"run folder {run} does not exist")
-    files = model_files.folder_steps(run)
-    if files:
-        return sorted(files)
-    ckpts = checkpoint.Checkpoints(run, read_only=True)
-    try:
-        have = ckpts.steps()
-    finally:
-        ckpts.close()
-    if not have:
-        raise checkpoint.CheckpointError(f"no checkpoints in {run}")
-    return have
+    return list(sources.resolve(run).steps)
 
 
 def load_config(run, step: int | None = None) -> ml_collections.ConfigDict:
-    """The config a checkpoint (or a model file of a model folder) was trained with."""
-    run = pathlib.Path(run)
-    files = {} if run.suffix == ".npz" else model_files.folder_steps(run)
-    if run.suffix == ".npz" or files:
-        path = run if run.suffix == ".npz" else files[max(files) if step is None else step]
-        return ml_collections.ConfigDict(model_files.read_header(path)["config"])
-    ckpts = checkpoint.Checkpoints(run, read_only=True)
-    try:
-        return ml_collections.ConfigDict(ckpts.read_meta(step)["config"])
-    finally:
-        ckpts.close()
+    """The config a checkpoint (or a model file of a model folder) was trained with.
+
+    Raises runs.CheckpointError (one line) when there is no such model.
+    """
+    return sources.resolve(run, step).config

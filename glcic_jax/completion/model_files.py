@@ -20,7 +20,8 @@ import jax
 import ml_collections
 import numpy as np
 
-from glcic_jax.training.checkpoint import CheckpointError
+from glcic_jax.completion import network, run_weights
+from glcic_jax.runs import CheckpointError
 
 FORMAT = "glcic-jax-model-1"
 STORAGE_DTYPES = ("float32", "bfloat16")
@@ -90,8 +91,6 @@ def load(path):
 
     Raises ModelFileError for a missing, truncated or foreign file.
     """
-    from glcic_jax.training import steps
-
     path = pathlib.Path(path)
     if not path.is_file():
         raise ModelFileError(f"model file {path} does not exist")
@@ -102,10 +101,8 @@ def load(path):
     except (OSError, ValueError) as e:
         raise ModelFileError(f"{path} is not a readable model file ({e})") from None
     config = ml_collections.ConfigDict(header["config"])
-    nets = steps.build_networks(config)
-    abstract = jax.eval_shape(lambda: steps.init_state(config, nets, np.zeros(3)))
     trees = {}
-    for prefix, tree in (("gen", abstract.gen), ("gen_stats", abstract.gen_stats)):
+    for prefix, tree in zip(("gen", "gen_stats"), network.abstract_weights(config)):
         leaves, treedef = jax.tree_util.tree_flatten_with_path(tree)
         values = []
         for key_path, leaf in leaves:
@@ -133,26 +130,11 @@ def folder_steps(folder) -> dict[int, pathlib.Path]:
     return dict(sorted(found.items()))
 
 
-def restore_checkpoint(workdir, step: int | None = None):
-    """(config, gen, gen_stats, mean_pixel, step) of a training checkpoint, as `load` returns.
-
-    `step` None: the latest. Raises checkpoint.CheckpointError for a missing one.
-    """
-    from glcic_jax.training import checkpoint, steps
-
-    ckpts = checkpoint.Checkpoints(workdir, read_only=True)
-    try:
-        meta = ckpts.read_meta(step)
-        config = ml_collections.ConfigDict(meta["config"])
-        nets = steps.build_networks(config)
-        abstract = jax.eval_shape(lambda: steps.init_state(config, nets, np.zeros(3)))
-        state = ckpts.restore(checkpoint.abstract_like(abstract), meta["step"])
-    finally:
-        ckpts.close()
-    return config, state.gen, state.gen_stats, state.mean_pixel, meta["step"]
-
-
 def export_checkpoint(workdir, step: int, path, storage: str = "float32") -> int:
-    """Writes the model file of one training checkpoint; returns its size in bytes."""
-    config, gen, gen_stats, mean_pixel, step = restore_checkpoint(workdir, step)
+    """Writes the model file of one training checkpoint; returns its size in bytes.
+
+    Only the completion network's part of the checkpoint is read
+    (`run_weights.read`). Raises runs.CheckpointError for a missing run or step.
+    """
+    config, gen, gen_stats, mean_pixel, step = run_weights.read(workdir, step)
     return save(path, config, gen, gen_stats, mean_pixel, step, storage)

@@ -21,7 +21,7 @@ import optax
 from flax import nnx, struct
 
 from glcic_jax import holes
-from glcic_jax.nets.models import CompletionNetwork, ContextDiscriminator
+from glcic_jax.nets import factory
 
 
 @struct.dataclass
@@ -79,16 +79,7 @@ def local_patch_size(config) -> int:
 
 
 def _modules(config, seed: int):
-    rngs = nnx.Rngs(seed)
-    gen = CompletionNetwork(config.width, bn_momentum=config.bn_momentum, rngs=rngs)
-    disc = ContextDiscriminator(
-        config.image_size,
-        local_patch_size(config),
-        config.d_width,
-        bn_momentum=config.bn_momentum,
-        rngs=rngs,
-    )
-    return gen, disc
+    return factory.training_networks(config, local_patch_size(config), seed)
 
 
 def build_networks(config) -> Networks:
