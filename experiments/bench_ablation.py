@@ -80,7 +80,9 @@ def _formulations(variant: str, default):
     try:
         return ablation.formulations_for(variant, default)
     except ValueError as e:
-        raise app.UsageError(f"variant {variant!r}: {e}") from None
+        others = ", ".join(("fast", *ALLOCATOR_VARIANTS, *INFERENCE_VARIANTS))
+        hint = "" if "=" in variant else f" (the other variants: {others})"
+        raise app.UsageError(f"variant {variant!r}: {e}{hint}") from None
 
 
 def time_variants(variants: list[str]) -> dict:

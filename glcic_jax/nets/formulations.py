@@ -79,7 +79,7 @@ class Formulations:
         )
 
     def conv_transpose_4x4(self, x, kernel):
-        """torch's ConvTranspose2d(k=4, s=2, p=1); `kernel[t1, t2, c, o]` is its weight[c, o, t1, t2]."""
+        """torch's ConvTranspose2d(k=4, s=2, p=1): kernel[t1, t2, c, o] = weight[c, o, t1, t2]."""
         if self.transposed == "lax":
             return conv_transpose_4x4_reference(x, kernel)
         return conv_transpose_4x4_subpixel(x, kernel, planner=self.conv)

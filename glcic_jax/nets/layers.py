@@ -1,4 +1,4 @@
-"""The layers the paper's networks are built from: convolution, 4x4 transposed convolution, BatchNorm.
+"""The layers the paper's networks are built from: convolution, 4x4 transposed conv, BatchNorm.
 
 Each holds its parameters in the ordinary layouts (HWIO kernels,
 per-channel scale and bias) and computes with the `Formulations` it was

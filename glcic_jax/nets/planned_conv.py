@@ -26,6 +26,7 @@ from glcic_jax.nets.winograd import conv2d_winograd, weight_grad_winograd
 
 
 def _formulation(name: str, plan: ConvPlan):
+    """The convolution `name` computes, as a function of (x, kernel), at the plan's geometry."""
     if name == "im2col":
         return functools.partial(conv2d_im2col, stride=plan.stride, padding=plan.padding)
     if name == "valid_taps":

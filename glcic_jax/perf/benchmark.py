@@ -1,4 +1,4 @@
-"""The workloads the speed benchmarks time: one compiled training phase, or inference, on random data.
+"""The workloads the speed benchmarks time: one compiled training phase or inference, random data.
 
 Shared by experiments/bench_train.py (each phase beside the PyTorch
 reference) and experiments/bench_ablation.py (one phase under each layer
