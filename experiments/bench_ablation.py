@@ -4,8 +4,9 @@
 
 Every variant is compiled in one process and the variants' steps are timed
 in turns (round-robin), so they see the same machine load. The variants
-change how layers are computed, never what they compute
-(`layers.formulations`; tests/test_layers.py proves each one equal):
+change how layers are computed, never what they compute (the formulation
+variants are glcic_jax/perf/ablation.py's; tests/test_layers.py proves each
+formulation equal):
 
   fast          what training uses (on a CPU cpu_plan, elsewhere all_lax)
   cpu_plan      the CPU's formulations on any backend (to measure them on a GPU)
@@ -23,8 +24,9 @@ change how layers are computed, never what they compute
   transposed=lax  lax's transposed convolution instead of the sub-pixel form
   batch_norm=two_pass  mean, then variance, then normalise (unfolded)
   all_lax       all three plain
-  glibc_allocator  "fast" in a second process with glibc's malloc and PERF.md's
-                settings instead of jemalloc (the fallback without libjemalloc2)
+  glibc_allocator  "fast" in a second process with glibc's malloc and the
+                allocator settings of glcic_jax/perf/allocator.py instead of
+                jemalloc (the fallback without libjemalloc2)
   no_allocator  "fast" in a second process with the C library's defaults
   ynnpack_convs inference (--phase=infer) with YNNPACK's convolutions at every
                 size (the fast step uses XLA's own up to 128 px)
@@ -69,21 +71,18 @@ ALLOCATOR_VARIANTS = {"glibc_allocator": "glibc", "no_allocator": "none"}
 INFERENCE_VARIANTS = ("ynnpack_convs", "xla_convs")
 
 
-def _choices(variant: str) -> dict:
-    from glcic_jax.nets import layers
+def _formulations(variant: str, default):
+    """The layer formulations `variant` times, None for training's own (the backend's default)."""
+    from glcic_jax.perf import ablation
 
     if variant in ("fast", *ALLOCATOR_VARIANTS, *INFERENCE_VARIANTS):
-        return {}
-    if variant == "all_lax":
-        return layers.PLAIN_FORMULATIONS
-    if variant == "cpu_plan":
-        return layers.CPU_FORMULATIONS
-    key, _, value = variant.partition("=")
+        return None
     try:
-        layers.check_formulations({key: value})
+        return ablation.formulations_for(variant, default)
     except ValueError as e:
-        raise app.UsageError(f"variant {variant!r}: {e}") from None
-    return {key: value}
+        others = ", ".join(("fast", *ALLOCATOR_VARIANTS, *INFERENCE_VARIANTS))
+        hint = "" if "=" in variant else f" (the other variants: {others})"
+        raise app.UsageError(f"variant {variant!r}: {e}{hint}") from None
 
 
 def time_variants(variants: list[str]) -> dict:
@@ -93,16 +92,16 @@ def time_variants(variants: list[str]) -> dict:
     in_effect = allocator.setup(FLAGS.allocator)  # first: it may re-execute this worker
     import jax
 
+    from glcic_jax.nets.formulations import default_formulations
     from glcic_jax.perf import benchmark
-    from glcic_jax.nets import layers
     from glcic_jax.training import steps
 
     config = benchmark.bench_config(FLAGS.config, FLAGS.image_size, FLAGS.batch_size)
     runs = {}
     for variant in variants:
         options = {"ynnpack_convs": {}, "xla_convs": steps.EIGEN_CONV_OPTIONS}.get(variant)
-        with layers.formulations(**_choices(variant)):
-            runs[variant] = benchmark.compile_phase(config, FLAGS.phase, options).run
+        formulations = _formulations(variant, default_formulations())
+        runs[variant] = benchmark.compile_phase(config, FLAGS.phase, options, formulations).run
         jax.block_until_ready(runs[variant]())  # warm-up
     times = {variant: [] for variant in variants}
     for _ in range(FLAGS.rounds):
@@ -133,6 +132,7 @@ def main(argv):
     if FLAGS.worker:
         print(json.dumps(time_variants(FLAGS.variants)))
         return
+    from glcic_jax.nets.formulations import CPU_FORMULATIONS
     from glcic_jax.perf import benchmark
     from glcic_jax.training import configs
 
@@ -141,7 +141,9 @@ def main(argv):
     except configs.ConfigError as e:
         raise app.UsageError(str(e)) from None
     for variant in FLAGS.variants:
-        _choices(variant)  # a bad name fails here, before any compiling
+        # A bad name fails here, before any compiling. Any default will do to
+        # check a name; asking for the backend's would start it in this process.
+        _formulations(variant, CPU_FORMULATIONS)
     for variant in set(INFERENCE_VARIANTS) & set(FLAGS.variants):
         if FLAGS.phase != "infer":
             raise app.UsageError(f"variant {variant} is about inference: use --phase=infer")

@@ -1,5 +1,6 @@
 """The throughput benchmark runs on a tiny config and prints JSON lines with the agreed keys."""
 
+import dataclasses
 import json
 import pathlib
 import subprocess
@@ -69,6 +70,54 @@ def test_bench_ablation_names_a_bad_variant_without_a_traceback():
     result = _script("bench_ablation.py", "--variants=conv=fft", timeout=120)
     assert result.returncode != 0
     assert "conv" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_ablation_variants_change_one_choice_of_the_default():
+    from glcic_jax.nets.conv_plan import plan_conv
+    from glcic_jax.nets.formulations import CPU_FORMULATIONS, PLAIN_FORMULATIONS
+    from glcic_jax.perf import ablation
+
+    for default in (CPU_FORMULATIONS, PLAIN_FORMULATIONS):
+        for name, planner in ablation.CONV_PLANNERS.items():
+            want = dataclasses.replace(default, conv=planner)
+            assert ablation.formulations_for(f"conv={name}", default) == want
+        want = dataclasses.replace(default, transposed="lax")
+        assert ablation.formulations_for("transposed=lax", default) == want
+        want = dataclasses.replace(default, batch_norm="two_pass")
+        assert ablation.formulations_for("batch_norm=two_pass", default) == want
+        assert ablation.formulations_for("all_lax", default) == PLAIN_FORMULATIONS
+        assert ablation.formulations_for("cpu_plan", default) == CPU_FORMULATIONS
+    for variant, message in [
+        ("conv=fft", "unknown formulation conv='fft'"),
+        ("transposed=fft", "unknown formulation transposed='fft'"),
+        ("batch_norm=one_pass", "unknown formulation batch_norm='one_pass'"),
+        ("fast", "unknown formulation variant 'fast'"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            ablation.formulations_for(variant, CPU_FORMULATIONS)
+
+    def parts(plan):
+        return plan.forward, plan.input_grad, plan.weight_grad
+
+    # Each convolution variant turns off what it names, on a layer where the CPU's plan uses it.
+    layers = {  # variant: ((kernel shape, map size, stride, dilation, padding), its plan)
+        "unbanded": (((3, 3, 128, 64), 128, 1, 1, 1), ("lax", "lax", "lax")),
+        "no_valid_taps": (((3, 3, 256, 256), 16, 1, 16, 16), ("lax", "lax", "lax")),
+        "no_output_taps": (((3, 3, 32, 3), 256, 1, 1, 1), ("lax", "lax", "lax")),
+        "no_xla_kernels": (((3, 3, 64, 32), 64, 1, 1, 1), ("lax", "lax", "lax")),
+        "no_winograd": (((3, 3, 256, 256), 64, 1, 1, 1), ("lax", "lax", "banded")),
+        "im2col": (((3, 3, 128, 256), 128, 2, 1, 1), ("im2col",) * 3),
+        "lax": (((5, 5, 64, 128), 128, 2, 1, 2), ("lax",) * 3),
+    }
+    for name, (layer, plan) in layers.items():
+        assert parts(ablation.CONV_PLANNERS[name](*layer)) == plan, name
+        assert parts(plan_conv(*layer)) != plan, name
+    # The earlier im2col rule: strided convolutions on maps under 128 px, every
+    # strided 3x3 and every 2x2 convolution im2col throughout, the rest lax.
+    assert parts(ablation.im2col_throughout((5, 5, 64, 128), 64, 2, 1, 2)) == ("im2col",) * 3
+    assert parts(ablation.im2col_throughout((5, 5, 64, 128), 128, 2, 1, 2)) == ("lax",) * 3
+    assert parts(ablation.im2col_throughout((2, 2, 64, 256), 64, 1, 1, 1)) == ("im2col",) * 3
+    assert parts(ablation.im2col_throughout((3, 3, 256, 256), 16, 1, 2, 2)) == ("lax",) * 3
 
 
 @pytest.mark.parametrize(

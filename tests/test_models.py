@@ -9,7 +9,7 @@ from flax import nnx
 from glcic_jax.training import configs, steps
 from glcic_jax import holes
 from glcic_jax.nets import factory, models
-from glcic_jax.nets.layers import num_params
+from glcic_jax.nets.models import num_params
 
 
 def _paper_completion_params(w=64):

@@ -1,9 +1,9 @@
-"""The workloads the speed benchmarks time: one compiled training phase, or inference, on random data.
+"""The workloads the speed benchmarks time: one compiled training phase or inference, random data.
 
 Shared by experiments/bench_train.py (each phase beside the PyTorch
 reference) and experiments/bench_ablation.py (one phase under each layer
 formulation), so both time exactly the step that training runs; both run
-their timings in worker processes (experiments/step_protocol.py).
+their timings in worker processes (glcic_jax/perf/step_protocol.py).
 """
 
 import dataclasses
@@ -13,9 +13,11 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
-from glcic_jax.training import configs, steps
 from glcic_jax import holes
+from glcic_jax.nets.formulations import Formulations
+from glcic_jax.training import configs, steps
 
 PHASES = ("1", "2", "3", "infer")
 # The reference's local patch, half the image side (the paper's 128 on the
@@ -49,17 +51,41 @@ class Workload:
     compile_s: float  # tracing and compiling the step
 
 
-def compile_phase(config, phase: str, inference_options: dict | None = None) -> Workload:
+def with_formulations(nets: steps.Networks, state, formulations: Formulations) -> steps.Networks:
+    """`nets` whose every layer computes with `formulations`; the parameters are unchanged.
+
+    The formulations are static attributes of the layers, so they live in the
+    graph definitions: set on the merged networks, then split off again.
+    """
+    gen = nnx.merge(nets.gen_def, state.gen, state.gen_stats)
+    disc = nnx.merge(nets.disc_def, state.disc, state.disc_stats)
+    for net in (gen, disc):
+        net.set_attributes(formulations=formulations)
+    return dataclasses.replace(nets, gen_def=nnx.graphdef(gen), disc_def=nnx.graphdef(disc))
+
+
+def compile_phase(
+    config,
+    phase: str,
+    inference_options: dict | None = None,
+    formulations: Formulations | None = None,
+) -> Workload:
     """Fresh networks and a random batch, the phase's step traced and compiled.
 
-    Tracing happens here, so `layers.formulations` around this call decides the
-    formulations the executable uses. `inference_options`: XLA options for
-    inference instead of `steps.inference_compiler_options`'s.
+    Args:
+      config: the networks and batch (`bench_config`).
+      phase: one of `PHASES`.
+      inference_options: XLA options for inference instead of
+        `steps.inference_compiler_options`'s.
+      formulations: how the layers compute; None: as in training, the
+        backend's default.
     """
     if phase not in PHASES:
         raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
     nets = steps.build_networks(config)
     state = jax.jit(lambda: steps.init_state(config, nets, np.full(3, 0.5)))()
+    if formulations is not None:
+        nets = with_formulations(nets, state, formulations)
     rng = np.random.default_rng(0)
     shape = (config.batch_size, config.image_size, config.image_size, 3)
     batch = jnp.asarray(rng.integers(0, 256, shape, np.uint8))
