@@ -92,14 +92,13 @@ def time_variants(variants: list[str]) -> dict:
     in_effect = allocator.setup(FLAGS.allocator)  # first: it may re-execute this worker
     import jax
 
-    from glcic_jax.nets.formulations import default_formulations
+    from glcic_jax.nets.formulations import EIGEN_CONV_OPTIONS, default_formulations
     from glcic_jax.perf import benchmark
-    from glcic_jax.training import steps
 
     config = benchmark.bench_config(FLAGS.config, FLAGS.image_size, FLAGS.batch_size)
     runs = {}
     for variant in variants:
-        options = {"ynnpack_convs": {}, "xla_convs": steps.EIGEN_CONV_OPTIONS}.get(variant)
+        options = {"ynnpack_convs": {}, "xla_convs": EIGEN_CONV_OPTIONS}.get(variant)
         formulations = _formulations(variant, default_formulations())
         runs[variant] = benchmark.compile_phase(config, FLAGS.phase, options, formulations).run
         jax.block_until_ready(runs[variant]())  # warm-up

@@ -7,6 +7,7 @@ import jax
 import numpy as np
 import pytest
 
+from glcic_jax.nets import formulations
 from glcic_jax.training import configs, steps
 from glcic_jax.dataset import folders
 
@@ -72,8 +73,10 @@ def test_inference_compiles_small_images_with_other_conv_kernels_same_result(set
     """Up to 128 px, CPU inference uses XLA's own convolutions (faster there); same output."""
     if jax.default_backend() != "cpu":
         pytest.skip("a choice of XLA:CPU kernels")
-    assert steps.inference_compiler_options(64) and steps.inference_compiler_options(128)
-    assert steps.inference_compiler_options(256) == {}
+    assert formulations.inference_compiler_options(64) and formulations.inference_compiler_options(
+        128
+    )
+    assert formulations.inference_compiler_options(256) == {}
     config, nets, _ = setup
     state = steps.init_state(config, nets, np.full(3, 0.5))
     rng = np.random.default_rng(0)

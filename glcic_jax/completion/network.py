@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from glcic_jax.nets import formulations
 from glcic_jax import holes
 from glcic_jax.nets import factory
 
@@ -34,21 +35,6 @@ def complete(graphdef, compute_dtype, params, stats, mean_pixel, images, hole):
     return holes.composite(images, out.astype(jnp.float32), hole)
 
 
-# Up to this image size, inference on CPU compiles its convolutions with XLA's
-# own (Eigen) kernels instead of YNNPACK's: measured 4-11% faster at 64 and 128
-# px, 3-6% slower at 256 px (README, Performance). The training steps keep
-# YNNPACK, whose backward convolutions are much faster.
-_EIGEN_CONV_MAX_SIZE = 128
-EIGEN_CONV_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
-
-
-def inference_compiler_options(image_size: int) -> dict:
-    """XLA options for completing `image_size` images on this backend."""
-    if jax.default_backend() == "cpu" and image_size <= _EIGEN_CONV_MAX_SIZE:
-        return dict(EIGEN_CONV_OPTIONS)
-    return {}
-
-
 def jitted_complete(config):
     """`complete` for `config`'s network, jitted as (params, stats, mean_pixel, images, hole) -> images.
 
@@ -64,4 +50,6 @@ def _jitted_complete(*completion_fields):
     config = dict(zip(factory.COMPLETION_FIELDS, completion_fields))
     graphdef, _, _ = factory.abstract_completion_network(config)
     fn = functools.partial(complete, graphdef, jnp.dtype(config["compute_dtype"]))
-    return jax.jit(fn, compiler_options=inference_compiler_options(config["image_size"]))
+    return jax.jit(
+        fn, compiler_options=formulations.inference_compiler_options(config["image_size"])
+    )

@@ -108,3 +108,19 @@ def default_formulations(backend: str | None = None) -> Formulations:
     if backend is None:
         backend = jax.default_backend()
     return CPU_FORMULATIONS if backend == "cpu" else PLAIN_FORMULATIONS
+
+
+# Up to this image size, inference (forward passes only) on CPU compiles its
+# convolutions with XLA's own (Eigen) kernels instead of YNNPACK's: measured
+# 4-11% faster at 64 and 128 px, 3-6% slower at 256 px (docs/performance.md).
+# Training keeps YNNPACK: its backward convolutions are much faster there
+# (phase 1 at 64 px: 19% slower without).
+_EIGEN_CONV_MAX_SIZE = 128
+EIGEN_CONV_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
+
+
+def inference_compiler_options(image_size: int) -> dict:
+    """XLA options for the completion network's forward pass on `image_size` images here."""
+    if jax.default_backend() == "cpu" and image_size <= _EIGEN_CONV_MAX_SIZE:
+        return dict(EIGEN_CONV_OPTIONS)
+    return {}

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx, struct
 
+from glcic_jax.nets import formulations
 from glcic_jax import holes
 from glcic_jax.nets import factory
 
@@ -267,28 +268,13 @@ def complete(nets: Networks, gen, gen_stats, mean_pixel, images, hole):
     return holes.composite(images, out.astype(jnp.float32), hole)
 
 
-# Up to this image size, inference on CPU compiles its convolutions with XLA's
-# own (Eigen) kernels instead of YNNPACK's: measured 4-11% faster at 64 and 128
-# px, 3-6% slower at 256 px (docs/performance.md). Training keeps YNNPACK: its
-# backward convolutions are much faster there (phase 1 at 64 px: 19% slower
-# without).
-_EIGEN_CONV_MAX_SIZE = 128
-EIGEN_CONV_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
-
-
-def inference_compiler_options(image_size: int) -> dict:
-    if jax.default_backend() == "cpu" and image_size <= _EIGEN_CONV_MAX_SIZE:
-        return dict(EIGEN_CONV_OPTIONS)
-    return {}
-
-
 def jit_complete(nets: Networks, image_size: int, compiler_options: dict | None = None):
     """`complete` jitted as (gen, gen_stats, mean_pixel, images, hole) -> images.
 
-    `compiler_options` default: `inference_compiler_options(image_size)`.
+    `compiler_options` default: `formulations.inference_compiler_options(image_size)`.
     """
     if compiler_options is None:
-        compiler_options = inference_compiler_options(image_size)
+        compiler_options = formulations.inference_compiler_options(image_size)
     return jax.jit(functools.partial(complete, nets), compiler_options=compiler_options)
 
 
