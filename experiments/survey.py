@@ -35,7 +35,9 @@ _OUT = flags.DEFINE_string("out", None, "build: new survey folder; summarize: re
 _SURVEY = flags.DEFINE_string("survey", None, "serve: the survey folder.")
 _DB = flags.DEFINE_string("db", None, "serve/summarize: the SQLite answers database.")
 _HOST = flags.DEFINE_string("host", "127.0.0.1", "serve: address to bind.")
-_PORT = flags.DEFINE_integer("port", 8000, "serve: port (0: any free port, printed).")
+_PORT = flags.DEFINE_integer(
+    "port", 8000, "serve: port (0: any free port, printed).", lower_bound=0, upper_bound=65535
+)
 
 
 def _require(*holders):

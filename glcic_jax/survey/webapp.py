@@ -50,9 +50,11 @@ HEADERS = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
 }
-# The server's settings (waitress): no software version in the Server header,
-# 20 s for a client to send its request, headers and bodies bounded before the
-# app sees them (bodies between MAX_BODY and this get the app's own 413 page).
+# The server's settings (waitress): no software version in the Server header;
+# requests beyond 8 at a time wait in a queue (each holds a thread only for a
+# few SQLite statements); a connection silent for 20 s is closed; headers and
+# bodies are bounded before the app sees them (bodies between MAX_BODY and this
+# bound get the app's own 413 page).
 SERVER_SETTINGS = {
     "ident": "survey",
     "threads": 8,
@@ -105,24 +107,27 @@ def _see_other(endpoint: str, **values):
 # ---- routes -----------------------------------------------------------------
 
 
-@_route("/")
-def start_page(error: str = "", status: int = 200):
-    html = flask.render_template(
+def _start_page_html(error: str = "") -> str:
+    return flask.render_template(
         "start.html",
         n_questions=len(_site().survey.questions),
         participant=_participant(),
         error=error,
         age_bands=design.AGE_BANDS,
     )
-    return html, status
+
+
+@_route("/")
+def start_page():
+    return _start_page_html()
 
 
 @_route("/start", methods=["POST"])
 def start():
     form = forms.StartForm()
     form.validate()
-    if form.participant.errors:
-        return start_page(form.participant.errors[0], status=400)
+    if form.participant.errors:  # the start page again, saying what an id may be
+        return _start_page_html(form.participant.errors[0]), 400
     if form.age.errors:
         flask.abort(400, form.age.errors[0])
     _site().db.add_participant(form.participant.data, form.age.data)
@@ -310,8 +315,9 @@ def make_server(survey_dir, db_path, host: str = "127.0.0.1", port: int = 8000):
     app = create_app(survey, db)
     try:
         return waitress.create_server(app, host=host, port=port, **SERVER_SETTINGS)
-    except OSError as e:  # the port is taken, the address is not this machine's, ...
-        raise design.SurveyError(f"cannot serve on {host}:{port}: {e.strerror or e}") from None
+    except (OSError, ValueError) as e:  # the port is taken, no such host, ...
+        reason = getattr(e, "strerror", None) or e
+        raise design.SurveyError(f"cannot serve on {host}:{port}: {reason}") from None
 
 
 def urls(server) -> list[str]:

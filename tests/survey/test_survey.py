@@ -7,6 +7,7 @@ the summary. The real-browser test is in test_survey_browser.py; the fixtures
 are in conftest.py.
 """
 
+import base64
 import concurrent.futures
 import csv
 import json
@@ -311,6 +312,33 @@ def test_forms_need_a_valid_csrf_token(served, new_client, question_of):
     assert client.post("/answer", {**form, "csrf": client.csrf(page)})[0] == 303
 
 
+def test_a_session_edited_to_another_participant_is_refused(served, new_client):
+    """The session cookie is signed: changing its participant makes it no one's."""
+    base, _ = served
+    new_client(base).start("heidi")
+    client = new_client(base)
+    client.start("grace")
+    [cookie] = [c.value for c in client.jar if c.name == "survey_session"]
+    assert not cookie.startswith(".")  # not compressed: the payload is plain base64 JSON
+    payload, signature = cookie.split(".", 1)
+    data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert data["participant"] == "grace"
+    data["participant"] = "heidi"
+    edited = base64.urlsafe_b64encode(json.dumps(data, separators=(",", ":")).encode())
+    forged = edited.decode().rstrip("=") + "." + signature
+
+    def next_page(session: str) -> str:
+        """Where /q leads a new browser that sends `session`."""
+        status, headers, _ = new_client(base).request(
+            "GET", "/q", headers={"Cookie": f"survey_session={session}"}
+        )
+        assert status == 303
+        return headers["Location"]
+
+    assert next_page(cookie).startswith("/q/")  # grace's own cookie: her next question
+    assert next_page(forged) == "/"  # the edited one is no one's: back to the start
+
+
 def raw_status(base: str, request: str) -> int:
     """Send `request` bytes as they are; -> the response's status code."""
     with socket.create_connection(("127.0.0.1", int(base.rsplit(":", 1)[1])), timeout=30) as s:
@@ -485,6 +513,20 @@ def test_cli_usage_errors(tmp_path, faces_dir):
         done = subprocess.run(script + args, capture_output=True, text=True, timeout=120,
                               env=env, cwd=tmp_path)  # fmt: skip
         assert done.returncode != 0 and message in done.stderr, done.stderr
+
+
+def test_serve_on_a_busy_port_says_so_in_one_line(survey_dir, tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "experiments" / "survey.py"), "serve",
+             f"--survey={survey_dir}", f"--db={tmp_path / 'a.db'}", f"--port={port}"],
+            capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert f"cannot serve on 127.0.0.1:{port}" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_build_from_the_shipped_comparison_models_and_answer(
