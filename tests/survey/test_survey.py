@@ -20,6 +20,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import zlib
 
 import numpy as np
 import pytest
@@ -319,13 +320,20 @@ def test_a_session_edited_to_another_participant_is_refused(served, new_client):
     client = new_client(base)
     client.start("grace")
     [cookie] = [c.value for c in client.jar if c.name == "survey_session"]
-    assert not cookie.startswith(".")  # not compressed: the payload is plain base64 JSON
-    payload, signature = cookie.split(".", 1)
-    data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    # payload.timestamp.signature; a payload starting with "." is zlib-compressed.
+    compressed = cookie.startswith(".")
+    payload, stamp_and_signature = cookie.removeprefix(".").split(".", 1)
+    raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    data = json.loads(zlib.decompress(raw) if compressed else raw)
+
+    def encode(data: dict) -> str:
+        raw = json.dumps(data, separators=(",", ":")).encode()
+        payload = base64.urlsafe_b64encode(zlib.compress(raw) if compressed else raw)
+        return "." * compressed + payload.decode().rstrip("=") + "." + stamp_and_signature
+
+    assert encode(data) == cookie  # the encoding is understood: only the id will differ
     assert data["participant"] == "grace"
-    data["participant"] = "heidi"
-    edited = base64.urlsafe_b64encode(json.dumps(data, separators=(",", ":")).encode())
-    forged = edited.decode().rstrip("=") + "." + signature
+    forged = encode({**data, "participant": "heidi"})
 
     def next_page(session: str) -> str:
         """Where /q leads a new browser that sends `session`."""
