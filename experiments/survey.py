@@ -1,8 +1,8 @@
 """The blind A/B survey of the two models: build it, serve it, summarize the answers.
 
-Wiring only; the logic is in glcic_jax.survey.design (definition), survey_db
-(answers), survey_app (web pages) and survey_summary (tables). From the repo
-root:
+Wiring only; the logic is in glcic_jax.survey: design (definition), database
+(answers), webapp (web pages, served by waitress) and summary (tables). From
+the repo root:
 
   python experiments/survey.py build --random=runs/random-cpu64 \
       --mouth=runs/mouth-cpu64 --data_dir=../shared/data/faces --n=10 --out=survey1
@@ -16,7 +16,6 @@ otherwise; stop it with Ctrl-C (answers are on disk as they are given).
 """
 
 import sys
-
 
 from absl import app, flags, logging
 
@@ -36,7 +35,9 @@ _OUT = flags.DEFINE_string("out", None, "build: new survey folder; summarize: re
 _SURVEY = flags.DEFINE_string("survey", None, "serve: the survey folder.")
 _DB = flags.DEFINE_string("db", None, "serve/summarize: the SQLite answers database.")
 _HOST = flags.DEFINE_string("host", "127.0.0.1", "serve: address to bind.")
-_PORT = flags.DEFINE_integer("port", 8000, "serve: port (0: any free port, printed).")
+_PORT = flags.DEFINE_integer(
+    "port", 8000, "serve: port (0: any free port, printed).", lower_bound=0, upper_bound=65535
+)
 
 
 def _require(*holders):
@@ -61,14 +62,9 @@ def main(argv):
         elif command == "serve":
             _require(_SURVEY, _DB)
             server = webapp.make_server(_SURVEY.value, _DB.value, _HOST.value, _PORT.value)
-            host, port = server.server_address[:2]
-            print(f"serving the survey on http://{host}:{port}/", flush=True)
-            try:
-                server.serve_forever()
-            except KeyboardInterrupt:
-                pass
-            finally:
-                server.server_close()
+            for url in webapp.urls(server):
+                print(f"serving the survey on {url}", flush=True)
+            server.run()  # until Ctrl-C; every answer is on disk once acknowledged
         else:
             _require(_DB, _OUT)
             summary = survey_summary.write_report(_DB.value, _OUT.value)

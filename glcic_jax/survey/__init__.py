@@ -1,1 +1,1 @@
-"""The blind A/B survey: design (which images, which order), the web app, its database, the summary."""
+"""The blind A/B survey: its design (images, hidden order), web app, answers and summary."""

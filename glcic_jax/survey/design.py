@@ -289,10 +289,10 @@ def build(
     # Imported here so loading or serving a survey never starts JAX.
     import jax
 
-    from glcic_jax.training import checkpoint
-    from glcic_jax.dataset import folders
     from glcic_jax import holes
     from glcic_jax.completion.inference import Completer, run_steps
+    from glcic_jax.dataset import folders
+    from glcic_jax.runs import CheckpointError
 
     if (pathlib.Path(out) / SURVEY_FILE).exists():
         raise SurveyError(f"{out} already holds a survey; choose a new --out")
@@ -302,7 +302,7 @@ def build(
         available = {}
         for model, workdir in runs.items():
             available[model] = run_steps(workdir)
-    except (checkpoint.CheckpointError, folders.DataError) as e:
+    except (CheckpointError, folders.DataError) as e:
         raise SurveyError(str(e)) from None
     if steps:
         missing = {
@@ -330,9 +330,10 @@ def build(
 
     originals = np.stack([folders.load_image(f, size) for f in files])
     boxes = holes.sample_boxes(jax.random.key(0), "mouth", n, size)
-    holes = np.asarray(holes.boxes_to_masks(boxes, size))
+    hole_masks = np.asarray(holes.boxes_to_masks(boxes, size))
     completions = {
-        step: {m: completers[(step, m)].complete(originals, holes) for m in runs} for step in points
+        step: {m: completers[(step, m)].complete(originals, hole_masks) for m in runs}
+        for step in points
     }
     root = pathlib.Path(data_dir).resolve()
     sources = [str(pathlib.Path(f).resolve().relative_to(root)) for f in files]

@@ -1,6 +1,7 @@
-"""The survey's web pages: a small stdlib HTTP server in front of `SurveyDB`.
+"""The survey's web app: Flask routes in front of `SurveyDB`, served by waitress.
 
-Pages are rendered by survey_pages. Routes (nothing else is served; anything else is 404, other methods 405):
+Pages are Jinja2 templates in templates/; forms are checked by `forms`. Routes
+(nothing else is served; anything else is 404, other methods 405):
 
     GET  /                start page: participant id, optional age band
     POST /start           register (or recognise) the participant, go to the next question
@@ -8,34 +9,38 @@ Pages are rendered by survey_pages. Routes (nothing else is served; anything els
     GET  /q/<id>          one question: original, top and bottom completions, five choices
     POST /answer          store one answer, go on
     GET  /thanks          thank-you page
-    GET  /image/<name>    a PNG listed in the survey (opaque names; see survey.py)
+    GET  /image/<name>    a PNG listed in the survey (opaque names; see design.py)
 
 Security, for a page that strangers open: the server binds 127.0.0.1 unless
-told otherwise; every form carries a CSRF token (an HMAC of a random
-per-browser cookie, checked in constant time); the participant cookie is
-signed with a secret kept in the database, so it stays valid across restarts;
-bodies are limited to `MAX_BODY` bytes of url-encoded form; ids and choices are
-checked against fixed patterns; image names are checked three ways (see
-`Survey.image_path`); pages are sent with a strict Content-Security-Policy.
+told otherwise; every POST carries a CSRF token (flask-wtf's CSRFProtect, tied
+to the browser's session); the session cookie (participant and CSRF key) is
+signed with a secret kept in the database, so it stays valid across restarts,
+and is HttpOnly and SameSite=Strict; POST bodies are one url-encoded form of
+at most `MAX_BODY` bytes with every field once; ids and choices are checked
+against fixed patterns; image names are checked three ways (see
+`Survey.image_path`); templates escape every value; pages are sent with a
+strict Content-Security-Policy.
+
+Anyone who types a participant's id continues as that participant: that is
+how a participant resumes in another browser, and the study accepts it.
 """
 
-import hmac
-import http
-import http.cookies
-import http.server
-import logging
-import re
-import secrets
-import urllib.parse
+import dataclasses
+import datetime
+import sqlite3
 
-from glcic_jax.survey import design as survey_lib
-from glcic_jax.survey import database, pages
+import flask
+import waitress
+from flask_wtf import csrf
+from werkzeug import exceptions
+
+from glcic_jax.survey import database, design, forms
 
 MAX_BODY = 2048
 MAX_PATH = 200
-SID_COOKIE = "survey_sid"
-PID_COOKIE = "survey_pid"
-PID_COOKIE_MAX_AGE = 30 * 24 * 3600
+MAX_FIELDS = 10
+SESSION_LIFETIME = datetime.timedelta(days=30)  # how long a browser is recognised
+FORM_TYPE = "application/x-www-form-urlencoded"
 HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; "
@@ -45,286 +50,282 @@ HEADERS = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
 }
-_SID = re.compile(r"[0-9a-f]{32}")
+# The server's settings (waitress): no software version in the Server header;
+# requests beyond 8 at a time wait in a queue (each holds a thread only for a
+# few SQLite statements); a connection silent for 20 s is closed; headers and
+# bodies are bounded before the app sees them (bodies between MAX_BODY and this
+# bound get the app's own 413 page).
+SERVER_SETTINGS = {
+    "ident": "survey",
+    "threads": 8,
+    "channel_timeout": 20,
+    "max_request_header_size": 16 * 1024,
+    "max_request_body_size": 64 * MAX_BODY,
+}
+# What a refusal says when the code that refused gave no reason of its own.
+_DEFAULT_MESSAGES = {404: "no such page", 405: "method not allowed"}
+
+pages = flask.Blueprint("survey", __name__)
 
 
-class SurveyApp:
-    """The survey's state shared by all request threads: definition, database, secret."""
+@dataclasses.dataclass(frozen=True)
+class _Site:
+    """What every request reads: the survey's definition and its answers database."""
 
-    def __init__(self, survey: survey_lib.Survey, db: database.SurveyDB):
-        self.survey = survey
-        self.db = db
-        db.attach(survey)
-        self.secret = db.server_secret().encode()
-
-    def sign(self, purpose: str, value: str) -> str:
-        return hmac.new(self.secret, f"{purpose}|{value}".encode(), "sha256").hexdigest()
-
-    def csrf_token(self, sid: str) -> str:
-        return self.sign("csrf", sid)
-
-    def pid_cookie(self, participant: str) -> str:
-        return f"{participant}.{self.sign('pid', participant)}"
-
-    def participant_of(self, cookie: str | None) -> str | None:
-        """The participant of a signed cookie, or None for a missing, forged or unknown one."""
-        participant, _, mac = (cookie or "").partition(".")
-        if not survey_lib.PARTICIPANT_ID.fullmatch(participant):
-            return None
-        if not hmac.compare_digest(mac, self.sign("pid", participant)):
-            return None
-        return participant if self.db.has_participant(participant) else None
-
-    def next_question(self, participant: str) -> tuple[survey_lib.Question | None, int]:
-        """The first unanswered question in survey order, and how many are answered."""
-        done = self.db.answered(participant)
-        pending = [q for q in self.survey.questions if q.id not in done]
-        return (pending[0] if pending else None), len(done)
+    survey: design.Survey
+    db: database.SurveyDB
 
 
-class Handler(http.server.BaseHTTPRequestHandler):
-    """One request. `app` is set on a subclass by `make_server`."""
-
-    app: SurveyApp
-    timeout = 20  # seconds a client may take to send a request
-
-    # ---- plumbing -------------------------------------------------------
-
-    def version_string(self) -> str:
-        return "survey"  # no software versions in the Server header
-
-    def log_message(self, format, *args):  # noqa: A002 (the base class's name)
-        logging.debug("%s %s", self.address_string(), format % args)
-
-    def _cookies(self) -> http.cookies.SimpleCookie:
-        jar = http.cookies.SimpleCookie()
-        try:
-            jar.load(self.headers.get("Cookie", ""))
-        except http.cookies.CookieError:
-            pass
-        return jar
-
-    def _cookie(self, name: str) -> str | None:
-        morsel = self._cookies().get(name)
-        return morsel.value if morsel else None
-
-    def _session(self) -> tuple[str, bool]:
-        """This browser's CSRF session id, and whether it is new (so must be set)."""
-        sid = self._cookie(SID_COOKIE)
-        if sid and _SID.fullmatch(sid):
-            return sid, False
-        return secrets.token_hex(16), True
-
-    def _send(self, status, body: bytes = b"", content_type="text/html; charset=utf-8",
-              headers=None):  # fmt: skip
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for k, v in {**HEADERS, **(headers or {})}.items():
-            if isinstance(v, list):
-                for item in v:
-                    self.send_header(k, item)
-            else:
-                self.send_header(k, v)
-        if "Cache-Control" not in (headers or {}):
-            self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def _error(self, status: int, message: str, headers=None):
-        title = f"{status} {http.HTTPStatus(status).phrase}"
-        self._send(status, pages.error_page(title, message), headers=headers)
-
-    def _redirect(self, location: str, cookies: list[str] | None = None):
-        headers = {"Location": location}
-        if cookies:
-            headers["Set-Cookie"] = cookies
-        self._send(http.HTTPStatus.SEE_OTHER, b"", headers=headers)
-
-    def _sid_cookie(self, sid: str) -> str:
-        return f"{SID_COOKIE}={sid}; Path=/; HttpOnly; SameSite=Strict"
-
-    def _path(self) -> str | None:
-        if len(self.path) > MAX_PATH:
-            self._error(414, "the address is too long")
-            return None
-        return urllib.parse.urlsplit(self.path).path
-
-    def _form(self) -> dict | None:
-        """The url-encoded body, size-checked; None after an error was sent."""
-        length = self.headers.get("Content-Length")
-        if length is None or not (length.isascii() and length.isdigit()):
-            self._error(411, "Content-Length required")
-            return None
-        if int(length) > MAX_BODY:
-            # Read (a bounded part of) it first, so the client sees the answer, not a reset.
-            self.rfile.read(min(int(length), 64 * MAX_BODY))
-            self.close_connection = True
-            self._error(413, f"request body over {MAX_BODY} bytes")
-            return None
-        ctype = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        if ctype != "application/x-www-form-urlencoded":
-            self._error(415, "expected a form")
-            return None
-        raw = self.rfile.read(int(length))
-        try:
-            pairs = urllib.parse.parse_qsl(
-                raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False,
-                max_num_fields=10,
-            )  # fmt: skip
-        except (UnicodeDecodeError, ValueError):
-            self._error(400, "malformed form")
-            return None
-        form = {}
-        for k, v in pairs:
-            if k in form:
-                self._error(400, f"field {k!r} given twice")
-                return None
-            form[k] = v
-        return form
-
-    def _csrf_ok(self, form: dict) -> bool:
-        sid = self._cookie(SID_COOKIE)
-        token = form.get("csrf", "")
-        if not sid or not _SID.fullmatch(sid) or not token:
-            return False
-        return hmac.compare_digest(token, self.app.csrf_token(sid))
-
-    # ---- routes ---------------------------------------------------------
-
-    def do_GET(self):
-        path = self._path()
-        if path is None:
-            return
-        if path == "/":
-            return self._start_page()
-        if path == "/q":
-            return self._to_next()
-        if path.startswith("/q/"):
-            return self._question_page(path[3:])
-        if path == "/thanks":
-            return self._thanks_page()
-        if path.startswith("/image/"):
-            return self._image(path[len("/image/") :])
-        self._error(404, "no such page")
-
-    do_HEAD = do_GET
-
-    def do_POST(self):
-        path = self._path()
-        if path is None:
-            return
-        if path not in ("/start", "/answer"):
-            return self._error(404, "no such page")
-        form = self._form()
-        if form is None:
-            return
-        if not self._csrf_ok(form):
-            return self._error(403, "invalid or missing CSRF token; reload the page")
-        if path == "/start":
-            return self._start(form)
-        return self._answer(form)
-
-    def _method_not_allowed(self):
-        self._error(405, "method not allowed", headers={"Allow": "GET, HEAD, POST"})
-
-    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _method_not_allowed
-
-    def _participant(self) -> str | None:
-        return self.app.participant_of(self._cookie(PID_COOKIE))
-
-    def _start_page(self, error: str = "", status: int = 200):
-        sid, new = self._session()
-        body = pages.start_page(
-            len(self.app.survey.questions), self.app.csrf_token(sid), self._participant(), error
-        )
-        self._send(status, body, headers={"Set-Cookie": [self._sid_cookie(sid)]} if new else None)
-
-    def _start(self, form: dict):
-        participant = form.get("participant", "").strip()
-        age = form.get("age", "")
-        if not survey_lib.PARTICIPANT_ID.fullmatch(participant):
-            error = f"{pages.ID_RULE_JA} / {pages.ID_RULE_EN}"
-            return self._start_page(error, status=400)
-        if age not in survey_lib.AGE_BANDS:
-            return self._error(400, "unknown age band")
-        self.app.db.add_participant(participant, age)
-        cookie = (
-            f"{PID_COOKIE}={self.app.pid_cookie(participant)}; Path=/; HttpOnly; "
-            f"SameSite=Strict; Max-Age={PID_COOKIE_MAX_AGE}"
-        )
-        self._redirect("/q", [cookie])
-
-    def _to_next(self):
-        participant = self._participant()
-        if not participant:
-            return self._redirect("/")
-        question, _ = self.app.next_question(participant)
-        self._redirect(f"/q/{question.id}" if question else "/thanks")
-
-    def _question_page(self, question_id: str):
-        participant = self._participant()
-        if not participant:
-            return self._redirect("/")
-        question = self.app.survey.question(question_id)
-        if question is None:
-            return self._error(404, "no such question")
-        if question.id in self.app.db.answered(participant):
-            return self._redirect("/q")  # answered: the back button leads on, not to a resubmit
-        sid, new = self._session()
-        mouth_top = self.app.db.record_shown(
-            participant, question.id, self.app.survey.mouth_on_top(participant, question.id)
-        )
-        _, done = self.app.next_question(participant)
-        body = pages.question_page(
-            question, mouth_top, done, len(self.app.survey.questions), self.app.csrf_token(sid)
-        )
-        self._send(200, body, headers={"Set-Cookie": [self._sid_cookie(sid)]} if new else None)
-
-    def _answer(self, form: dict):
-        participant = self._participant()
-        if not participant:
-            return self._error(403, "start the survey first")
-        question_id, choice = form.get("question", ""), form.get("choice", "")
-        if not survey_lib.QUESTION_ID.fullmatch(question_id) or not self.app.survey.question(
-            question_id
-        ):
-            return self._error(400, "unknown question")
-        if choice not in ("1", "2", "3", "4", "5"):
-            return self._error(400, "choose one of 1..5 / 1〜5 から選んでください")
-        try:
-            stored = self.app.db.answer(participant, question_id, int(choice))
-        except database.NotShown:
-            return self._error(400, "that question was not shown to you")
-        if not stored:
-            return self._send(409, pages.already_answered_page())
-        self._redirect("/q")
-
-    def _thanks_page(self):
-        participant = self._participant()
-        if not participant:
-            return self._redirect("/")
-        question, done = self.app.next_question(participant)
-        if question is not None:
-            return self._redirect(f"/q/{question.id}")
-        self._send(200, pages.thanks_page(done))
-
-    def _image(self, name: str):
-        path = self.app.survey.image_path(name)
-        if path is None:
-            return self._error(404, "no such image")
-        self._send(200, path.read_bytes(), "image/png", {"Cache-Control": "private, max-age=3600"})
+def _site() -> _Site:
+    return flask.current_app.extensions["glcic_survey"]
 
 
-class SurveyServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128  # many participants may connect at once
+def _route(rule: str, methods=("GET",)):
+    # No automatic OPTIONS: a method the survey does not use is a 405.
+    return pages.route(rule, methods=list(methods), provide_automatic_options=False)
 
 
-def make_server(survey_dir, db_path, host: str = "127.0.0.1", port: int = 8000) -> SurveyServer:
-    """A server for the survey in `survey_dir` storing answers in `db_path` (port 0: any free)."""
-    survey = survey_lib.Survey.load(survey_dir)
-    app = SurveyApp(survey, database.SurveyDB(db_path))
-    handler = type("BoundHandler", (Handler,), {"app": app})
-    return SurveyServer((host, port), handler)
+def _participant() -> str | None:
+    """This browser's participant, or None when it has not started (or the id is unknown)."""
+    participant = flask.session.get("participant")
+    if not isinstance(participant, str) or not design.PARTICIPANT_ID.fullmatch(participant):
+        return None
+    return participant if _site().db.has_participant(participant) else None
+
+
+def _next_question(participant: str) -> tuple[design.Question | None, int]:
+    """The first unanswered question in survey order, and how many are answered."""
+    done = _site().db.answered(participant)
+    pending = [q for q in _site().survey.questions if q.id not in done]
+    return (pending[0] if pending else None), len(done)
+
+
+def _see_other(endpoint: str, **values):
+    return flask.redirect(flask.url_for(endpoint, **values), 303)
+
+
+# ---- routes -----------------------------------------------------------------
+
+
+def _start_page_html(error: str = "") -> str:
+    return flask.render_template(
+        "start.html",
+        n_questions=len(_site().survey.questions),
+        participant=_participant(),
+        error=error,
+        age_bands=design.AGE_BANDS,
+    )
+
+
+@_route("/")
+def start_page():
+    return _start_page_html()
+
+
+@_route("/start", methods=["POST"])
+def start():
+    form = forms.StartForm()
+    form.validate()
+    if form.participant.errors:  # the start page again, saying what an id may be
+        return _start_page_html(form.participant.errors[0]), 400
+    if form.age.errors:
+        flask.abort(400, form.age.errors[0])
+    _site().db.add_participant(form.participant.data, form.age.data)
+    flask.session["participant"] = form.participant.data
+    flask.session.permanent = True  # kept for SESSION_LIFETIME, so a participant can come back
+    return _see_other("survey.next_question")
+
+
+@_route("/q")
+def next_question():
+    participant = _participant()
+    if not participant:
+        return _see_other("survey.start_page")
+    question, _ = _next_question(participant)
+    if question is None:
+        return _see_other("survey.thanks")
+    return _see_other("survey.question_page", question_id=question.id)
+
+
+@_route("/q/<question_id>")
+def question_page(question_id: str):
+    participant = _participant()
+    if not participant:
+        return _see_other("survey.start_page")
+    site = _site()
+    question = site.survey.question(question_id)
+    if question is None:
+        flask.abort(404, "no such question")
+    if question.id in site.db.answered(participant):
+        return _see_other("survey.next_question")  # the back button leads on, not to a resubmit
+    mouth_top = site.db.record_shown(
+        participant, question.id, site.survey.mouth_on_top(participant, question.id)
+    )
+    top, bottom = ("mouth", "random") if mouth_top else ("random", "mouth")
+    _, done = _next_question(participant)
+    return flask.render_template(
+        "question.html",
+        question_id=question.id,
+        # Only the file names reach the page: which model is on top stays hidden.
+        images={
+            "original": question.images["original"],
+            "top": question.images[top],
+            "bottom": question.images[bottom],
+        },
+        done=done,
+        total=len(site.survey.questions),
+        choices=design.CHOICES,
+    )
+
+
+@_route("/answer", methods=["POST"])
+def answer():
+    participant = _participant()
+    if not participant:
+        flask.abort(403, "start the survey first")
+    form = forms.AnswerForm(_site().survey)
+    if not form.validate():
+        flask.abort(400, form.first_error())
+    try:
+        stored = _site().db.answer(participant, form.question.data, int(form.choice.data))
+    except database.NotShown:
+        flask.abort(400, "that question was not shown to you")
+    if not stored:
+        return flask.render_template("already_answered.html"), 409
+    return _see_other("survey.next_question")
+
+
+@_route("/thanks")
+def thanks():
+    participant = _participant()
+    if not participant:
+        return _see_other("survey.start_page")
+    question, done = _next_question(participant)
+    if question is not None:
+        return _see_other("survey.question_page", question_id=question.id)
+    return flask.render_template("thanks.html", done=done)
+
+
+@_route("/image/<name>")
+def image(name: str):
+    path = _site().survey.image_path(name)
+    if path is None:
+        flask.abort(404, "no such image")
+    return flask.Response(
+        path.read_bytes(), mimetype="image/png", headers={"Cache-Control": "private, max-age=3600"}
+    )
+
+
+# ---- every request ----------------------------------------------------------
+
+
+def _check_request():
+    """Refuse long addresses, and POST bodies that are not one small url-encoded form.
+
+    Runs before the CSRF check, so an oversized or malformed body is refused
+    without being parsed further.
+    """
+    request = flask.request
+    if len(request.environ.get("REQUEST_URI") or request.full_path) > MAX_PATH:
+        flask.abort(414, "the address is too long")
+    if request.method != "POST" or request.endpoint is None:
+        return  # GET needs no body; a POST to no route is answered 404/405 by the routing
+    if request.content_length is None:
+        flask.abort(411, "Content-Length required")
+    if request.content_length > MAX_BODY:
+        flask.abort(413, f"request body over {MAX_BODY} bytes")
+    if request.mimetype != FORM_TYPE:
+        flask.abort(415, "expected a form")
+    fields = [name for name, _ in request.form.items(multi=True)]
+    if len(fields) > MAX_FIELDS:
+        flask.abort(400, "malformed form")
+    for name in fields:
+        if fields.count(name) > 1:
+            flask.abort(400, f"field {name!r} given twice")
+
+
+def _add_headers(response: flask.Response) -> flask.Response:
+    response.headers.update(HEADERS)
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def _error_page(error: exceptions.HTTPException):
+    """A refusal as a page: its status line and why."""
+    message = error.description
+    if message == type(error).description:  # werkzeug's generic sentence
+        message = _DEFAULT_MESSAGES.get(error.code, error.name)
+    response = error.get_response()  # keeps the headers, e.g. a 405's Allow
+    response.set_data(
+        flask.render_template("error.html", title=f"{error.code} {error.name}", message=message)
+    )
+    response.content_type = "text/html; charset=utf-8"
+    return response
+
+
+def _csrf_error_page(error: csrf.CSRFError):
+    # flask-wtf says 400; a missing or wrong token is a refusal, 403, as before.
+    return _error_page(exceptions.Forbidden("invalid or missing CSRF token; reload the page"))
+
+
+def create_app(survey: design.Survey, db: database.SurveyDB) -> flask.Flask:
+    """The survey's WSGI app: `survey` served, answers stored in `db` (bound to the survey here)."""
+    db.attach(survey)
+    app = flask.Flask(__name__, static_folder=None)  # no /static: only the routes above
+    app.url_map.merge_slashes = False  # "//x" is not "/x": no redirects to guessed paths
+    app.config.update(
+        SECRET_KEY=db.server_secret(),
+        SESSION_COOKIE_NAME="survey_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
+        SESSION_REFRESH_EACH_REQUEST=False,
+        MAX_CONTENT_LENGTH=MAX_BODY,
+        WTF_CSRF_FIELD_NAME="csrf",
+        WTF_CSRF_HEADERS=[],  # the token comes in the form, nowhere else
+        WTF_CSRF_TIME_LIMIT=None,  # valid as long as the session: a page may stay open for hours
+        # The Referer check of HTTPS requests would refuse every form: the pages
+        # ask browsers to send no Referer (Referrer-Policy above).
+        WTF_CSRF_SSL_STRICT=False,
+    )
+    app.extensions["glcic_survey"] = _Site(survey, db)
+    app.before_request(_check_request)  # registered first, so it runs before the CSRF check
+    csrf.CSRFProtect(app)
+    app.after_request(_add_headers)
+    app.register_error_handler(exceptions.HTTPException, _error_page)
+    app.register_error_handler(csrf.CSRFError, _csrf_error_page)
+    app.register_blueprint(pages)
+    return app
+
+
+def make_server(survey_dir, db_path, host: str = "127.0.0.1", port: int = 8000):
+    """A waitress server for the survey in `survey_dir` storing answers in `db_path`.
+
+    The socket is bound on return (port 0: any free one; see `urls`); call
+    `run()` to serve until Ctrl-C.
+
+    Raises:
+      design.SurveyError: the survey, the database or the address cannot be used.
+    """
+    survey = design.Survey.load(survey_dir)
+    try:
+        db = database.SurveyDB(db_path)
+    except sqlite3.Error as e:
+        raise design.SurveyError(f"cannot open the answers database {db_path}: {e}") from None
+    app = create_app(survey, db)
+    try:
+        return waitress.create_server(app, host=host, port=port, **SERVER_SETTINGS)
+    except (OSError, ValueError) as e:  # the port is taken, no such host, ...
+        reason = getattr(e, "strerror", None) or e
+        raise design.SurveyError(f"cannot serve on {host}:{port}: {reason}") from None
+
+
+def urls(server) -> list[str]:
+    """The addresses a server from `make_server` listens on, e.g. http://127.0.0.1:8000/."""
+    listening = getattr(server, "effective_listen", None) or [
+        (server.effective_host, server.effective_port)
+    ]
+    return [
+        f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+        for host, port in listening
+    ]

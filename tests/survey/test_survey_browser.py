@@ -1,10 +1,11 @@
 """The survey in a real browser: headless Chromium driven by Selenium, server killed mid-survey.
 
-A participant answers two questions, closes the browser; the server is
-killed with SIGKILL and started again on the same port; the participant comes
-back in a new browser profile, enters the same id, resumes at question 3,
-goes back once and submits an answered page again (refused), and finishes. The database must then hold every
-answer exactly as clicked, with the top/bottom order the pages showed.
+A participant answers two questions, closes the browser; the server
+(`survey.py serve`, waitress) is killed with SIGKILL and started again on the
+same port; the participant comes back in a new browser profile, enters the same
+id, resumes at question 3, goes back once and submits an answered page again
+(refused), and finishes. The database must then hold every answer exactly as
+clicked, with the top/bottom order the pages showed.
 
 Skips with a message where Debian's chromium and chromium-driver are missing
 (`apt-get install -y chromium chromium-driver`). Only 127.0.0.1 is contacted.
@@ -14,12 +15,9 @@ import pathlib
 import secrets
 import socket
 import sqlite3
-import subprocess
-import sys
 import time
 
 import pytest
-from survey_helpers import make_synthetic_survey
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
 from selenium.common.exceptions import WebDriverException  # noqa: E402
@@ -27,10 +25,9 @@ from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 CHROMIUM = pathlib.Path("/usr/bin/chromium")
 CHROMEDRIVER = pathlib.Path("/usr/bin/chromedriver")
-# Flags that work headless on these machines (../shared/ECOSYSTEM.md).
+# Flags that work headless in containers (no sandbox, no GPU, no /dev/shm, no network chatter).
 CHROMIUM_FLAGS = (
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -48,23 +45,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def start_server(survey_dir, db_path, port: int) -> subprocess.Popen:
-    """`experiments/survey.py serve` in its own process; returns once it accepts connections."""
-    log = pathlib.Path(f"{db_path}.{port}.log")
-    with open(log, "a") as stderr:  # a file, not a pipe nobody reads
-        proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "experiments" / "survey.py"), "serve",
-             f"--survey={survey_dir}", f"--db={db_path}", f"--port={port}"],
-            stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=ROOT,
-        )  # fmt: skip
-    line = proc.stdout.readline()
-    if not line.startswith(f"serving the survey on http://127.0.0.1:{port}/"):
-        proc.kill()
-        proc.wait(30)
-        pytest.fail(f"server did not start: {line}{log.read_text()}")
-    return proc
 
 
 def make_driver(profile: pathlib.Path):
@@ -126,7 +106,9 @@ def answer(driver, choice: int) -> dict:
     return state
 
 
-def test_answer_close_kill_restart_resume_finish(tmp_path, monkeypatch):
+def test_answer_close_kill_restart_resume_finish(
+    tmp_path, monkeypatch, make_synthetic_survey, start_survey_server
+):
     monkeypatch.setenv("SE_OFFLINE", "true")
     monkeypatch.setenv("SE_AVOID_STATS", "true")
     loaded = make_synthetic_survey(tmp_path / "survey")
@@ -136,7 +118,7 @@ def test_answer_close_kill_restart_resume_finish(tmp_path, monkeypatch):
     clicked = {}  # question -> (choice, image shown on top)
     t0 = time.time()
 
-    server = start_server(loaded.folder, db_path, port)
+    server = start_survey_server(loaded.folder, db_path, port)
     try:
         driver = make_driver(tmp_path / "profile-1")
         try:
@@ -156,12 +138,11 @@ def test_answer_close_kill_restart_resume_finish(tmp_path, monkeypatch):
             driver.quit()
     finally:
         server.kill()  # SIGKILL: no chance to flush anything
-        server.wait(10)
 
     with sqlite3.connect(db_path) as db:
         assert db.execute("SELECT COUNT(*) FROM answers").fetchone() == (2,)
 
-    server = start_server(loaded.folder, db_path, port)
+    server = start_survey_server(loaded.folder, db_path, port)
     try:
         driver = make_driver(tmp_path / "profile-2")  # a new browser: no cookies
         try:
@@ -183,8 +164,7 @@ def test_answer_close_kill_restart_resume_finish(tmp_path, monkeypatch):
         finally:
             driver.quit()
     finally:
-        server.terminate()
-        server.wait(10)
+        server.stop()
 
     with sqlite3.connect(db_path) as db:
         answers = db.execute(

@@ -1,11 +1,13 @@
 """The A/B survey: hidden order and its undoing, the answers DB, the summary, the web app's guards.
 
-Web tests run the real server on an ephemeral 127.0.0.1 port (in a thread)
-against a synthetic survey folder; one test builds a survey from two tiny
-checkpoints and takes it through the app and the summary. The real-browser
-test is in test_survey_browser.py.
+Web tests run the real server (`survey.py serve`, waitress, in its own
+process) on an ephemeral 127.0.0.1 port against a synthetic survey folder; one
+test builds a survey from two tiny checkpoints and takes it through the app and
+the summary. The real-browser test is in test_survey_browser.py; the fixtures
+are in conftest.py.
 """
 
+import base64
 import concurrent.futures
 import csv
 import json
@@ -18,37 +20,32 @@ import sqlite3
 import subprocess
 import sys
 import time
+import zlib
 
 import numpy as np
 import pytest
-from survey_helpers import (
-    N_IMAGES,
-    POINTS,
-    Client,
-    image_src,
-    make_synthetic_survey,
-    question_of,
-    running_server,
-)
 
 from glcic_jax.survey import design, database, summary as survey_summary
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+POINTS = (100, 200)
+N_IMAGES = 3
 N_QUESTIONS = N_IMAGES * len(POINTS)
 
 
 @pytest.fixture(scope="module")
-def survey_dir(tmp_path_factory):
+def survey_dir(tmp_path_factory, make_synthetic_survey):
     out = tmp_path_factory.mktemp("survey")
-    make_synthetic_survey(out)
+    make_synthetic_survey(out, n=N_IMAGES, points=POINTS)
     return out
 
 
 @pytest.fixture
-def served(survey_dir, tmp_path):
+def served(survey_dir, tmp_path, start_survey_server):
     db_path = tmp_path / "answers.db"
-    with running_server(survey_dir, db_path) as (base, _):
-        yield base, db_path
+    server = start_survey_server(survey_dir, db_path)
+    yield server.base, db_path
+    server.stop()
 
 
 def db_rows(db_path, sql, args=()):
@@ -90,7 +87,9 @@ def test_someone_who_always_picks_the_mouth_model_scores_5_either_way():
         design.mouth_score(6, True)
 
 
-def test_definition_is_blind_and_images_resolve_only_inside(survey_dir, tmp_path):
+def test_definition_is_blind_and_images_resolve_only_inside(
+    survey_dir, tmp_path, make_synthetic_survey
+):
     loaded = design.Survey.load(survey_dir)
     assert len(loaded.questions) == N_QUESTIONS and loaded.points == POINTS
     names = [n for q in loaded.questions for n in q.images.values()]
@@ -98,7 +97,7 @@ def test_definition_is_blind_and_images_resolve_only_inside(survey_dir, tmp_path
     assert all(design.IMAGE_NAME.fullmatch(n) for n in names)
     assert sorted(p.name for p in (survey_dir / "images").iterdir()) == sorted(names)
     assert loaded.image_path(names[0]) == survey_dir / "images" / names[0]
-    for bad in ["../design.json", "design.json", "/etc/passwd", "", "A" * 32 + ".png",
+    for bad in ["../survey.json", "survey.json", "/etc/passwd", "", "A" * 32 + ".png",
                 "0" * 32 + ".png", names[0] + "/", names[0].upper()]:  # fmt: skip
         assert loaded.image_path(bad) is None, bad
     # A listed image swapped for a symlink out of the folder is refused too.
@@ -107,11 +106,11 @@ def test_definition_is_blind_and_images_resolve_only_inside(survey_dir, tmp_path
     copied = design.Survey.load(copy)
     victim = copied.questions[0].images["original"]
     (copy / "images" / victim).unlink()
-    (copy / "images" / victim).symlink_to(copy / "design.json")
+    (copy / "images" / victim).symlink_to(copy / "survey.json")
     assert copied.image_path(victim) is None
 
 
-def test_survey_folder_errors(survey_dir, tmp_path):
+def test_survey_folder_errors(survey_dir, tmp_path, make_synthetic_survey):
     with pytest.raises(design.SurveyError, match="already holds"):
         make_synthetic_survey(survey_dir)
     with pytest.raises(design.SurveyError, match="cannot read"):
@@ -129,7 +128,9 @@ def test_survey_folder_errors(survey_dir, tmp_path):
 # ---- the database ---------------------------------------------------------
 
 
-def test_db_stores_each_answer_once_with_its_recorded_order(survey_dir, tmp_path):
+def test_db_stores_each_answer_once_with_its_recorded_order(
+    survey_dir, tmp_path, make_synthetic_survey
+):
     loaded = design.Survey.load(survey_dir)
     db = database.SurveyDB(tmp_path / "a.db")
     db.attach(loaded)
@@ -236,15 +237,15 @@ def test_summarize_cli(survey_dir, tmp_path):
 # ---- the web app ----------------------------------------------------------
 
 
-def test_answering_every_question_and_resuming(served, survey_dir):
+def test_answering_every_question_and_resuming(served, survey_dir, new_client, question_of):
     base, db_path = served
-    client = Client(base)
+    client = new_client(base)
     status, page = client.start("alice", "20-29")
     assert status == 200 and b"question 1 of 6" in page
     seen = []
     for i in range(N_QUESTIONS):
         if i == 2:  # a new browser: same id, resumes at the third question
-            client = Client(base)
+            client = new_client(base)
             status, page = client.start("alice")
             assert b"question 3 of 6" in page
         seen.append(question_of(page))
@@ -258,10 +259,12 @@ def test_answering_every_question_and_resuming(served, survey_dir):
     assert db_rows(db_path, "SELECT age_band FROM participants") == [("20-29",)]
 
 
-def test_order_is_hidden_recorded_and_stable(served, survey_dir):
+def test_order_is_hidden_recorded_and_stable(
+    served, survey_dir, new_client, question_of, image_src
+):
     base, db_path = served
     loaded = design.Survey.load(survey_dir)
-    client = Client(base)
+    client = new_client(base)
     _, page = client.start("bob")
     qid = question_of(page)
     top, bottom = image_src(page, "top"), image_src(page, "bottom")
@@ -281,9 +284,9 @@ def test_order_is_hidden_recorded_and_stable(served, survey_dir):
     assert orders == {True, False}
 
 
-def test_second_answer_to_a_question_is_refused(served):
+def test_second_answer_to_a_question_is_refused(served, new_client, question_of):
     base, db_path = served
-    client = Client(base)
+    client = new_client(base)
     _, page = client.start("carol")
     assert client.answer(page, 2) == (303, "/q")
     status, _ = client.answer(page, 5)  # resubmitting the same page
@@ -293,21 +296,55 @@ def test_second_answer_to_a_question_is_refused(served):
     assert (status, headers["Location"]) == (303, "/q")  # the back button leads on
 
 
-def test_forms_need_a_valid_csrf_token(served):
+def test_forms_need_a_valid_csrf_token(served, new_client, question_of):
     base, db_path = served
-    client = Client(base)
+    client = new_client(base)
     _, page = client.start("dave")
     form = {"question": question_of(page), "choice": "3"}
     assert client.post("/answer", form)[0] == 403
     assert client.post("/answer", {**form, "csrf": "0" * 64})[0] == 403
-    other = Client(base)
+    other = new_client(base)
     _, _, other_page = other.get("/")
     assert client.post("/answer", {**form, "csrf": other.csrf(other_page)})[0] == 403
-    fresh = Client(base)  # never loaded a page: no session cookie
+    fresh = new_client(base)  # never loaded a page: no session cookie
     assert fresh.post("/start", {"csrf": client.csrf(page), "participant": "eve"})[0] == 403
     assert db_rows(db_path, "SELECT COUNT(*) FROM answers") == [(0,)]
     assert db_rows(db_path, "SELECT id FROM participants") == [("dave",)]
     assert client.post("/answer", {**form, "csrf": client.csrf(page)})[0] == 303
+
+
+def test_a_session_edited_to_another_participant_is_refused(served, new_client):
+    """The session cookie is signed: changing its participant makes it no one's."""
+    base, _ = served
+    new_client(base).start("heidi")
+    client = new_client(base)
+    client.start("grace")
+    [cookie] = [c.value for c in client.jar if c.name == "survey_session"]
+    # payload.timestamp.signature; a payload starting with "." is zlib-compressed.
+    compressed = cookie.startswith(".")
+    payload, stamp_and_signature = cookie.removeprefix(".").split(".", 1)
+    raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    data = json.loads(zlib.decompress(raw) if compressed else raw)
+
+    def encode(data: dict) -> str:
+        raw = json.dumps(data, separators=(",", ":")).encode()
+        payload = base64.urlsafe_b64encode(zlib.compress(raw) if compressed else raw)
+        return "." * compressed + payload.decode().rstrip("=") + "." + stamp_and_signature
+
+    assert encode(data) == cookie  # the encoding is understood: only the id will differ
+    assert data["participant"] == "grace"
+    forged = encode({**data, "participant": "heidi"})
+
+    def next_page(session: str) -> str:
+        """Where /q leads a new browser that sends `session`."""
+        status, headers, _ = new_client(base).request(
+            "GET", "/q", headers={"Cookie": f"survey_session={session}"}
+        )
+        assert status == 303
+        return headers["Location"]
+
+    assert next_page(cookie).startswith("/q/")  # grace's own cookie: her next question
+    assert next_page(forged) == "/"  # the edited one is no one's: back to the start
 
 
 def raw_status(base: str, request: str) -> int:
@@ -317,9 +354,9 @@ def raw_status(base: str, request: str) -> int:
         return int(s.makefile("rb").readline().split()[1])
 
 
-def test_input_is_validated(served, survey_dir):
+def test_input_is_validated(served, survey_dir, new_client, question_of):
     base, db_path = served
-    client = Client(base)
+    client = new_client(base)
     for bad in ["", "a" * 33, "a b", "名前", "x';--", "../x"]:
         status, _ = client.start(bad)
         assert status == 400, bad
@@ -348,46 +385,50 @@ def test_input_is_validated(served, survey_dir):
         == 415
     )
     assert client.request("GET", "/q/" + "a" * 300)[0] == 414
-    for length in ["", "²", "-1", "1e3"]:  # malformed Content-Length, sent by hand
-        assert raw_status(base, f"POST /answer HTTP/1.0\r\nContent-Length: {length}\r\n\r\n") == 411
+    # Content-Length sent by hand. HTTP/1.1 requires a 400 for a malformed one, and
+    # waitress answers it before the app; a missing one is the app's 411.
+    for length in ["", "²", "-1", "1e3"]:
+        assert raw_status(base, f"POST /answer HTTP/1.0\r\nContent-Length: {length}\r\n\r\n") == 400
+    assert raw_status(base, "POST /answer HTTP/1.0\r\n\r\n") == 411
     assert client.request("PUT", "/answer", body=form, headers=ctype)[0] == 405
     assert client.request("DELETE", "/")[0] == 405
     assert db_rows(db_path, "SELECT COUNT(*) FROM answers") == [(0,)]
 
 
-def test_nothing_but_the_survey_is_served(served, survey_dir):
+def test_nothing_but_the_survey_is_served(served, survey_dir, new_client):
     base, _ = served
-    client = Client(base)
+    client = new_client(base)
     loaded = design.Survey.load(survey_dir)
     name = loaded.questions[0].images["original"]
     status, headers, body = client.request("GET", f"/image/{name}")
     assert status == 200 and headers["Content-Type"] == "image/png"
     assert body == (survey_dir / "images" / name).read_bytes()
     assert headers["Server"] == "survey"
-    _, headers, _ = Client(base).request("GET", "/")
+    _, headers, _ = new_client(base).request("GET", "/")
     assert "default-src 'none'" in headers["Content-Security-Policy"]
-    assert headers["Set-Cookie"].endswith("; Path=/; HttpOnly; SameSite=Strict")
+    _, *attributes = (part.strip() for part in headers["Set-Cookie"].split(";"))
+    assert sorted(attributes) == ["HttpOnly", "Path=/", "SameSite=Strict"]  # in any order
     secret = loaded.secret.encode()
     for path in [
-        "/design.json", "/images/" + name, "/image/../design.json", "/image/..%2fsurvey.json",
-        "/image/%2e%2e/design.json", "/image/%2e%2e%2fsurvey.json", "/image/....//design.json",
-        "/image//etc/passwd", "/image/" + name + "/../../design.json", "/image/" + name.upper(),
-        "/image/" + name + "%00.png", "/image/..\\design.json", "//etc/passwd", "/../../etc/passwd",
-        "/q/../design.json", "/static/x.css", "/admin", "/favicon.ico", "/answers.db",
+        "/survey.json", "/images/" + name, "/image/../survey.json", "/image/..%2fsurvey.json",
+        "/image/%2e%2e/survey.json", "/image/%2e%2e%2fsurvey.json", "/image/....//survey.json",
+        "/image//etc/passwd", "/image/" + name + "/../../survey.json", "/image/" + name.upper(),
+        "/image/" + name + "%00.png", "/image/..\\survey.json", "//etc/passwd", "/../../etc/passwd",
+        "/q/../survey.json", "/static/x.css", "/admin", "/favicon.ico", "/answers.db",
     ]:  # fmt: skip
         status, _, body = client.request("GET", path)
         assert status in (303, 404), path
         assert secret not in body and b"root:" not in body, path
 
 
-def test_load_50_participants_every_answer_stored_once(served):
+def test_load_50_participants_every_answer_stored_once(served, new_client, question_of):
     """50 concurrent participants (threads over loopback) answer everything, some twice."""
     base, db_path = served
     n_participants = 50
 
     def participant(i):
         rng = random.Random(i)
-        client = Client(base)
+        client = new_client(base)
         status, page = client.start(f"load{i:02d}", rng.choice(["", "20-29", "60-"]))
         assert status == 200
         sent, refused = {}, 0
@@ -426,11 +467,13 @@ def two_runs(tiny_runs):
     return tiny_runs
 
 
-def test_build_from_checkpoints_serve_and_summarize(two_runs, faces_dir, tmp_path):
+def test_build_from_checkpoints_serve_and_summarize(
+    two_runs, faces_dir, tmp_path, start_survey_server, new_client, question_of
+):
     out = tmp_path / "built"
     built = design.build(out, two_runs["random"], two_runs["mouth"], faces_dir, n=3)
     assert built.points == (5, 10) and len(built.questions) == 6
-    spec = json.loads((out / "design.json").read_text())
+    spec = json.loads((out / "survey.json").read_text())
     assert spec["models"]["mouth"]["trained_on"] == "mouth" and spec["image_size"] == 32
     assert spec["hole"] == [16, 7, 12, 18]  # the study's mouth box at 32 px
     from PIL import Image
@@ -447,9 +490,9 @@ def test_build_from_checkpoints_serve_and_summarize(two_runs, faces_dir, tmp_pat
     with pytest.raises(design.SurveyError, match="missing"):
         design.build(tmp_path / "x", two_runs["random"], two_runs["mouth"], faces_dir, steps=[3])
 
-    with running_server(out, tmp_path / "a.db") as (base, _):
+    with start_survey_server(out, tmp_path / "a.db") as server:
         for name, pick in [("likes_mouth", "mouth"), ("likes_random", "random")]:
-            client = Client(base)
+            client = new_client(server.base)
             _, page = client.start(name)
             while question_of(page):
                 qid = question_of(page)
@@ -480,7 +523,23 @@ def test_cli_usage_errors(tmp_path, faces_dir):
         assert done.returncode != 0 and message in done.stderr, done.stderr
 
 
-def test_build_from_the_shipped_comparison_models_and_answer(faces_dir, tmp_path):
+def test_serve_on_a_busy_port_says_so_in_one_line(survey_dir, tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "experiments" / "survey.py"), "serve",
+             f"--survey={survey_dir}", f"--db={tmp_path / 'a.db'}", f"--port={port}"],
+            capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert f"cannot serve on 127.0.0.1:{port}" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_build_from_the_shipped_comparison_models_and_answer(
+    faces_dir, tmp_path, start_survey_server, new_client, question_of
+):
     """The README's survey command on the committed models: build, serve, answer every question."""
     from glcic_jax.completion import inference
 
@@ -488,10 +547,10 @@ def test_build_from_the_shipped_comparison_models_and_answer(faces_dir, tmp_path
     out = tmp_path / "shipped"
     built = design.build(out, random_model, inference.PRETRAINED, faces_dir, n=4)
     assert len(built.points) == 1 and len(built.questions) == 4
-    spec = json.loads((out / "design.json").read_text())
+    spec = json.loads((out / "survey.json").read_text())
     assert spec["image_size"] == 64 and spec["models"]["random"]["trained_on"] == "random"
-    with running_server(out, tmp_path / "a.db") as (base, _):
-        client = Client(base)
+    with start_survey_server(out, tmp_path / "a.db") as server:
+        client = new_client(server.base)
         _, page = client.start("someone")
         answered = 0
         while question_of(page):
