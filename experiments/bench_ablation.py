@@ -43,7 +43,6 @@ import statistics
 import sys
 import time
 
-
 from absl import app, flags
 
 from glcic_jax.perf import step_protocol

@@ -23,10 +23,10 @@ import jax
 import numpy as np
 from absl import app, flags
 
+from glcic_jax import holes
+from glcic_jax.dataset import folders
 from glcic_jax.evaluation import baselines, metrics, perceptual, stats
 from glcic_jax.training import data
-from glcic_jax.dataset import folders
-from glcic_jax import holes
 
 _DATA_DIR = flags.DEFINE_string("data_dir", "../shared/data/celeba10k", "train/ and test/.")
 _NUM_IMAGES = flags.DEFINE_integer("num_images", 500, "First N test images.")

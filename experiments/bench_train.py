@@ -29,7 +29,6 @@ import pathlib
 import resource
 import sys
 
-
 from absl import app, flags
 
 from glcic_jax.perf import step_protocol

@@ -12,7 +12,6 @@ twice. Then: python experiments/prepare_data.py --source=raw/images --out=...
 
 import json
 
-
 from absl import app, flags, logging
 from selenium.common.exceptions import WebDriverException
 

@@ -21,7 +21,6 @@ or 256x256 (the aligned face). Wiring only: the work is in glcic_jax.completion.
 import pathlib
 import sys
 
-
 from absl import app, flags, logging
 
 from glcic_jax.completion import photo

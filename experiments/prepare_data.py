@@ -14,7 +14,6 @@ import json
 import pathlib
 import sys
 
-
 from absl import app, flags, logging
 
 from glcic_jax.dataset import lfw, prepare, review

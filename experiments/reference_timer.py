@@ -29,7 +29,6 @@ def main():
 
     import torch
     import torch.nn.functional as F
-
     from models import CompletionNetwork, ContextDiscriminator
 
     torch.set_num_threads(a.threads)

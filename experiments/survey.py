@@ -19,7 +19,8 @@ import sys
 
 from absl import app, flags, logging
 
-from glcic_jax.survey import design, webapp, summary as survey_summary
+from glcic_jax.survey import design, webapp
+from glcic_jax.survey import summary as survey_summary
 
 COMMANDS = ("build", "serve", "summarize")
 

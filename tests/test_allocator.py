@@ -82,7 +82,6 @@ def test_a_preload_of_the_users_is_left_alone():
 
 def test_the_scripts_offer_every_allocator():
     import launch
-
     from glcic_jax.perf import allocator
 
     assert tuple(launch.FLAGS["allocator"].parser.enum_values) == allocator.KINDS

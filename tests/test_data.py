@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from glcic_jax.training import data
 from glcic_jax.dataset import folders
+from glcic_jax.training import data
 
 
 @pytest.fixture

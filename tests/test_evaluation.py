@@ -9,7 +9,6 @@ import sys
 import numpy as np
 import pytest
 
-from glcic_jax.runs import CheckpointError
 from glcic_jax.dataset import folders
 from glcic_jax.evaluation import (
     comparison,
@@ -21,6 +20,7 @@ from glcic_jax.evaluation import (
     sweep,
     tables,
 )
+from glcic_jax.runs import CheckpointError
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NUM_IMAGES = 8

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from glcic_jax.evaluation import baselines, metrics
 from glcic_jax.dataset import folders
+from glcic_jax.evaluation import baselines, metrics
 
 MOUTH = (slice(32, 56), slice(14, 50))  # the study's box at 64 px
 

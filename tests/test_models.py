@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from glcic_jax.training import configs, steps
 from glcic_jax import holes
 from glcic_jax.nets import factory, models
 from glcic_jax.nets.models import num_params
+from glcic_jax.training import configs, steps
 
 
 def _paper_completion_params(w=64):

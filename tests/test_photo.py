@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from glcic_jax.faces import detection, overlay
 from glcic_jax.completion import inference, photo
+from glcic_jax.faces import detection, overlay
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # Measured: the mask-mode region against the pasted mask's alpha on these

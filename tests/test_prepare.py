@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from glcic_jax.faces import detection
 from glcic_jax.dataset import prepare, review
+from glcic_jax.faces import detection
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "experiments" / "prepare_data.py"

@@ -12,10 +12,10 @@ below Telea, so these assertions fail for them.
 import numpy as np
 import pytest
 
-from glcic_jax.evaluation import evalset, scoring
-from glcic_jax.faces import detection
 from glcic_jax.completion import inference
 from glcic_jax.dataset import prepare
+from glcic_jax.evaluation import evalset, scoring
+from glcic_jax.faces import detection
 
 MIN_MEAN_GAIN_DB = 2.0  # measured +4.06 dB
 MIN_SHARE_BETTER = 0.8  # measured 49/50

@@ -7,9 +7,9 @@ import jax
 import numpy as np
 import pytest
 
+from glcic_jax.dataset import folders
 from glcic_jax.nets import formulations
 from glcic_jax.training import configs, steps
-from glcic_jax.dataset import folders
 
 
 @pytest.fixture(scope="module")

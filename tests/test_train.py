@@ -12,8 +12,8 @@ import jax
 import numpy as np
 import pytest
 
-from glcic_jax.training import checkpoint, configs, steps, train
 from glcic_jax.completion.inference import Completer
+from glcic_jax.training import checkpoint, configs, steps, train
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

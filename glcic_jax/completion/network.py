@@ -12,9 +12,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from glcic_jax.nets import formulations
 from glcic_jax import holes
-from glcic_jax.nets import factory
+from glcic_jax.nets import factory, formulations
 
 
 def abstract_weights(config):

@@ -43,9 +43,9 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from glcic_jax.faces import detection, segment
 from glcic_jax.completion import postprocess
 from glcic_jax.dataset import prepare
+from glcic_jax.faces import detection, segment
 
 REGIONS = ("box", "mask", "file")
 MAX_PIXELS = 100_000_000  # larger photos are refused (decompression bombs)

@@ -44,8 +44,8 @@ import shutil
 import numpy as np
 from PIL import Image
 
-from glcic_jax.faces import detection
 from glcic_jax.dataset import folders, review
+from glcic_jax.faces import detection
 
 SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 REASONS = (

@@ -22,8 +22,8 @@ import pathlib
 import numpy as np
 
 from glcic_jax.evaluation import stats
-from glcic_jax.survey import design as survey_lib
 from glcic_jax.survey import database
+from glcic_jax.survey import design as survey_lib
 
 CONFIDENCE = 0.95
 

@@ -17,9 +17,9 @@ import time
 
 import grain
 import jax
-from jax.experimental import multihost_utils
 import numpy as np
 import orbax.checkpoint as ocp
+from jax.experimental import multihost_utils
 
 from glcic_jax.runs import (
     ITEMS,

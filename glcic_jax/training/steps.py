@@ -20,9 +20,8 @@ import jax.numpy as jnp
 import optax
 from flax import nnx, struct
 
-from glcic_jax.nets import formulations
 from glcic_jax import holes
-from glcic_jax.nets import factory
+from glcic_jax.nets import factory, formulations
 
 
 @struct.dataclass

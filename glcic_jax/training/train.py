@@ -22,9 +22,9 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
-from glcic_jax.training import checkpoint, configs, data, steps
-from glcic_jax.dataset import folders
 from glcic_jax import holes
+from glcic_jax.dataset import folders
+from glcic_jax.training import checkpoint, configs, data, steps
 from glcic_jax.training.writer import MetricWriter, image_grid, prepare_log
 
 DATA_FILES = "data_files.json"

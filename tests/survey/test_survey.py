@@ -25,7 +25,8 @@ import zlib
 import numpy as np
 import pytest
 
-from glcic_jax.survey import design, database, summary as survey_summary
+from glcic_jax.survey import database, design
+from glcic_jax.survey import summary as survey_summary
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 POINTS = (100, 200)
