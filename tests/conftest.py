@@ -96,3 +96,54 @@ def tiny_runs(tmp_path_factory, faces_dir) -> dict:
         assert train.train_and_evaluate(_tiny_run_config(mask), workdir, faces_dir) == 10
         runs[mask] = workdir
     return runs
+
+
+def _run_state(workdir, step=None):
+    """The whole train state of a run's checkpoint at `step` (default: the latest), on the host."""
+    import jax
+
+    from glcic_jax.training import checkpoint, configs, steps
+
+    config = configs.get_config("tiny")
+    ckpts = checkpoint.Checkpoints(workdir, read_only=True)
+    try:
+        config.update(ckpts.read_meta(step)["config"])
+        nets = steps.build_networks(config)
+        abstract = jax.eval_shape(lambda: steps.init_state(config, nets, np.zeros(3)))
+        state = ckpts.restore(checkpoint.abstract_like(abstract), step)
+    finally:
+        ckpts.close()
+    return jax.device_get(state)
+
+
+@pytest.fixture(scope="session")
+def run_state():
+    """A function (workdir, step=None) -> the train state of that checkpoint."""
+    return _run_state
+
+
+def _assert_networks_close(a, b):
+    """Two train states' networks (parameters and BatchNorm statistics) agree up to float noise.
+
+    The optimizer moments scale with the gradients, so an absolute tolerance
+    does not fit them and they are left out. Reductions in another order (more
+    devices or processes) change the last bits; Adam turns that into
+    update-sized differences (lr 1e-3) where a gradient is ~0, e.g. the first
+    conv's taps on the constant mask channel; elsewhere it stays tiny.
+    """
+    import jax
+
+    nets = ("gen", "gen_stats", "disc", "disc_stats")
+    x, y = (
+        np.concatenate(
+            [np.ravel(v) for n in nets for v in jax.tree_util.tree_leaves(getattr(s, n))]
+        )
+        for s in (a, b)
+    )
+    np.testing.assert_allclose(x, y, atol=5e-3)
+    assert np.mean(np.abs(x - y) < 1e-4) > 0.99
+
+
+@pytest.fixture(scope="session")
+def assert_networks_close():
+    return _assert_networks_close

@@ -103,19 +103,16 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(
     np.testing.assert_array_equal(next(it), want_batch)  # the data stream resumes there too
 
 
-def test_resume_past_a_corrupt_checkpoint_is_bit_identical(tiny_runs, tiny_run_config, tmp_path):
+def test_resume_past_a_corrupt_checkpoint_is_bit_identical(
+    tiny_runs, tiny_run_config, run_state, tmp_path
+):
     """Eight flipped bytes are caught on restore; training again from step 5 gives step 10 exactly."""
     config = tiny_run_config("mouth")
     workdir = tmp_path / "run"
     shutil.copytree(tiny_runs["mouth"], workdir)
     _overwrite_eight_bytes(checkpoint.checkpoint_dir(workdir) / "10")
     assert train.train_and_evaluate(config, workdir, _faces(tiny_runs), resume=True) == 10
-    abstract, _ = _restore_setup(workdir, config)
-    states = []
-    for run in (tiny_runs["mouth"], workdir):
-        ckpts = checkpoint.Checkpoints(run, read_only=True)
-        states.append(jax.device_get(ckpts.restore(abstract, 10)))
-        ckpts.close()
+    states = [run_state(run, 10) for run in (tiny_runs["mouth"], workdir)]
     jax.tree_util.tree_map(np.testing.assert_array_equal, *states)
     logged = [json.loads(line)["step"] for line in (workdir / "metrics.jsonl").open()]
     assert logged == sorted(set(logged))  # each step once
