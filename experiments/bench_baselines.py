@@ -7,7 +7,7 @@ stats, perceptual). Prints a markdown table (mean and 95% bootstrap interval
 per metric):
 
   python experiments/bench_baselines.py \
-      --data_dir=../shared/data/celeba10k --num_images=500 --image_size=64
+      --data_dir=CELEBA10K --num_images=500 --image_size=64
 
 On the first 500 CelebA test faces at 64 px with the mouth box, this
 measured PSNR over the hole: mean fill 12.67 dB, Telea 14.62 dB,
@@ -28,7 +28,7 @@ from glcic_jax.dataset import folders
 from glcic_jax.evaluation import baselines, metrics, perceptual, stats
 from glcic_jax.training import data
 
-_DATA_DIR = flags.DEFINE_string("data_dir", "../shared/data/celeba10k", "train/ and test/.")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "Folder with train/ and test/ images.", required=True)
 _NUM_IMAGES = flags.DEFINE_integer("num_images", 500, "First N test images.")
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", 64, "Centre crop, resized (LANCZOS).")
 _MASK = flags.DEFINE_enum("mask", "mouth", holes.BOX_REGIMES, "Hole regime.")

@@ -1,7 +1,7 @@
 """The study's question in one command: mouth-trained vs random-trained, per image.
 
   python experiments/compare.py --random=runs/random-cpu64 --mouth=runs/mouth-cpu64 \
-      --data_dir=../shared/data/celeba10k --out=reports/cpu64 [--num_images=500] \
+      --data_dir=data/celeba10k-aligned --out=reports/cpu64 [--num_images=500] \
       [--random_mouthsize=runs/random_mouthsize-cpu64]
 
 With --random_mouthsize the size-matched control (mouth-box-sized holes at

@@ -1,7 +1,7 @@
 """Evaluate every checkpoint of a training run on the test split, beside the baselines.
 
   python experiments/evaluate.py --workdir=runs/mouth-cpu64 \
-      --data_dir=../shared/data/celeba10k --mask=mouth [--steps=500,4000] [--num_images=500]
+      --data_dir=data/celeba10k-aligned --mask=mouth [--steps=500,4000] [--num_images=500]
 
 Writes into WORKDIR/eval/ (or --out):
   metrics.csv        one row per hole set x checkpoint step x method (the model,

@@ -1,7 +1,7 @@
 r"""Builds the aligned 256x256 face set: flags only, the work is glcic_jax.dataset.prepare.
 
   python experiments/prepare_data.py --source=RAW_DIR --out=OUT
-  python experiments/prepare_data.py --source=../shared/data/faces --out=/tmp/lfw256 --min_face=0
+  python experiments/prepare_data.py --source=PHOTOS --out=data/faces256 --min_face=0
   python experiments/prepare_data.py --source=lfw --out=OUT  # online; --min_face=0 unless set
 
 Writes OUT/train/, OUT/test/, OUT/manifest.csv, OUT/summary.json and

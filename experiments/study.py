@@ -111,7 +111,7 @@ def main(argv):
     if not pathlib.Path(_DATA_DIR.value).is_dir():
         sys.exit(
             f"error: data folder {_DATA_DIR.value} does not exist (build it with: python "
-            "experiments/prepare_data.py --source=../shared/data/celeba10k --out=DIR --min_face=0)"
+            "experiments/prepare_data.py --source=PHOTOS --out=DIR --min_face=0)"
         )
     pathlib.Path(_RUNS.value).mkdir(parents=True, exist_ok=True)
     train_regimes(config.total_steps)

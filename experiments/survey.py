@@ -5,7 +5,7 @@ Wiring only; the logic is in glcic_jax.survey: design (definition), database
 the repo root:
 
   python experiments/survey.py build --random=runs/random-cpu64 \
-      --mouth=runs/mouth-cpu64 --data_dir=../shared/data/faces --n=10 --out=survey1
+      --mouth=runs/mouth-cpu64 --data_dir=data/celeba10k-aligned --n=10 --out=survey1
   python experiments/survey.py serve --survey=survey1 --db=survey1/answers.db --port=8000
   python experiments/survey.py summarize --db=survey1/answers.db --out=survey1/report
 

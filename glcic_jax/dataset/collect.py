@@ -25,7 +25,7 @@ import urllib.parse
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
-# Headless flags that work on the project's machines (ECOSYSTEM.md).
+# Headless flags checked to work with Debian's chromium on the project's machines.
 CHROMIUM_ARGS = (
     "--headless=new",
     "--no-sandbox",

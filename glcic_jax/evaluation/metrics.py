@@ -188,7 +188,7 @@ def ssim_hole(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
 # ---------------------------------------------------------------------------
 
 # OpenCV's own ORB defaults, written out so a future OpenCV cannot change
-# them under us and so the README can quote them.
+# them under us and so the docs can quote them.
 ORB_PARAMS = dict(
     nfeatures=500,
     scaleFactor=1.2,
