@@ -4,7 +4,8 @@ Pages are Jinja2 templates in templates/; forms are checked by `forms`. Routes
 (nothing else is served; anything else is 404, other methods 405):
 
     GET  /                start page: participant id, optional age band
-    POST /start           register (or recognise) the participant, go to the next question
+    POST /start           register a new id, or continue one (this browser's, or with its
+                          resume code), go to the next question
     GET  /q               redirect to the first unanswered question, or /thanks
     GET  /q/<id>          one question: original, top and bottom completions, five choices
     POST /answer          store one answer, go on
@@ -21,8 +22,15 @@ against fixed patterns; image names are checked three ways (see
 `Survey.image_path`); templates escape every value; pages are sent with a
 strict Content-Security-Policy.
 
-Anyone who types a participant's id continues as that participant: that is
-how a participant resumes in another browser, and the study accepts it.
+Who may answer as whom: a browser's signed session holds at most one
+participant, the one it registered or continued; asked to start as another id
+it is refused (429, "already participant X"). Registering gives a resume code,
+shown on every question page and the thank-you page; another browser continues
+an existing id only with that code (checked against a scrypt hash in constant
+time). A missing or wrong code, or a code with an unknown id, gets the start
+page again with one message (400) that tells nothing about the participant.
+One client address registers at most `new_ids_per_hour` new ids in any hour
+(429 beyond; see `registration_limits`).
 """
 
 import dataclasses
@@ -34,7 +42,7 @@ import waitress
 from flask_wtf import csrf
 from werkzeug import exceptions
 
-from glcic_jax.survey import database, design, forms
+from glcic_jax.survey import database, design, forms, registration_limits, resume_codes
 
 MAX_BODY = 2048
 MAX_PATH = 200
@@ -62,6 +70,25 @@ SERVER_SETTINGS = {
     "max_request_header_size": 16 * 1024,
     "max_request_body_size": 64 * MAX_BODY,
 }
+RESUME_REFUSED = (
+    "このIDは使用中か、再開コードが違います / this id is taken, or the resume code is wrong: "
+    "to continue, enter your id with the code shown on your survey pages; "
+    "to start, choose another id and leave the code empty"
+)
+TOO_MANY_NEW_IDS = (
+    "このネットワークからの新しいIDが多すぎます。後でお試しください / "
+    "too many new ids from your network in the last hour; please try again later"
+)
+
+
+def already_participant(participant: str) -> str:
+    """The refusal of a browser that holds `participant` and asked to start as another id."""
+    return (
+        f"このブラウザはすでに参加者 {participant} です / this browser is already participant "
+        f"{participant}: one participant per browser"
+    )
+
+
 # What a refusal says when the code that refused gave no reason of its own.
 _DEFAULT_MESSAGES = {404: "no such page", 405: "method not allowed"}
 
@@ -70,10 +97,11 @@ pages = flask.Blueprint("survey", __name__)
 
 @dataclasses.dataclass(frozen=True)
 class _Site:
-    """What every request reads: the survey's definition and its answers database."""
+    """What every request reads: the survey, its answers database, the registration limit."""
 
     survey: design.Survey
     db: database.SurveyDB
+    new_ids: registration_limits.AddressLimit
 
 
 def _site() -> _Site:
@@ -91,6 +119,14 @@ def _participant() -> str | None:
     if not isinstance(participant, str) or not design.PARTICIPANT_ID.fullmatch(participant):
         return None
     return participant if _site().db.has_participant(participant) else None
+
+
+def _resume_line() -> dict:
+    """What the question and thank-you pages show so the participant can continue elsewhere."""
+    code = flask.session.get("resume_code")
+    if not isinstance(code, str) or not resume_codes.CODE.fullmatch(code):
+        return {}  # a participant registered before resume codes existed has none
+    return {"resume_id": _participant(), "resume_code": resume_codes.display(code)}
 
 
 def _next_question(participant: str) -> tuple[design.Question | None, int]:
@@ -126,12 +162,34 @@ def start_page():
 def start():
     form = forms.StartForm()
     form.validate()
-    if form.participant.errors:  # the start page again, saying what an id may be
-        return _start_page_html(form.participant.errors[0]), 400
+    for field in (form.participant, form.code):  # the start page again, saying what is wrong
+        if field.errors:
+            return _start_page_html(field.errors[0]), 400
     if form.age.errors:
         flask.abort(400, form.age.errors[0])
-    _site().db.add_participant(form.participant.data, form.age.data)
-    flask.session["participant"] = form.participant.data
+    site, participant, code = _site(), form.participant.data, form.code.data
+    current = _participant()
+    if current is not None and current != participant:
+        return _start_page_html(already_participant(current)), 429
+    if current == participant:  # this browser's own participant: resumes without a code
+        site.db.add_participant(participant, form.age.data)  # fills an age band left empty
+    elif code:  # an existing participant continuing in this browser
+        if not resume_codes.matches(code, site.db.resume_code_hash(participant)):
+            return _start_page_html(RESUME_REFUSED), 400
+        site.db.add_participant(participant, form.age.data)
+        flask.session["resume_code"] = code
+    else:  # a new participant
+        if site.db.has_participant(participant):
+            return _start_page_html(RESUME_REFUSED), 400
+        address = flask.request.remote_addr
+        if not site.new_ids.take(address):
+            return _start_page_html(TOO_MANY_NEW_IDS), 429
+        code = resume_codes.new_code()
+        if not site.db.register(participant, form.age.data, resume_codes.hash_code(code)):
+            site.new_ids.give_back(address)  # taken meanwhile by a concurrent registration
+            return _start_page_html(RESUME_REFUSED), 400
+        flask.session["resume_code"] = code
+    flask.session["participant"] = participant
     flask.session.permanent = True  # kept for SESSION_LIFETIME, so a participant can come back
     return _see_other("survey.next_question")
 
@@ -175,6 +233,7 @@ def question_page(question_id: str):
         done=done,
         total=len(site.survey.questions),
         choices=design.CHOICES,
+        **_resume_line(),
     )
 
 
@@ -203,7 +262,7 @@ def thanks():
     question, done = _next_question(participant)
     if question is not None:
         return _see_other("survey.question_page", question_id=question.id)
-    return flask.render_template("thanks.html", done=done)
+    return flask.render_template("thanks.html", done=done, **_resume_line())
 
 
 @_route("/image/<name>")
@@ -268,8 +327,19 @@ def _csrf_error_page(error: csrf.CSRFError):
     return _error_page(exceptions.Forbidden("invalid or missing CSRF token; reload the page"))
 
 
-def create_app(survey: design.Survey, db: database.SurveyDB) -> flask.Flask:
-    """The survey's WSGI app: `survey` served, answers stored in `db` (bound to the survey here)."""
+def create_app(
+    survey: design.Survey,
+    db: database.SurveyDB,
+    new_ids_per_hour: int = registration_limits.NEW_IDS_PER_ADDRESS_PER_HOUR,
+) -> flask.Flask:
+    """The survey's WSGI app: `survey` served, answers stored in `db` (bound to the survey here).
+
+    Args:
+      survey: the survey to serve.
+      db: its answers database.
+      new_ids_per_hour: how many new participant ids one client address may
+        register in any hour.
+    """
     db.attach(survey)
     app = flask.Flask(__name__, static_folder=None)  # no /static: only the routes above
     app.url_map.merge_slashes = False  # "//x" is not "/x": no redirects to guessed paths
@@ -288,7 +358,8 @@ def create_app(survey: design.Survey, db: database.SurveyDB) -> flask.Flask:
         # ask browsers to send no Referer (Referrer-Policy above).
         WTF_CSRF_SSL_STRICT=False,
     )
-    app.extensions["glcic_survey"] = _Site(survey, db)
+    limit = registration_limits.AddressLimit(new_ids_per_hour)
+    app.extensions["glcic_survey"] = _Site(survey, db, limit)
     app.before_request(_check_request)  # registered first, so it runs before the CSRF check
     csrf.CSRFProtect(app)
     app.after_request(_add_headers)
@@ -298,11 +369,17 @@ def create_app(survey: design.Survey, db: database.SurveyDB) -> flask.Flask:
     return app
 
 
-def make_server(survey_dir, db_path, host: str = "127.0.0.1", port: int = 8000):
+def make_server(
+    survey_dir,
+    db_path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    new_ids_per_hour: int = registration_limits.NEW_IDS_PER_ADDRESS_PER_HOUR,
+):
     """A waitress server for the survey in `survey_dir` storing answers in `db_path`.
 
     The socket is bound on return (port 0: any free one; see `urls`); call
-    `run()` to serve until Ctrl-C.
+    `run()` to serve until Ctrl-C. `new_ids_per_hour`: see `create_app`.
 
     Raises:
       design.SurveyError: the survey, the database or the address cannot be used.
@@ -312,7 +389,9 @@ def make_server(survey_dir, db_path, host: str = "127.0.0.1", port: int = 8000):
         db = database.SurveyDB(db_path)
     except sqlite3.Error as e:
         raise design.SurveyError(f"cannot open the answers database {db_path}: {e}") from None
-    app = create_app(survey, db)
+    if new_ids_per_hour < 1:
+        raise design.SurveyError(f"new_ids_per_hour must be at least 1, not {new_ids_per_hour}")
+    app = create_app(survey, db, new_ids_per_hour)
     try:
         return waitress.create_server(app, host=host, port=port, **SERVER_SETTINGS)
     except (OSError, ValueError) as e:  # the port is taken, no such host, ...
