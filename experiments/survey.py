@@ -20,7 +20,7 @@ import sys
 
 from absl import app, flags, logging
 
-from glcic_jax.survey import design, registration_limits, webapp
+from glcic_jax.survey import admission, design, webapp
 from glcic_jax.survey import summary as survey_summary
 
 COMMANDS = ("build", "serve", "summarize")
@@ -42,7 +42,7 @@ _PORT = flags.DEFINE_integer(
 )
 _NEW_IDS = flags.DEFINE_integer(
     "new_ids_per_hour",
-    registration_limits.NEW_IDS_PER_ADDRESS_PER_HOUR,
+    admission.NEW_IDS_PER_ADDRESS_PER_HOUR,
     "serve: new participant ids one client address may register per hour.",
     lower_bound=1,
 )

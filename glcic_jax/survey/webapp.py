@@ -22,15 +22,12 @@ against fixed patterns; image names are checked three ways (see
 `Survey.image_path`); templates escape every value; pages are sent with a
 strict Content-Security-Policy.
 
-Who may answer as whom: a browser's signed session holds at most one
-participant, the one it registered or continued; asked to start as another id
-it is refused (429, "already participant X"). Registering gives a resume code,
-shown on every question page and the thank-you page; another browser continues
-an existing id only with that code (checked against a scrypt hash in constant
-time). A missing or wrong code, or a code with an unknown id, gets the start
-page again with one message (400) that tells nothing about the participant.
-One client address registers at most `new_ids_per_hour` new ids in any hour
-(429 beyond; see `registration_limits`).
+Who may answer as whom (see `admission`): a browser's signed session holds
+at most one participant; registering gives a resume code, shown on every
+question page and the thank-you page, without which another browser cannot
+continue an existing id; new ids and wrong codes per client address are
+limited. Refusals are the start page again with one line (400, or 429 for a
+limit).
 """
 
 import dataclasses
@@ -42,7 +39,7 @@ import waitress
 from flask_wtf import csrf
 from werkzeug import exceptions
 
-from glcic_jax.survey import database, design, forms, registration_limits, resume_codes
+from glcic_jax.survey import admission, database, design, forms, resume_codes
 
 MAX_BODY = 2048
 MAX_PATH = 200
@@ -70,25 +67,6 @@ SERVER_SETTINGS = {
     "max_request_header_size": 16 * 1024,
     "max_request_body_size": 64 * MAX_BODY,
 }
-RESUME_REFUSED = (
-    "このIDは使用中か、再開コードが違います / this id is taken, or the resume code is wrong: "
-    "to continue, enter your id with the code shown on your survey pages; "
-    "to start, choose another id and leave the code empty"
-)
-TOO_MANY_NEW_IDS = (
-    "このネットワークからの新しいIDが多すぎます。後でお試しください / "
-    "too many new ids from your network in the last hour; please try again later"
-)
-
-
-def already_participant(participant: str) -> str:
-    """The refusal of a browser that holds `participant` and asked to start as another id."""
-    return (
-        f"このブラウザはすでに参加者 {participant} です / this browser is already participant "
-        f"{participant}: one participant per browser"
-    )
-
-
 # What a refusal says when the code that refused gave no reason of its own.
 _DEFAULT_MESSAGES = {404: "no such page", 405: "method not allowed"}
 
@@ -97,11 +75,11 @@ pages = flask.Blueprint("survey", __name__)
 
 @dataclasses.dataclass(frozen=True)
 class _Site:
-    """What every request reads: the survey, its answers database, the registration limit."""
+    """What every request reads: the survey, its answers database, who may start as whom."""
 
     survey: design.Survey
     db: database.SurveyDB
-    new_ids: registration_limits.AddressLimit
+    admissions: admission.Admission
 
 
 def _site() -> _Site:
@@ -167,27 +145,14 @@ def start():
             return _start_page_html(field.errors[0]), 400
     if form.age.errors:
         flask.abort(400, form.age.errors[0])
-    site, participant, code = _site(), form.participant.data, form.code.data
-    current = _participant()
-    if current is not None and current != participant:
-        return _start_page_html(already_participant(current)), 429
-    if current == participant:  # this browser's own participant: resumes without a code
-        site.db.add_participant(participant, form.age.data)  # fills an age band left empty
-    elif code:  # an existing participant continuing in this browser
-        if not resume_codes.matches(code, site.db.resume_code_hash(participant)):
-            return _start_page_html(RESUME_REFUSED), 400
-        site.db.add_participant(participant, form.age.data)
-        flask.session["resume_code"] = code
-    else:  # a new participant
-        if site.db.has_participant(participant):
-            return _start_page_html(RESUME_REFUSED), 400
-        address = flask.request.remote_addr
-        if not site.new_ids.take(address):
-            return _start_page_html(TOO_MANY_NEW_IDS), 429
-        code = resume_codes.new_code()
-        if not site.db.register(participant, form.age.data, resume_codes.hash_code(code)):
-            site.new_ids.give_back(address)  # taken meanwhile by a concurrent registration
-            return _start_page_html(RESUME_REFUSED), 400
+    participant = form.participant.data
+    try:
+        code = _site().admissions.admit(
+            _participant(), participant, form.code.data, form.age.data, flask.request.remote_addr
+        )
+    except admission.Refused as refusal:
+        return _start_page_html(refusal.message), refusal.status
+    if code is not None:
         flask.session["resume_code"] = code
     flask.session["participant"] = participant
     flask.session.permanent = True  # kept for SESSION_LIFETIME, so a participant can come back
@@ -330,7 +295,7 @@ def _csrf_error_page(error: csrf.CSRFError):
 def create_app(
     survey: design.Survey,
     db: database.SurveyDB,
-    new_ids_per_hour: int = registration_limits.NEW_IDS_PER_ADDRESS_PER_HOUR,
+    new_ids_per_hour: int = admission.NEW_IDS_PER_ADDRESS_PER_HOUR,
 ) -> flask.Flask:
     """The survey's WSGI app: `survey` served, answers stored in `db` (bound to the survey here).
 
@@ -358,8 +323,7 @@ def create_app(
         # ask browsers to send no Referer (Referrer-Policy above).
         WTF_CSRF_SSL_STRICT=False,
     )
-    limit = registration_limits.AddressLimit(new_ids_per_hour)
-    app.extensions["glcic_survey"] = _Site(survey, db, limit)
+    app.extensions["glcic_survey"] = _Site(survey, db, admission.Admission(db, new_ids_per_hour))
     app.before_request(_check_request)  # registered first, so it runs before the CSRF check
     csrf.CSRFProtect(app)
     app.after_request(_add_headers)
@@ -374,7 +338,7 @@ def make_server(
     db_path,
     host: str = "127.0.0.1",
     port: int = 8000,
-    new_ids_per_hour: int = registration_limits.NEW_IDS_PER_ADDRESS_PER_HOUR,
+    new_ids_per_hour: int = admission.NEW_IDS_PER_ADDRESS_PER_HOUR,
 ):
     """A waitress server for the survey in `survey_dir` storing answers in `db_path`.
 

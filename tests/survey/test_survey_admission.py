@@ -10,7 +10,7 @@ import sqlite3
 
 import pytest
 
-from glcic_jax.survey import database, forms, registration_limits, resume_codes, webapp
+from glcic_jax.survey import address_limits, admission, database, forms, resume_codes
 
 # The columns of the tables the study's data lives in, as (name, type, notnull, default, pk).
 DATA_TABLES = {
@@ -132,7 +132,7 @@ def test_another_browser_without_the_right_code_is_refused_and_learns_nothing(
     ]:
         status, body = mallory.start(participant, "60-", code=typed)
         assert status == 400, (participant, typed)
-        assert error_line(body) == webapp.RESUME_REFUSED  # the same words in every case
+        assert error_line(body) == admission.RESUME_REFUSED  # the same words in every case
         assert question_of(body) is None and resume_code_of(body) is None
         assert b"alice" not in body and b"welcome-back" not in body
         assert code.encode() not in body and shown_code.encode() not in body
@@ -171,7 +171,7 @@ def test_a_browser_holds_one_participant(served, new_client, question_of, resume
     for participant, code in [("judy", None), ("kim", None), ("kim", kim_code)]:
         status, body = client.start(participant, code=code)
         assert status == 429, participant
-        assert error_line(body) == webapp.already_participant("ivan")
+        assert error_line(body) == admission.already_participant("ivan")
         assert question_of(body) is None and resume_code_of(body) is None
     status, page = client.start("ivan")  # its own participant: resumes, no code needed
     assert status == 200 and question_of(page)
@@ -194,7 +194,7 @@ def test_new_ids_per_address_are_limited(
     refused = [page for status, page in results if status != 200]
     assert len(admitted) == 3 and all(question_of(page) for page in admitted)
     assert {status for status, _ in results} == {200, 429}
-    assert {error_line(page) for page in refused} == {webapp.TOO_MANY_NEW_IDS}
+    assert {error_line(page) for page in refused} == {admission.TOO_MANY_NEW_IDS}
     assert db_rows(db_path, "SELECT COUNT(*) FROM participants") == [(3,)]
     assert db_rows(db_path, "SELECT COUNT(*) FROM resume_codes") == [(3,)]
     # Continuing an existing id with its code is no new id: still allowed from this address.
@@ -205,9 +205,27 @@ def test_new_ids_per_address_are_limited(
     assert new_client(server.base).start("bot99")[0] == 429
 
 
+def test_wrong_codes_per_address_are_limited(served, new_client, question_of, resume_code_of):
+    """Guessing codes stops after a few: then even the right code waits (the same address)."""
+    base, db_path = served
+    _, page = new_client(base).start("lena")
+    code = resume_codes.normalise(resume_code_of(page))
+    guesser = new_client(base)
+    for _ in range(admission.WRONG_CODES_PER_ADDRESS_PER_HOUR):
+        status, body = guesser.start("lena", code=another_code(code))
+        assert (status, error_line(body)) == (400, admission.RESUME_REFUSED)
+    status, body = guesser.start("lena", code=another_code(code))
+    assert (status, error_line(body)) == (429, admission.TOO_MANY_WRONG_CODES)
+    status, body = new_client(base).start("lena", code=code)
+    assert (status, error_line(body)) == (429, admission.TOO_MANY_WRONG_CODES)
+    assert question_of(body) is None
+    assert new_client(base).start("mona")[0] == 200  # new ids are counted apart
+    assert db_rows(db_path, "SELECT COUNT(*) FROM shown WHERE participant = 'lena'") == [(1,)]
+
+
 def test_address_limit_slides_and_groups_ipv6_networks():
     now = [0.0]
-    limit = registration_limits.AddressLimit(3, clock=lambda: now[0])
+    limit = address_limits.AddressLimit(3, clock=lambda: now[0])
     assert [limit.take("10.0.0.1") for _ in range(4)] == [True, True, True, False]
     assert limit.take("::ffff:10.0.0.1") is False  # the same IPv4 address, IPv6-mapped
     assert limit.take("10.0.0.2") is True  # another address counts on its own
@@ -215,9 +233,9 @@ def test_address_limit_slides_and_groups_ipv6_networks():
     assert limit.take("10.0.0.1") is True and limit.take("10.0.0.1") is False
     assert [limit.take(f"2001:db8::{i}") for i in range(1, 5)] == [True, True, True, False]
     assert limit.take("2001:db8:0:1::1") is True  # another /64
-    now[0] = registration_limits.WINDOW_S - 1
+    now[0] = address_limits.WINDOW_S - 1
     assert limit.take("10.0.0.1") is False
-    now[0] = registration_limits.WINDOW_S + 1  # an hour later the first ones are forgotten
+    now[0] = address_limits.WINDOW_S + 1  # an hour later the first ones are forgotten
     assert limit.take("10.0.0.1") is True and limit.take("2001:db8::9") is True
     with pytest.raises(ValueError):
-        registration_limits.AddressLimit(0)
+        address_limits.AddressLimit(0)

@@ -1,16 +1,14 @@
-"""How many new participant ids one client address may register per hour.
+"""Counting events per client address over a sliding hour: the mechanism of the survey's limits.
 
-Without a bound one script could register any number of ids and answer as
-all of them. The server counts the ids each address registered in the last
-hour and refuses more than its limit.
+`admission` uses two counts: new ids registered and wrong resume codes typed.
 
-The count is kept in memory, not in the database: the answers database holds
-the study's data, and client addresses are personal data the study never
-promised to keep. The price is that a server restart forgets the last hour,
-so an address may register up to the limit again after a restart; only the
-operator restarts the server, and the limit resets at most once per restart.
-Memory stays bounded: an address is remembered only for ids it registered in
-the last hour, at most `per_hour` entries each.
+The counts are kept in memory (the server is one process; its threads share
+them), not in the database: the answers database holds the study's data, and
+client addresses are personal data the study never promised to keep. The
+price: a restart forgets the last hour, so afterwards an address may reach
+each limit again. Only the operator restarts the server; a client cannot.
+Memory stays bounded: an address is remembered only for its events of the
+last hour, at most `per_hour` of them.
 """
 
 import collections
@@ -18,11 +16,6 @@ import ipaddress
 import threading
 import time
 
-# A class or lab that takes the survey together is usually one room behind one
-# NAT address: 30 people registering within an hour must all get in (so not 1).
-# A script gets 30 ids an hour from one address instead of any number; a bigger
-# session can raise it with `survey.py serve --new_ids_per_hour`.
-NEW_IDS_PER_ADDRESS_PER_HOUR = 30
 WINDOW_S = 3600.0
 
 
@@ -44,9 +37,9 @@ def client_key(address: str | None) -> str:
 
 
 class AddressLimit:
-    """At most `per_hour` registrations per client address in any sliding hour; thread-safe."""
+    """At most `per_hour` events per client address in any sliding hour; thread-safe."""
 
-    def __init__(self, per_hour: int = NEW_IDS_PER_ADDRESS_PER_HOUR, clock=time.monotonic):
+    def __init__(self, per_hour: int, clock=time.monotonic):
         if per_hour < 1:
             raise ValueError(f"per_hour must be at least 1, not {per_hour}")
         self.per_hour = per_hour
@@ -63,7 +56,7 @@ class AddressLimit:
                 del self._times[key]
 
     def take(self, address: str | None) -> bool:
-        """Count one registration from `address`; False (and nothing counted) if over the limit.
+        """Count one event from `address`; False (and nothing counted) if over the limit.
 
         Checking and counting are one step, so concurrent requests cannot all
         pass the check before any of them is counted.
@@ -79,7 +72,7 @@ class AddressLimit:
             return True
 
     def give_back(self, address: str | None) -> None:
-        """Uncount the latest registration from `address` (it did not happen after all)."""
+        """Uncount the latest event from `address` (it did not happen, or does not count)."""
         with self._lock:
             times = self._times.get(client_key(address))
             if times:
