@@ -6,8 +6,8 @@ was registered and shown on every question page. The database keeps only a
 salted scrypt hash of the code, and checks compare digests in constant time.
 
 A code is 8 characters from an alphabet without look-alikes (no 0/O, 1/I/L):
-31**8 ~ 8.5e11 codes. Every guess costs the server one scrypt (tens of ms), so
-a guesser on one machine needs years to find one participant's code.
+31**8 ~ 8.5e11 codes. A guesser gets a few wrong codes an hour per address
+(see `admission`), far too few to find one participant's code.
 """
 
 import functools
@@ -15,13 +15,14 @@ import hashlib
 import hmac
 import re
 import secrets
+import unicodedata
 
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 LENGTH = 8
 CODE = re.compile(f"[{ALPHABET}]{{{LENGTH}}}")
 # scrypt's cost: 16 MiB and tens of ms per hash. Only registering and resuming
-# in another browser pay it, never answering.
-# The parameters are stored with each hash, so changing them here keeps old codes valid.
+# in another browser pay it, never answering. The parameters are stored with
+# each hash, so changing them here keeps old codes valid.
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 _SALT_BYTES = 16
 _DIGEST_BYTES = 32
@@ -33,8 +34,8 @@ def new_code() -> str:
 
 
 def normalise(typed: str) -> str:
-    """A code as typed (any case, spaces or dashes between groups) in the stored form."""
-    return re.sub(r"[\s-]", "", typed).upper()
+    """A code as typed (any case, full-width, spaces or dashes between groups) as stored."""
+    return re.sub(r"[\s-]", "", unicodedata.normalize("NFKC", typed)).upper()
 
 
 def display(code: str) -> str:

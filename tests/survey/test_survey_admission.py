@@ -81,6 +81,7 @@ def test_resume_codes_are_random_hashed_and_checked():
     assert re.fullmatch(r"[A-Z0-9]{4}-[A-Z0-9]{4}", shown)
     assert resume_codes.normalise(f" {shown.lower()} ") == code
     assert resume_codes.normalise(shown[:4] + " " + shown[5:]) == code
+    assert resume_codes.normalise("ａｂｃｄ－ｅｆ２３") == "ABCDEF23"  # typed with a Japanese IME
 
 
 def test_new_table_only_the_data_tables_are_unchanged(tmp_path):
