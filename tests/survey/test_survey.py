@@ -363,9 +363,10 @@ def raw_status(base: str, request: str) -> int:
 def test_input_is_validated(served, survey_dir, new_client, question_of):
     base, db_path = served
     client = new_client(base)
-    for bad in ["", "a" * 33, "a b", "名前", "x';--", "../x"]:
-        status, _ = client.start(bad)
+    for bad in ["", "a" * 33, "a b", "名前", "x';--", "../x", "<script>alert(1)</script>"]:
+        status, body = client.start(bad)
         assert status == 400, bad
+        assert b"<script" not in body, bad  # never echoed into the page
     assert client.start("frank", age="99")[0] == 400
     assert db_rows(db_path, "SELECT COUNT(*) FROM participants") == [(0,)]
     _, page = client.start("frank")
