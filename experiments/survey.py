@@ -12,14 +12,15 @@ the repo root:
 `build` completes n test images in the mouth box with both runs at two
 training points (default: the two latest checkpoint steps both runs have;
 `--steps=a,b` to choose). `serve` binds 127.0.0.1 unless --host says
-otherwise; stop it with Ctrl-C (answers are on disk as they are given).
+otherwise; stop it with Ctrl-C (answers are on disk as they are given);
+`--new_ids_per_hour` bounds the ids one client address registers per hour.
 """
 
 import sys
 
 from absl import app, flags, logging
 
-from glcic_jax.survey import design, webapp
+from glcic_jax.survey import admission, design, webapp
 from glcic_jax.survey import summary as survey_summary
 
 COMMANDS = ("build", "serve", "summarize")
@@ -38,6 +39,12 @@ _DB = flags.DEFINE_string("db", None, "serve/summarize: the SQLite answers datab
 _HOST = flags.DEFINE_string("host", "127.0.0.1", "serve: address to bind.")
 _PORT = flags.DEFINE_integer(
     "port", 8000, "serve: port (0: any free port, printed).", lower_bound=0, upper_bound=65535
+)
+_NEW_IDS = flags.DEFINE_integer(
+    "new_ids_per_hour",
+    admission.NEW_IDS_PER_ADDRESS_PER_HOUR,
+    "serve: new participant ids one client address may register per hour.",
+    lower_bound=1,
 )
 
 
@@ -62,7 +69,9 @@ def main(argv):
             print(f"{len(built.questions)} questions at steps {list(built.points)} in {_OUT.value}")
         elif command == "serve":
             _require(_SURVEY, _DB)
-            server = webapp.make_server(_SURVEY.value, _DB.value, _HOST.value, _PORT.value)
+            server = webapp.make_server(
+                _SURVEY.value, _DB.value, _HOST.value, _PORT.value, _NEW_IDS.value
+            )
             for url in webapp.urls(server):
                 print(f"serving the survey on {url}", flush=True)
             server.run()  # until Ctrl-C; every answer is on disk once acknowledged

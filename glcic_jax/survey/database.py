@@ -15,6 +15,9 @@ Tables:
                 recorded the first time the question is shown
   answers       (participant, question) UNIQUE -> choice 1..5 as clicked, and the
                 orientation copied from `shown`
+  resume_codes  participant -> the hash of the code that lets another browser
+                continue as them (`resume_codes.hash_code`); added after the
+                first surveys, so older databases get it, empty, when opened
 """
 
 import contextlib
@@ -53,6 +56,11 @@ CREATE TABLE IF NOT EXISTS answers (
   mouth_on_top INTEGER NOT NULL CHECK (mouth_on_top IN (0, 1)),
   answered_at REAL NOT NULL,
   UNIQUE (participant, question)
+);
+CREATE TABLE IF NOT EXISTS resume_codes (
+  participant TEXT PRIMARY KEY REFERENCES participants(id),
+  code_hash TEXT NOT NULL,
+  created_at REAL NOT NULL
 );
 """
 
@@ -133,6 +141,38 @@ class SurveyDB:
                 "age_band = excluded.age_band WHERE participants.age_band = ''",
                 (participant, age_band, time.time()),
             )
+
+    def register(self, participant: str, age_band: str, code_hash: str) -> bool:
+        """Register a new participant with the hash of their resume code, in one transaction.
+
+        Returns False, and changes nothing, if the id is already taken (also by
+        a concurrent registration).
+        """
+        with self.connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                now = time.time()
+                added = db.execute(
+                    "INSERT INTO participants VALUES (?, ?, ?) ON CONFLICT(id) DO NOTHING",
+                    (participant, age_band, now),
+                ).rowcount
+                if added:
+                    db.execute(
+                        "INSERT INTO resume_codes VALUES (?, ?, ?)", (participant, code_hash, now)
+                    )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return added == 1
+
+    def resume_code_hash(self, participant: str) -> str | None:
+        """The stored hash of `participant`'s resume code; None if unknown or registered without."""
+        with self.connect() as db:
+            row = db.execute(
+                "SELECT code_hash FROM resume_codes WHERE participant = ?", (participant,)
+            ).fetchone()
+        return row[0] if row else None
 
     def has_participant(self, participant: str) -> bool:
         with self.connect() as db:

@@ -11,11 +11,15 @@ from flask_wtf import FlaskForm
 from wtforms import StringField
 from wtforms.validators import AnyOf, ValidationError
 
-from glcic_jax.survey import design
+from glcic_jax.survey import design, resume_codes
 
 ID_RULE = (
     "参加者IDは英数字と _ - で1〜32文字です / "
     "the participant id must be 1-32 letters, digits, _ or -"
+)
+CODE_RULE = (
+    "再開コードは8文字の英数字です (例 ABCD-EF23) / "
+    "the resume code is 8 letters and digits, like ABCD-EF23"
 )
 UNKNOWN_AGE_BAND = "unknown age band"
 UNKNOWN_QUESTION = "unknown question"
@@ -37,17 +41,30 @@ def _strip(value):
     return value.strip() if isinstance(value, str) else value
 
 
+def _normalise_code(value):
+    return resume_codes.normalise(value) if isinstance(value, str) else value
+
+
+def _optional_code(form, field):
+    if field.data and not resume_codes.CODE.fullmatch(field.data):
+        raise ValidationError(CODE_RULE)
+
+
 class _Form(FlaskForm):
     class Meta:
         csrf = False  # the app-wide CSRFProtect has checked the token before any view runs
 
 
 class StartForm(_Form):
-    """The start page: a participant id and an optional age band."""
+    """The start page: a participant id, an optional age band, and a resume code to continue.
+
+    The code is needed only to continue an existing id in another browser.
+    """
 
     participant = StringField(
         default="", filters=[_strip], validators=[_fullmatch(design.PARTICIPANT_ID, ID_RULE)]
     )
+    code = StringField(default="", filters=[_normalise_code], validators=[_optional_code])
     age = StringField(default="", validators=[AnyOf(list(design.AGE_BANDS), UNKNOWN_AGE_BAND)])
 
 

@@ -4,7 +4,8 @@ Pages are Jinja2 templates in templates/; forms are checked by `forms`. Routes
 (nothing else is served; anything else is 404, other methods 405):
 
     GET  /                start page: participant id, optional age band
-    POST /start           register (or recognise) the participant, go to the next question
+    POST /start           register a new id, or continue one (this browser's, or with its
+                          resume code), go to the next question
     GET  /q               redirect to the first unanswered question, or /thanks
     GET  /q/<id>          one question: original, top and bottom completions, five choices
     POST /answer          store one answer, go on
@@ -21,8 +22,12 @@ against fixed patterns; image names are checked three ways (see
 `Survey.image_path`); templates escape every value; pages are sent with a
 strict Content-Security-Policy.
 
-Anyone who types a participant's id continues as that participant: that is
-how a participant resumes in another browser, and the study accepts it.
+Who may answer as whom (see `admission`): a browser's signed session holds
+at most one participant; registering gives a resume code, shown on every
+question page and the thank-you page, without which another browser cannot
+continue an existing id; new ids and wrong codes per client address are
+limited. Refusals are the start page again with one line (400, or 429 for a
+limit).
 """
 
 import dataclasses
@@ -34,7 +39,7 @@ import waitress
 from flask_wtf import csrf
 from werkzeug import exceptions
 
-from glcic_jax.survey import database, design, forms
+from glcic_jax.survey import admission, database, design, forms, resume_codes
 
 MAX_BODY = 2048
 MAX_PATH = 200
@@ -70,10 +75,11 @@ pages = flask.Blueprint("survey", __name__)
 
 @dataclasses.dataclass(frozen=True)
 class _Site:
-    """What every request reads: the survey's definition and its answers database."""
+    """What every request reads: the survey, its answers database, who may start as whom."""
 
     survey: design.Survey
     db: database.SurveyDB
+    admissions: admission.Admission
 
 
 def _site() -> _Site:
@@ -91,6 +97,14 @@ def _participant() -> str | None:
     if not isinstance(participant, str) or not design.PARTICIPANT_ID.fullmatch(participant):
         return None
     return participant if _site().db.has_participant(participant) else None
+
+
+def _resume_line() -> dict:
+    """What the question and thank-you pages show so the participant can continue elsewhere."""
+    code = flask.session.get("resume_code")
+    if not isinstance(code, str) or not resume_codes.CODE.fullmatch(code):
+        return {}  # a participant registered before resume codes existed has none
+    return {"resume_id": _participant(), "resume_code": resume_codes.display(code)}
 
 
 def _next_question(participant: str) -> tuple[design.Question | None, int]:
@@ -126,12 +140,21 @@ def start_page():
 def start():
     form = forms.StartForm()
     form.validate()
-    if form.participant.errors:  # the start page again, saying what an id may be
-        return _start_page_html(form.participant.errors[0]), 400
+    for field in (form.participant, form.code):  # the start page again, saying what is wrong
+        if field.errors:
+            return _start_page_html(field.errors[0]), 400
     if form.age.errors:
         flask.abort(400, form.age.errors[0])
-    _site().db.add_participant(form.participant.data, form.age.data)
-    flask.session["participant"] = form.participant.data
+    participant = form.participant.data
+    try:
+        code = _site().admissions.admit(
+            _participant(), participant, form.code.data, form.age.data, flask.request.remote_addr
+        )
+    except admission.Refused as refusal:
+        return _start_page_html(refusal.message), refusal.status
+    if code is not None:
+        flask.session["resume_code"] = code
+    flask.session["participant"] = participant
     flask.session.permanent = True  # kept for SESSION_LIFETIME, so a participant can come back
     return _see_other("survey.next_question")
 
@@ -175,6 +198,7 @@ def question_page(question_id: str):
         done=done,
         total=len(site.survey.questions),
         choices=design.CHOICES,
+        **_resume_line(),
     )
 
 
@@ -203,7 +227,7 @@ def thanks():
     question, done = _next_question(participant)
     if question is not None:
         return _see_other("survey.question_page", question_id=question.id)
-    return flask.render_template("thanks.html", done=done)
+    return flask.render_template("thanks.html", done=done, **_resume_line())
 
 
 @_route("/image/<name>")
@@ -268,8 +292,19 @@ def _csrf_error_page(error: csrf.CSRFError):
     return _error_page(exceptions.Forbidden("invalid or missing CSRF token; reload the page"))
 
 
-def create_app(survey: design.Survey, db: database.SurveyDB) -> flask.Flask:
-    """The survey's WSGI app: `survey` served, answers stored in `db` (bound to the survey here)."""
+def create_app(
+    survey: design.Survey,
+    db: database.SurveyDB,
+    new_ids_per_hour: int = admission.NEW_IDS_PER_ADDRESS_PER_HOUR,
+) -> flask.Flask:
+    """The survey's WSGI app: `survey` served, answers stored in `db` (bound to the survey here).
+
+    Args:
+      survey: the survey to serve.
+      db: its answers database.
+      new_ids_per_hour: how many new participant ids one client address may
+        register in any hour.
+    """
     db.attach(survey)
     app = flask.Flask(__name__, static_folder=None)  # no /static: only the routes above
     app.url_map.merge_slashes = False  # "//x" is not "/x": no redirects to guessed paths
@@ -288,7 +323,7 @@ def create_app(survey: design.Survey, db: database.SurveyDB) -> flask.Flask:
         # ask browsers to send no Referer (Referrer-Policy above).
         WTF_CSRF_SSL_STRICT=False,
     )
-    app.extensions["glcic_survey"] = _Site(survey, db)
+    app.extensions["glcic_survey"] = _Site(survey, db, admission.Admission(db, new_ids_per_hour))
     app.before_request(_check_request)  # registered first, so it runs before the CSRF check
     csrf.CSRFProtect(app)
     app.after_request(_add_headers)
@@ -298,11 +333,17 @@ def create_app(survey: design.Survey, db: database.SurveyDB) -> flask.Flask:
     return app
 
 
-def make_server(survey_dir, db_path, host: str = "127.0.0.1", port: int = 8000):
+def make_server(
+    survey_dir,
+    db_path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    new_ids_per_hour: int = admission.NEW_IDS_PER_ADDRESS_PER_HOUR,
+):
     """A waitress server for the survey in `survey_dir` storing answers in `db_path`.
 
     The socket is bound on return (port 0: any free one; see `urls`); call
-    `run()` to serve until Ctrl-C.
+    `run()` to serve until Ctrl-C. `new_ids_per_hour`: see `create_app`.
 
     Raises:
       design.SurveyError: the survey, the database or the address cannot be used.
@@ -312,7 +353,9 @@ def make_server(survey_dir, db_path, host: str = "127.0.0.1", port: int = 8000):
         db = database.SurveyDB(db_path)
     except sqlite3.Error as e:
         raise design.SurveyError(f"cannot open the answers database {db_path}: {e}") from None
-    app = create_app(survey, db)
+    if new_ids_per_hour < 1:
+        raise design.SurveyError(f"new_ids_per_hour must be at least 1, not {new_ids_per_hour}")
+    app = create_app(survey, db, new_ids_per_hour)
     try:
         return waitress.create_server(app, host=host, port=port, **SERVER_SETTINGS)
     except (OSError, ValueError) as e:  # the port is taken, no such host, ...

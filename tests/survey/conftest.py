@@ -71,18 +71,19 @@ class SurveyServer:
 
 @pytest.fixture
 def start_survey_server():
-    """A function (survey_dir, db_path, port=0) -> SurveyServer, once it accepts connections.
+    """A function (survey_dir, db_path, port=0, *flags) -> SurveyServer, once it accepts connections.
 
+    `flags` are more `survey.py serve` flags, e.g. "--new_ids_per_hour=3".
     Servers still running at the end of the test are killed.
     """
     started = []
 
-    def start(survey_dir, db_path, port: int = 0) -> SurveyServer:
+    def start(survey_dir, db_path, port: int = 0, *flags: str) -> SurveyServer:
         log = pathlib.Path(f"{db_path}.{len(started)}.log")
         with open(log, "a") as stderr:  # a file, not a pipe nobody reads
             process = subprocess.Popen(
                 [sys.executable, str(SURVEY_SCRIPT), "serve", f"--survey={survey_dir}",
-                 f"--db={db_path}", f"--port={port}"],
+                 f"--db={db_path}", f"--port={port}", *flags],
                 stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=SURVEY_SCRIPT.parents[1],
             )  # fmt: skip
         started.append(process)
@@ -145,12 +146,16 @@ class Client:
     def csrf(self, page: bytes) -> str:
         return re.search(rb"name='csrf' value='([^']+)'", page).group(1).decode()
 
-    def start(self, participant: str, age: str = "") -> tuple[int, bytes]:
-        """Open the start page and register; -> status and the page after redirects."""
+    def start(self, participant: str, age: str = "", code: str | None = None) -> tuple[int, bytes]:
+        """Open the start page and register (or continue, with a resume `code`).
+
+        Returns the status and the page after redirects.
+        """
         _, _, page = self.get("/")
-        status, headers, body = self.post(
-            "/start", {"csrf": self.csrf(page), "participant": participant, "age": age}
-        )
+        form = {"csrf": self.csrf(page), "participant": participant, "age": age}
+        if code is not None:
+            form["code"] = code
+        status, headers, body = self.post("/start", form)
         if status != 303:
             return status, body
         status, _, body = self.get(headers["Location"])
@@ -177,6 +182,17 @@ def question_of():
 
     def find(page: bytes) -> str | None:
         m = re.search(rb"name='question' value='([^']+)'", page)
+        return m.group(1).decode() if m else None
+
+    return find
+
+
+@pytest.fixture(scope="session")
+def resume_code_of():
+    """A function (page bytes) -> the resume code the page shows, or None."""
+
+    def find(page: bytes) -> str | None:
+        m = re.search(rb"id='resume-code'>([^<]+)<", page)
         return m.group(1).decode() if m else None
 
     return find

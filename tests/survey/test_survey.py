@@ -238,22 +238,27 @@ def test_summarize_cli(survey_dir, tmp_path):
 # ---- the web app ----------------------------------------------------------
 
 
-def test_answering_every_question_and_resuming(served, survey_dir, new_client, question_of):
+def test_answering_every_question_and_resuming(
+    served, survey_dir, new_client, question_of, resume_code_of
+):
     base, db_path = served
     client = new_client(base)
     status, page = client.start("alice", "20-29")
     assert status == 200 and b"question 1 of 6" in page
+    code = resume_code_of(page)
     seen = []
     for i in range(N_QUESTIONS):
-        if i == 2:  # a new browser: same id, resumes at the third question
+        assert resume_code_of(page) == code  # every question page shows it
+        if i == 2:  # a new browser: same id and its resume code, resumes at the third question
             client = new_client(base)
-            status, page = client.start("alice")
+            status, page = client.start("alice", code=code)
             assert b"question 3 of 6" in page
         seen.append(question_of(page))
         status, location = client.answer(page, i % 5 + 1)
         assert (status, location) == (303, "/q")
         _, _, page = client.get("/q")
     assert b"id='thanks'" in page and b"6 answers recorded" in page
+    assert resume_code_of(page) == code
     assert seen == [q.id for q in design.Survey.load(survey_dir).questions]
     rows = db_rows(db_path, "SELECT question, choice FROM answers ORDER BY id")
     assert rows == [(q, i % 5 + 1) for i, q in enumerate(seen)]
@@ -358,9 +363,10 @@ def raw_status(base: str, request: str) -> int:
 def test_input_is_validated(served, survey_dir, new_client, question_of):
     base, db_path = served
     client = new_client(base)
-    for bad in ["", "a" * 33, "a b", "名前", "x';--", "../x"]:
-        status, _ = client.start(bad)
+    for bad in ["", "a" * 33, "a b", "名前", "x';--", "../x", "<script>alert(1)</script>"]:
+        status, body = client.start(bad)
         assert status == 400, bad
+        assert b"<script" not in body, bad  # never echoed into the page
     assert client.start("frank", age="99")[0] == 400
     assert db_rows(db_path, "SELECT COUNT(*) FROM participants") == [(0,)]
     _, page = client.start("frank")
@@ -422,10 +428,16 @@ def test_nothing_but_the_survey_is_served(served, survey_dir, new_client):
         assert secret not in body and b"root:" not in body, path
 
 
-def test_load_50_participants_every_answer_stored_once(served, new_client, question_of):
+def test_load_50_participants_every_answer_stored_once(
+    survey_dir, tmp_path, start_survey_server, new_client, question_of
+):
     """50 concurrent participants (threads over loopback) answer everything, some twice."""
-    base, db_path = served
     n_participants = 50
+    db_path = tmp_path / "answers.db"
+    # They all come from 127.0.0.1, as a lab behind one NAT address would: the
+    # server lets that many ids register from one address in an hour.
+    server = start_survey_server(survey_dir, db_path, 0, f"--new_ids_per_hour={n_participants}")
+    base = server.base
 
     def participant(i):
         rng = random.Random(i)
@@ -518,6 +530,8 @@ def test_cli_usage_errors(tmp_path, faces_dir):
         (["build", f"--random={missing}", f"--mouth={missing}", f"--data_dir={faces_dir}",
           f"--out={tmp_path / 's'}"], "does not exist"),
         (["serve", f"--survey={tmp_path}", f"--db={tmp_path / 'a.db'}"], "cannot read"),
+        (["serve", f"--survey={tmp_path}", f"--db={tmp_path / 'a.db'}", "--new_ids_per_hour=0"],
+         "new_ids_per_hour"),
     ]:  # fmt: skip
         done = subprocess.run(script + args, capture_output=True, text=True, timeout=120,
                               env=env, cwd=tmp_path)  # fmt: skip

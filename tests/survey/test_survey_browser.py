@@ -3,7 +3,8 @@
 A participant answers two questions, closes the browser; the server
 (`survey.py serve`, waitress) is killed with SIGKILL and started again on the
 same port; the participant comes back in a new browser profile, enters the same
-id, resumes at question 3, goes back once and submits an answered page again
+id (refused without the resume code the first browser showed, then with it),
+resumes at question 3, goes back once and submits an answered page again
 (refused), and finishes. The database must then hold every answer exactly as
 clicked, with the top/bottom order the pages showed.
 
@@ -90,9 +91,13 @@ def navigate(driver, action) -> None:
     )
 
 
-def start(driver, base: str, participant: str, age: str | None = None) -> None:
+def start(
+    driver, base: str, participant: str, age: str | None = None, code: str | None = None
+) -> None:
     driver.get(base + "/")
     driver.find_element(By.ID, "participant").send_keys(participant)
+    if code is not None:
+        driver.find_element(By.ID, "code").send_keys(code)
     if age is not None:
         Select(driver.find_element(By.ID, "age")).select_by_value(age)
     navigate(driver, driver.find_element(By.ID, "start").click)
@@ -131,6 +136,7 @@ def test_answer_close_kill_restart_resume_finish(
                 assert shown["progress"].endswith(f"question {i + 1} of {total}")
                 assert shown["images_loaded"]
                 clicked[shown["question"]] = (i + 1, shown["top"])
+            code = driver.find_element(By.ID, "resume-code").text  # as a participant notes it
             before = page_state(driver)["question"]
             driver.find_element(By.ID, "submit").click()  # no choice: the form refuses to send
             assert page_state(driver)["question"] == before
@@ -146,7 +152,9 @@ def test_answer_close_kill_restart_resume_finish(
     try:
         driver = make_driver(tmp_path / "profile-2")  # a new browser: no cookies
         try:
-            start(driver, base, "alice")
+            start(driver, base, "alice")  # without the code: the start page says why
+            assert "resume code is wrong" in driver.find_element(By.ID, "error").text
+            start(driver, base, "alice", code=code)
             state = page_state(driver)
             assert state["progress"].endswith(f"question 3 of {total}")
             assert state["question"] == loaded.questions[2].id
