@@ -10,12 +10,19 @@ Without --checkpoint the model shipped with the code is used
 folder of exported model files or one model file (.npz).
 
 For each photo (a folder is searched recursively; its layout is kept under
---output) writes:
-  NAME.png            the completed photo, the input's size
+--output) writes, keeping the photo's suffix so that face.jpg and face.png
+get distinct results:
+  NAME.png            the completed photo, the input's size (face.jpg -> face.jpg.png)
   NAME_side.png       input | filled region | completion (at most 1024 px high)
-Photos with no face get a one-line message and are listed at the end.
---region=file reads --mask_file: white = fill, the photo's size (photo pixels)
-or 256x256 (the aligned face). Wiring only: the work is in glcic_jax.completion.photo.
+and one table for the whole run, --output/completion_summary.csv: one row per
+photo (outputs, faces found and completed, region, seconds, status, error).
+--output may lie inside the input folder: it is never read back as photos,
+nor is any earlier output folder. Photos with no face are written unchanged
+and listed at the end; a photo that fails is listed and the others go on.
+Exit status: 0 when every photo was done, 1 when any failed, 2 for a usage
+error (one line, before any work). --region=file reads --mask_file: white =
+fill, the photo's size (photo pixels) or 256x256 (the aligned face).
+Wiring only: the work is in glcic_jax.completion.photo and photo_folder.
 """
 
 import pathlib
@@ -23,7 +30,7 @@ import sys
 
 from absl import app, flags, logging
 
-from glcic_jax.completion import photo
+from glcic_jax.completion import photo, photo_folder
 
 _CHECKPOINT = flags.DEFINE_string(
     "checkpoint", None, "Run folder, model folder or model file (default: the shipped model)."
@@ -43,58 +50,73 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     logging.set_verbosity(logging.ERROR)  # Orbax warns on every read-only open.
-    sources, root = _sources(pathlib.Path(_INPUT.value))
-    user_mask = None
-    if _REGION.value == "file":
-        if not _MASK_FILE.value:
-            _fail("--region=file needs --mask_file")
-        user_mask = _call(photo.load_user_mask, _MASK_FILE.value)
-    elif _MASK_FILE.value:
+    if _REGION.value == "file" and not _MASK_FILE.value:
+        _fail("--region=file needs --mask_file")
+    if _REGION.value != "file" and _MASK_FILE.value:
         _fail("--mask_file is only used with --region=file")
-    completer = _load_completer(_CHECKPOINT.value, _STEP.value)
+    source, out_dir = pathlib.Path(_INPUT.value), pathlib.Path(_OUTPUT.value)
+    if not source.exists():
+        _fail(f"input not found: {source}")
+    folder = source.is_dir()
+    _call(photo_folder.check_output_dir, out_dir, source if folder else None)
+    if folder:
+        mask = [_MASK_FILE.value] if _MASK_FILE.value else []
+        photos, root = photo_folder.list_photos(source, out_dir, exclude=mask), source
+        if not photos:
+            _fail(f"no photos ({', '.join(photo_folder.PHOTO_SUFFIXES)}) in {source}")
+    else:
+        photos, root = [source], source.parent
+    user_mask = _call(photo.load_user_mask, _MASK_FILE.value) if _MASK_FILE.value else None
+    completer = photo.PhotoCompleter(
+        _load_completer(_CHECKPOINT.value, _STEP.value), postprocess=not _NO_POSTPROCESS.value
+    )
 
     from tqdm import tqdm
 
-    out_dir = pathlib.Path(_OUTPUT.value)
-    no_face, failed = [], []
-    pc = photo.PhotoCompleter(completer, postprocess=not _NO_POSTPROCESS.value)
-    for path in tqdm(sources, desc="photos", unit="photo", disable=len(sources) < 2):
-        name = path.relative_to(root).with_suffix("")
-        try:
-            rgb = photo.load_photo(path)
-            result = pc.complete(rgb, _REGION.value, user_mask)
-        except photo.PhotoError as e:
-            tqdm.write(f"skipped: {e}")
-            failed.append(path)
-            continue
-        if result.status == "no_face":
-            tqdm.write(f"no face found: {path}")
-            no_face.append(path)
-        target = out_dir / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        _save(result.completed, target.with_name(target.name + ".png"))
-        _save(photo.side_by_side(rgb, result), target.with_name(target.name + "_side.png"))
-    done = len(sources) - len(no_face) - len(failed)
-    print(f"completed {done} of {len(sources)} photos into {out_dir}")
-    for label, paths in (("no face found", no_face), ("skipped", failed)):
-        if paths:
-            print(f"{label} ({len(paths)}): " + ", ".join(str(p) for p in paths))
-    if failed:
+    def progress(items):
+        return tqdm(items, desc="photos", unit="photo", disable=len(items) < 2)
+
+    rows, interrupted = [], False
+    run = photo_folder.complete_photos(
+        completer, photos, root, out_dir, _REGION.value, user_mask, progress
+    )
+    try:
+        for row in run:
+            rows.append(row)
+            if row.status == photo_folder.NO_FACE:
+                tqdm.write(f"no face found: {row.photo}")
+            elif row.status == photo_folder.FAILED:
+                tqdm.write(f"failed: {row.error}")
+    except KeyboardInterrupt:  # the table still says what was done
+        interrupted = True
+        rows += [
+            photo_folder.SummaryRow(
+                str(p), region_kind=_REGION.value, status=photo_folder.INTERRUPTED
+            )
+            for p in photos[len(rows) :]
+        ]
+    try:
+        summary = photo_folder.write_summary(out_dir, rows)
+    except OSError as e:
+        print(f"error: cannot write the summary into {out_dir}: {e.strerror or e}", file=sys.stderr)
         sys.exit(1)
+    failed = _report(rows, out_dir, summary)
+    if interrupted:
+        sys.exit(130)
+    sys.exit(1 if failed else 0)
 
 
-def _sources(path: pathlib.Path):
-    """(photos, root): the photo itself, or every photo under a folder."""
-    from glcic_jax.dataset import prepare
-
-    if path.is_file():
-        return [path], path.parent
-    if path.is_dir():
-        sources = prepare.list_sources(path)
-        if not sources:
-            _fail(f"no photos ({', '.join(prepare.SUFFIXES)}) in {path}")
-        return sources, path
-    _fail(f"input not found: {path}")
+def _report(rows, out_dir, summary) -> int:
+    """Prints the closing lines (the last: how many failed, where the table is); the failures."""
+    done = sum(r.status == photo_folder.OK for r in rows)
+    print(f"completed {done} of {len(rows)} photos into {out_dir}")
+    for label, status in (("no face found", photo_folder.NO_FACE), ("failed", photo_folder.FAILED)):
+        paths = [r.photo for r in rows if r.status == status]
+        if paths:
+            print(f"{label} ({len(paths)}): " + ", ".join(paths))
+    failed = sum(r.status not in (photo_folder.OK, photo_folder.NO_FACE) for r in rows)
+    print(f"{failed} of {len(rows)} photos failed; summary: {summary}")
+    return failed
 
 
 def _load_completer(run, step):
@@ -118,12 +140,6 @@ def _call(fn, *args):
         return fn(*args)
     except photo.PhotoError as e:
         _fail(str(e))
-
-
-def _save(rgb, path: pathlib.Path):
-    from PIL import Image
-
-    Image.fromarray(rgb).save(path)
 
 
 def _fail(message: str):

@@ -149,6 +149,28 @@ def test_load_photo_applies_exif_and_refuses_bombs(tmp_path):
         photo.load_user_mask(tmp_path / "bad.jpg")
 
 
+def test_load_photo_takes_90_megapixels_under_the_limit(tmp_path):
+    """Pillow warns from 89.5 million pixels; the photo limit (100 million) decides alone."""
+    Image.new("1", (10000, 9000)).save(tmp_path / "big.png")  # 11 kB, 90 megapixels
+    assert photo.load_photo(tmp_path / "big.png").shape == (9000, 10000, 3)
+    with pytest.raises(photo.PhotoError, match=r"big.png: more than 80,000,000 pixels, refused"):
+        photo.load_photo(tmp_path / "big.png", max_pixels=80_000_000)
+    # Above Pillow's hard limit (twice its warning) the message names that limit.
+    Image.new("1", (15000, 12000)).save(tmp_path / "huge.png")
+    hard = 2 * Image.MAX_IMAGE_PIXELS
+    assert photo.pixel_limit(500_000_000) == hard
+    with pytest.raises(photo.PhotoError, match=f"more than {hard:,} pixels"):
+        photo.load_photo(tmp_path / "huge.png", max_pixels=500_000_000)
+
+
+def test_load_photo_says_what_is_wrong_in_one_line(tmp_path):
+    with pytest.raises(photo.PhotoError, match="gone.jpg: no such file"):
+        photo.load_photo(tmp_path / "gone.jpg")
+    (tmp_path / "folder.jpg").mkdir()
+    with pytest.raises(photo.PhotoError, match="folder.jpg: not a regular file"):
+        photo.load_photo(tmp_path / "folder.jpg")
+
+
 def script(*args):
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     return subprocess.run(
@@ -169,10 +191,12 @@ def test_complete_script_folder(photos, tiny_runs, tmp_path):
     out = tmp_path / "out"
     run = script(f"--checkpoint={tiny_runs['mouth']}", f"--input={src}", f"--output={out}")
     assert run.returncode == 0, run.stderr
-    assert "no face found" in run.stdout and "plain.png" in run.stdout.splitlines()[-1]
-    for name in ("a", "sub/b", "plain"):
+    lines = run.stdout.splitlines()
+    assert f"no face found (1): {src / 'plain.png'}" in lines
+    assert lines[-1] == f"0 of 3 photos failed; summary: {out / 'completion_summary.csv'}"
+    for name in ("a.png", "sub/b.jpg", "plain.png"):
         completed = Image.open(out / f"{name}.png")
-        assert completed.size == Image.open(next(src.glob(f"{name}.*"))).size
+        assert completed.size == Image.open(src / name).size
         assert (out / f"{name}_side.png").exists()
 
 

@@ -38,18 +38,21 @@ large face gets a soft fill; the pixels around it keep full resolution.
 
 import dataclasses
 import math
+import os
 
 import cv2
 import numpy as np
 from PIL import Image
 
 from glcic_jax.completion import postprocess
-from glcic_jax.dataset import prepare
+from glcic_jax.dataset import folders
 from glcic_jax.faces import detection, segment
 
 REGIONS = ("box", "mask", "file")
 MAX_PIXELS = 100_000_000  # larger photos are refused (decompression bombs)
 CANVAS = detection.CANVAS
+# FaceResult.method -> what drew the region (the summary's "segmenter").
+SEGMENTERS = {"box": "box", "mask": "grabcut", "mask_fallback_box": "box", "file": "file"}
 
 
 class PhotoError(Exception):
@@ -67,6 +70,8 @@ class FaceResult:
       affine: 2x3, photo pixels -> the aligned 256 canvas.
       method: how the region was chosen: "box", "mask", "mask_fallback_box", "file".
       region: bool (256, 256), the filled region on the aligned canvas.
+      filled: photo pixels this face's fill wrote (0: its region fell off the
+        photo or outside a user mask, so the face was not completed).
     """
 
     box: tuple[float, float, float, float]
@@ -75,6 +80,12 @@ class FaceResult:
     affine: np.ndarray
     method: str
     region: np.ndarray
+    filled: int = 0
+
+    @property
+    def segmenter(self) -> str:
+        """What produced the region: "box", "grabcut" or "file" (a mask fallback is "box")."""
+        return SEGMENTERS.get(self.method, self.method)
 
 
 @dataclasses.dataclass
@@ -97,15 +108,34 @@ class PhotoResult:
 def load_photo(path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """A photo as upright RGB uint8 (EXIF orientation applied).
 
+    Any size up to `max_pixels` is decoded: `folders.read_rgb` applies this
+    limit itself, so Pillow's lower warning threshold (about 89 million
+    pixels) does not refuse first. Pillow's hard refusal (twice that) still
+    holds, so the limit named in the message is the smaller of the two.
+
     Raises:
-      PhotoError: unreadable, or more than `max_pixels` pixels.
+      PhotoError: missing, not a regular file, unreadable, or over the limit.
     """
-    rgb, reason = prepare.load_image(path, max_pixels)
-    if reason == "decompression_bomb":
-        raise PhotoError(f"{path}: more than {max_pixels:,} pixels, refused")
-    if rgb is None:
-        raise PhotoError(f"{path}: not a readable image")
+    try:
+        rgb = folders.read_rgb(path, max_pixels, refuse_degenerate=False)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise PhotoError(f"{path}: more than {pixel_limit(max_pixels):,} pixels, refused") from None
+    except FileNotFoundError:  # also a link to nothing
+        raise PhotoError(f"{path}: no such file") from None
+    except PermissionError:
+        raise PhotoError(f"{path}: permission denied") from None
+    except Exception as e:  # Pillow's decoders raise many types on damaged data.
+        if not os.path.isfile(path):  # a folder, FIFO or device with an image's name
+            raise PhotoError(f"{path}: not a regular file") from None
+        raise PhotoError(f"{path}: not a readable image ({e.__class__.__name__})") from None
     return np.ascontiguousarray(rgb)
+
+
+def pixel_limit(max_pixels: int = MAX_PIXELS) -> int:
+    """The largest photo `load_photo` decodes: `max_pixels`, or Pillow's hard limit if lower."""
+    if Image.MAX_IMAGE_PIXELS is None:  # a program that switched Pillow's check off
+        return max_pixels
+    return min(max_pixels, 2 * Image.MAX_IMAGE_PIXELS)
 
 
 def load_user_mask(path) -> np.ndarray:
@@ -268,7 +298,9 @@ class PhotoCompleter:
         # A mask in photo pixels bounds the fill exactly, despite the two resamplings.
         allowed = user_mask if region == "file" and user_mask.shape == rgb.shape[:2] else None
         for (_, info), fill in zip(prepared, fills):
-            changed |= paste_back(out, fill, info.region, info.affine, allowed)
+            written = paste_back(out, fill, info.region, info.affine, allowed)
+            info.filled = int(written.sum())
+            changed |= written
         return PhotoResult("ok", out, changed, [info for _, info in prepared])
 
     def _prepare(self, rgb, face, region, user_mask):

@@ -1,0 +1,193 @@
+"""experiments/complete.py as a folder tool: output names, reading back, the output folder, the summary, exit status.
+
+The library side (glcic_jax.completion.photo_folder) is tested in-process;
+one run of the script on a small folder, with the shipped model, checks what
+a user sees: distinct results, the summary table, the progress bar, the exit
+status and its last line.
+"""
+
+import csv
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from glcic_jax.completion import photo, photo_folder
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "experiments" / "complete.py"
+
+
+def script(*args, mock_read_only=False):
+    """Runs the script; with `mock_read_only`, under a mock that makes every new file fail.
+
+    The mock stands in for a read-only folder: the tests may run as root,
+    which ignores permission bits.
+    """
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    command = [sys.executable, str(SCRIPT), *args]
+    if mock_read_only:
+        code = (
+            "import runpy, sys, tempfile\n"
+            "from unittest import mock\n"
+            "denied = PermissionError(13, 'Permission denied')\n"
+            f"sys.argv = {[str(SCRIPT), *args]!r}\n"
+            "with mock.patch.object(tempfile, 'mkstemp', side_effect=denied):\n"
+            f"    runpy.run_path({str(SCRIPT)!r}, run_name='__main__')\n"
+        )
+        command = [sys.executable, "-c", code]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+
+
+def one_error_line(run) -> str:
+    """The run's single `error:` line; fails on a traceback or on several lines."""
+    assert "Traceback" not in run.stderr, run.stderr
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), run.stderr
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def three_faces(faces_dir):
+    """Three different LFW faces, RGB uint8."""
+    paths = sorted((faces_dir / "test").glob("*.jpg"))[:3]
+    return [np.asarray(Image.open(p).convert("RGB")) for p in paths]
+
+
+@pytest.fixture(scope="module")
+def folder_run(three_faces, tmp_path_factory):
+    """The script on a.jpg, a.png, a.tiff (three faces) and an unreadable bad.jpg, output inside."""
+    src = tmp_path_factory.mktemp("photos")
+    for face, name in zip(three_faces, ("a.jpg", "a.png", "a.tiff")):
+        Image.fromarray(face).save(src / name, quality=95)
+    (src / "bad.jpg").write_bytes(b"not an image")
+    out = src / "results"
+    return src, out, script(f"--input={src}", f"--output={out}")
+
+
+def test_output_names_keep_the_source_suffix(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    pairs = [
+        photo_folder.output_paths(src / rel, src, out) for rel in ("a.jpg", "a.png", "sub/a.jpg")
+    ]
+    assert pairs[2] == (out / "sub" / "a.jpg.png", out / "sub" / "a.jpg_side.png")
+    assert len({path for pair in pairs for path in pair}) == 6
+
+
+def test_same_stem_photos_give_three_distinct_results(folder_run, three_faces):
+    src, out, run = folder_run
+    for face, name in zip(three_faces, ("a.jpg", "a.png", "a.tiff")):
+        completed = np.asarray(Image.open(out / f"{name}.png"), np.float32)
+        assert completed.shape == face.shape and (out / f"{name}_side.png").exists()
+        # Each result is its own photo (only the mouth box changed), not another's.
+        assert np.abs(completed - face).mean() < 4.0, name
+    others = [np.asarray(Image.open(out / f"a.{s}.png"), np.float32) for s in ("png", "tiff")]
+    assert np.abs(others[0] - others[1]).mean() > 10.0
+
+
+def test_summary_has_one_row_per_photo(folder_run):
+    src, out, _ = folder_run
+    with open(out / photo_folder.SUMMARY_NAME, newline="") as f:
+        assert tuple(next(csv.reader(f))) == photo_folder.COLUMNS
+    rows = {row["photo"]: row for row in photo_folder.read_summary(out / photo_folder.SUMMARY_NAME)}
+    assert sorted(rows) == sorted(str(src / n) for n in ("a.jpg", "a.png", "a.tiff", "bad.jpg"))
+    for name in ("a.jpg", "a.png", "a.tiff"):
+        row = rows[str(src / name)]
+        assert row["status"] == "ok" and row["error"] == ""
+        assert (row["output"], row["side_by_side"]) == (f"{name}.png", f"{name}_side.png")
+        assert row["faces_found"] == row["faces_completed"] == "1"
+        assert row["region_kind"] == "box" and row["segmenter"] == "box"
+        assert int(row["region_pixels"]) > 1000 and float(row["seconds"]) > 0
+    bad = rows[str(src / "bad.jpg")]
+    assert bad["status"] == "failed" and "not a readable image" in bad["error"]
+    assert bad["output"] == bad["side_by_side"] == "" and bad["faces_found"] == "0"
+
+
+def test_one_unreadable_photo_fails_the_run(folder_run):
+    _, out, run = folder_run
+    assert run.returncode == 1, run.stderr
+    assert "Traceback" not in run.stderr and "photos: 100%" in run.stderr  # the progress bar
+    assert "failed (1): " in run.stdout and "bad.jpg" in run.stdout
+    summary = out / photo_folder.SUMMARY_NAME
+    assert run.stdout.splitlines()[-1] == f"1 of 4 photos failed; summary: {summary}"
+
+
+def test_output_folders_inside_the_input_are_not_read_back(folder_run, tmp_path):
+    src, out, _ = folder_run
+    photos = [src / n for n in ("a.jpg", "a.png", "a.tiff", "bad.jpg")]
+    assert photo_folder.list_photos(src, out) == photos  # a rerun into the same folder
+    assert photo_folder.list_photos(src, src / "new") == photos  # an earlier run's folder
+    assert photo_folder.list_photos(src, exclude=[src / "a.png"]) == [
+        p for p in photos if p.name != "a.png"
+    ]
+    # A folder whose CSV merely has the same name is still searched.
+    (tmp_path / "album").mkdir()
+    (tmp_path / "album" / photo_folder.SUMMARY_NAME).write_text("name,date\n")
+    Image.new("RGB", (40, 40)).save(tmp_path / "album" / "x.png")
+    assert photo_folder.list_photos(tmp_path) == [tmp_path / "album" / "x.png"]
+
+
+def test_results_never_overwrite_inputs(three_faces, tmp_path):
+    """A photo in the output folder whose name is another photo's result stays as it is."""
+    Image.fromarray(three_faces[0]).save(tmp_path / "a.jpg")
+    (tmp_path / "a.jpg.png").write_bytes(b"a user's own file")
+    photos = [tmp_path / "a.jpg", tmp_path / "a.jpg.png"]
+    no_model = None  # both photos are refused before any completion
+    rows = list(photo_folder.complete_photos(no_model, photos, tmp_path, tmp_path))
+    assert rows[0].status == "failed" and "a.jpg.png is an input photo" in rows[0].error
+    assert rows[1].status == "failed" and "not a readable image" in rows[1].error
+    assert (tmp_path / "a.jpg.png").read_bytes() == b"a user's own file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jpg", "a.jpg.png"]
+
+
+@pytest.mark.parametrize(
+    "output, message",
+    [
+        ("a.png", "is a file, not a folder"),
+        ("a.png/sub", "a.png is a file"),
+        (".", "is the input folder"),
+        ("..", "holds the input folder"),
+    ],
+)
+def test_unusable_output_is_one_line_before_any_work(output, message, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.new("RGB", (64, 64)).save(src / "a.png")
+    run = script(f"--input={src}", f"--output={src / output}", "--checkpoint=/no/such/model")
+    assert run.returncode == 2 and message in one_error_line(run)  # before loading the model
+    assert sorted(p.name for p in src.iterdir()) == ["a.png"]
+
+
+def test_read_only_output_is_one_line(tmp_path, monkeypatch):
+    Image.new("RGB", (64, 64)).save(tmp_path / "a.png")
+    run = script(
+        f"--input={tmp_path / 'a.png'}", f"--output={tmp_path / 'out'}", mock_read_only=True
+    )
+    assert run.returncode == 2 and "is not writable (Permission denied)" in one_error_line(run)
+    denied = PermissionError(13, "Permission denied")
+
+    def refuse(*args, **kwargs):
+        raise denied
+
+    monkeypatch.setattr(photo_folder.tempfile, "mkstemp", refuse)
+    with pytest.raises(photo.PhotoError, match="not writable"):
+        photo_folder.check_output_dir(tmp_path / "out")
+
+
+def test_summary_is_replaced_whole_or_not_at_all(tmp_path):
+    first = photo_folder.write_summary(tmp_path, [photo_folder.SummaryRow("a.jpg", status="ok")])
+    before = first.read_bytes()
+
+    def rows_then_crash():
+        yield photo_folder.SummaryRow("b.jpg", status="ok")
+        raise RuntimeError("crash while writing")
+
+    with pytest.raises(RuntimeError):
+        photo_folder.write_summary(tmp_path, rows_then_crash())
+    assert first.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [photo_folder.SUMMARY_NAME]
+    assert [r["photo"] for r in photo_folder.read_summary(first)] == ["a.jpg"]
