@@ -28,7 +28,9 @@ from glcic_jax.dataset import folders
 from glcic_jax.evaluation import baselines, metrics, perceptual, stats
 from glcic_jax.training import data
 
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "Folder with train/ and test/ images.", required=True)
+_DATA_DIR = flags.DEFINE_string(
+    "data_dir", None, "Folder with train/ and test/ images.", required=True
+)
 _NUM_IMAGES = flags.DEFINE_integer("num_images", 500, "First N test images.")
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", 64, "Centre crop, resized (LANCZOS).")
 _MASK = flags.DEFINE_enum("mask", "mouth", holes.BOX_REGIMES, "Hole regime.")
