@@ -9,11 +9,14 @@ is on disk.
 """
 
 import fcntl
+import gc
 import hashlib
 import logging
 import pathlib
 import shutil
+import sys
 import time
+import warnings
 
 import grain
 import jax
@@ -104,7 +107,9 @@ class Checkpoints(RunReader):
                     raise
                 reason = str(e)
             except Exception as e:  # Orbax and grain raise many kinds for damaged files
-                reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+                first_line = str(e).splitlines()[0] if str(e) else ""
+                reason = f"{type(e).__name__}: {first_line.split('. See full')[0]}"
+            _collect_abandoned_reads()
             moved = self._set_aside(step)
             logging.warning(
                 "checkpoint at step %d is unusable (%s); moved to %s, trying the one before",
@@ -126,6 +131,51 @@ class Checkpoints(RunReader):
         if self._lock is not None:
             self._lock.close()  # releases the flock
             self._lock = None
+
+
+def _collect_abandoned_reads() -> None:
+    """Free, silently, the reads a failed Orbax restore left behind.
+
+    When one array of a damaged checkpoint cannot be read, Orbax abandons the
+    other reads: their coroutines are never awaited, and their completion
+    callbacks, arriving from I/O threads after the restore's event loop has
+    closed, raise "Event loop is closed", and each failed read's error is
+    reported when its coroutine is collected. Python would print a traceback
+    for each (hundreds); the one-line warning of `restore_latest_intact` says
+    what matters. Only these kinds are dropped, from here on; anything else
+    still reaches the previous hook.
+    """
+    if not getattr(sys.unraisablehook, "drops_abandoned_reads", False):
+        previous = sys.unraisablehook
+
+        def hook(unraisable):
+            closed_loop = isinstance(unraisable.exc_value, RuntimeError) and (
+                str(unraisable.exc_value) == "Event loop is closed"
+            )
+            code = getattr(unraisable.object, "cr_code", None)  # an abandoned Orbax coroutine
+            orbax_read = code is not None and "orbax" in code.co_filename
+            if not (closed_loop or orbax_read):
+                previous(unraisable)
+
+        hook.drops_abandoned_reads = True
+        sys.unraisablehook = hook
+        # Abandoned read tasks that failed too: asyncio logs each when collected.
+        logging.getLogger("asyncio").addFilter(_NotAnAbandonedRead())
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
+        gc.collect()
+
+
+class _NotAnAbandonedRead(logging.Filter):
+    """Drops asyncio's "Task exception was never retrieved" for Orbax's abandoned array reads."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        task = getattr(record, "msg", "")
+        exc = record.exc_info[1] if record.exc_info else None
+        abandoned = str(task).startswith("Task exception was never retrieved") and (
+            "Encountered error while reading array index" in str(exc)
+        )
+        return not abandoned
 
 
 def state_digest(state) -> str:
