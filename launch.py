@@ -42,7 +42,7 @@ config_flags.DEFINE_config_file(
 flags.DEFINE_enum(
     "mask",
     None,
-    ["mouth", "random", "random_mouthsize", "overlay"],  # masks.REGIMES (kept jax-free here)
+    ["mouth", "random", "random_mouthsize", "overlay"],  # holes.REGIMES (kept jax-free here)
     "Hole regime: the study's mouth box, its random holes, mouth-box-sized holes at random"
     " places, or face-mask shapes (templates on the aligned face).",
 )

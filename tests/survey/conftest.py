@@ -207,3 +207,12 @@ def image_src():
         return re.search(pattern, page).group(1).decode()
 
     return find
+
+
+@pytest.fixture
+def served(survey_dir, tmp_path, start_survey_server):
+    """A survey server on the module's `survey_dir` and a fresh database: (base URL, db path)."""
+    db_path = tmp_path / "answers.db"
+    server = start_survey_server(survey_dir, db_path)
+    yield server.base, db_path
+    server.stop()

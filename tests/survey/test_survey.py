@@ -41,14 +41,6 @@ def survey_dir(tmp_path_factory, make_synthetic_survey):
     return out
 
 
-@pytest.fixture
-def served(survey_dir, tmp_path, start_survey_server):
-    db_path = tmp_path / "answers.db"
-    server = start_survey_server(survey_dir, db_path)
-    yield server.base, db_path
-    server.stop()
-
-
 def db_rows(db_path, sql, args=()):
     with sqlite3.connect(db_path) as db:
         return db.execute(sql, args).fetchall()
