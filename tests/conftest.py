@@ -98,8 +98,12 @@ def tiny_runs(tmp_path_factory, faces_dir) -> dict:
     return runs
 
 
-def _run_state(workdir, step=None):
-    """The whole train state of a run's checkpoint at `step` (default: the latest), on the host."""
+def _run_state(workdir, step=None, initial: bool = False):
+    """The whole train state of a run's checkpoint at `step` (default: the latest), on the host.
+
+    With `initial`, the state that run started from instead (same config and
+    mean pixel, the seed's initial weights).
+    """
     import jax
 
     from glcic_jax.training import checkpoint, configs, steps
@@ -107,8 +111,12 @@ def _run_state(workdir, step=None):
     config = configs.get_config("tiny")
     ckpts = checkpoint.Checkpoints(workdir, read_only=True)
     try:
-        config.update(ckpts.read_meta(step)["config"])
+        meta = ckpts.read_meta(step)
+        config.update(meta["config"])
         nets = steps.build_networks(config)
+        if initial:
+            mean_pixel = np.asarray(meta["mean_pixel"], np.float32)
+            return jax.device_get(jax.jit(lambda: steps.init_state(config, nets, mean_pixel))())
         abstract = jax.eval_shape(lambda: steps.init_state(config, nets, np.zeros(3)))
         state = ckpts.restore(checkpoint.abstract_like(abstract), step)
     finally:
@@ -118,30 +126,33 @@ def _run_state(workdir, step=None):
 
 @pytest.fixture(scope="session")
 def run_state():
-    """A function (workdir, step=None) -> the train state of that checkpoint."""
+    """A function (workdir, step=None, initial=False) -> the train state of that checkpoint."""
     return _run_state
 
 
-def _assert_networks_close(a, b):
+def _assert_networks_close(a, b, start):
     """Two train states' networks (parameters and BatchNorm statistics) agree up to float noise.
 
-    The optimizer moments scale with the gradients, so an absolute tolerance
-    does not fit them and they are left out. Reductions in another order (more
-    devices or processes) change the last bits; Adam turns that into
-    update-sized differences (lr 1e-3) where a gradient is ~0, e.g. the first
-    conv's taps on the constant mask channel; elsewhere it stays tiny.
+    `start` is the state both trained from. Reductions in another order (more
+    devices or processes) change the last bits, and Adam turns that into
+    update-sized differences where a gradient is ~0 (e.g. the first conv's
+    taps on the constant mask channel), so single values may differ by up to
+    ~1e-3 after a few steps. The networks agree when that noise is small
+    against what training changed: under 1% of the update's norm (measured:
+    0.24% for 4 devices against 1 after 6 tiny steps). The optimizer moments
+    scale with the gradients and are left out.
     """
     import jax
 
     nets = ("gen", "gen_stats", "disc", "disc_stats")
-    x, y = (
+    x, y, x0 = (
         np.concatenate(
             [np.ravel(v) for n in nets for v in jax.tree_util.tree_leaves(getattr(s, n))]
         )
-        for s in (a, b)
+        for s in (a, b, start)
     )
     np.testing.assert_allclose(x, y, atol=5e-3)
-    assert np.mean(np.abs(x - y) < 1e-4) > 0.99
+    assert np.linalg.norm(x - y) < 0.01 * np.linalg.norm(x - x0)
 
 
 @pytest.fixture(scope="session")

@@ -64,7 +64,8 @@ def test_two_processes_train_and_resume_like_one_with_two_devices(
     one = _start([*TINY, "--config.total_steps=6", f"--data_dir={faces_dir}",
                   f"--workdir={tmp_path / 'one'}"], env)  # fmt: skip
     _finish([one])
-    assert_networks_close(run_state(shared, 6), run_state(tmp_path / "one", 6))
+    start = run_state(tmp_path / "one", initial=True)
+    assert_networks_close(run_state(shared, 6), run_state(tmp_path / "one", 6), start)
 
 
 @pytest.mark.slow
