@@ -186,6 +186,7 @@ def recorded_data_dir(workdir: pathlib.Path) -> str:
     return json.loads((workdir / "data_files.json").read_text())["data_dir"]
 
 
+@pytest.mark.slow  # three launches, ~1 minute: the in-process tests cover each part
 def test_launcher_prepares_lfw_once_then_reuses_it(tmp_path, faces_dir):
     pytest.importorskip("sklearn")
     sklearn_home = tmp_path / "scikit_learn_data"

@@ -102,9 +102,9 @@ class Checkpoints(RunReader):
                 if digest is not None and digest != state_digest(state):
                     raise CheckpointError("its arrays do not match the checksum saved with them")
                 return step, state, meta
+            except ConfigMismatch:
+                raise
             except CheckpointError as e:
-                if "config does not match" in str(e):
-                    raise
                 reason = str(e)
             except Exception as e:  # Orbax and grain raise many kinds for damaged files
                 first_line = str(e).splitlines()[0] if str(e) else ""
@@ -118,11 +118,16 @@ class Checkpoints(RunReader):
         raise CheckpointError(f"no intact checkpoint in {self.directory}")
 
     def _set_aside(self, step: int) -> pathlib.Path:
-        """Move a damaged step folder out of Orbax's sight (kept for inspection)."""
+        """Move a damaged step folder out of Orbax's sight (kept for inspection).
+
+        Process 0 moves it; the others of a multi-host run wait for that.
+        """
         source = self.directory / str(step)
         target = self.directory / f"unusable-{step}-{int(time.time())}"
-        if source.exists():
+        if jax.process_index() == 0 and source.exists():
             source.rename(target)
+        if jax.process_count() > 1:
+            multihost_utils.sync_global_devices(f"glcic_jax: checkpoint {step} set aside")
         self.manager.reload()
         return target
 
@@ -224,8 +229,12 @@ def remove_partial_saves(directory: pathlib.Path) -> list[str]:
     return removed
 
 
+class ConfigMismatch(CheckpointError):
+    """The run's config differs from the checkpoint's: the user's to fix, never a damaged file."""
+
+
 def check_compatible(saved_config: dict, config) -> None:
-    """Raise CheckpointError naming every identity field that differs."""
+    """Raise ConfigMismatch naming every identity field that differs."""
     # A field newer than the checkpoint had its default value there.
     defaults = configs.base_config()
     saved = {f: saved_config.get(f, defaults[f]) for f in configs.IDENTITY_FIELDS}
@@ -235,7 +244,7 @@ def check_compatible(saved_config: dict, config) -> None:
         if saved[f] != config[f]
     ]
     if diffs:
-        raise CheckpointError("config does not match the checkpoint: " + "; ".join(diffs))
+        raise ConfigMismatch("config does not match the checkpoint: " + "; ".join(diffs))
 
 
 def abstract_like(tree, sharding=None):
