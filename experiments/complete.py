@@ -40,6 +40,12 @@ _INPUT = flags.DEFINE_string("input", None, "A photo, or a folder of photos.")
 _OUTPUT = flags.DEFINE_string("output", "completed", "Output folder.")
 _REGION = flags.DEFINE_enum("region", "box", photo.REGIONS, "Region to fill.")
 _MASK_FILE = flags.DEFINE_string("mask_file", None, "Region PNG for --region=file.")
+_MIN_CONFIDENCE = flags.DEFINE_float(
+    "min_confidence",
+    0.9,
+    "Face detections scoring below this are ignored (0..1]; lower it for faces the detector"
+    " doubts, e.g. behind a face mask.",
+)
 _NO_POSTPROCESS = flags.DEFINE_boolean(
     "no_postprocess", False, "Skip the paper's Telea + seamlessClone blending."
 )
@@ -54,6 +60,8 @@ def main(argv):
         _fail("--region=file needs --mask_file")
     if _REGION.value != "file" and _MASK_FILE.value:
         _fail("--mask_file is only used with --region=file")
+    if not 0 < _MIN_CONFIDENCE.value <= 1:
+        _fail(f"--min_confidence must be in (0, 1], not {_MIN_CONFIDENCE.value}")
     source, out_dir = pathlib.Path(_INPUT.value), pathlib.Path(_OUTPUT.value)
     if not source.exists():
         _fail(f"input not found: {source}")
@@ -68,7 +76,9 @@ def main(argv):
         photos, root = [source], source.parent
     user_mask = _call(photo.load_user_mask, _MASK_FILE.value) if _MASK_FILE.value else None
     completer = photo.PhotoCompleter(
-        _load_completer(_CHECKPOINT.value, _STEP.value), postprocess=not _NO_POSTPROCESS.value
+        _load_completer(_CHECKPOINT.value, _STEP.value),
+        min_confidence=_MIN_CONFIDENCE.value,
+        postprocess=not _NO_POSTPROCESS.value,
     )
 
     from tqdm import tqdm

@@ -191,3 +191,24 @@ def test_summary_is_replaced_whole_or_not_at_all(tmp_path):
     assert first.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == [photo_folder.SUMMARY_NAME]
     assert [r["photo"] for r in photo_folder.read_summary(first)] == ["a.jpg"]
+
+
+@pytest.mark.parametrize("value", ["0", "-0.5", "1.5"])
+def test_a_detection_threshold_outside_0_1_is_one_line(value, tmp_path):
+    Image.new("RGB", (64, 64)).save(tmp_path / "a.png")
+    run = script(f"--input={tmp_path / 'a.png'}", f"--output={tmp_path / 'out'}",
+                 f"--min_confidence={value}", "--checkpoint=/no/such/model")  # fmt: skip
+    assert run.returncode == 2 and "--min_confidence must be in (0, 1]" in one_error_line(run)
+
+
+def test_the_detection_threshold_reaches_the_detector(three_faces, tmp_path):
+    """The same face is found at the default threshold and not at 1.0 (MTCNN scores under 1)."""
+    Image.fromarray(three_faces[0]).save(tmp_path / "a.png")
+    rows = {}
+    for threshold in ("0.9", "1.0"):
+        out = tmp_path / f"out{threshold}"
+        run = script(f"--input={tmp_path / 'a.png'}", f"--output={out}",
+                     f"--min_confidence={threshold}")  # fmt: skip
+        assert run.returncode == 0, run.stderr[-2000:]
+        rows[threshold] = photo_folder.read_summary(out / photo_folder.SUMMARY_NAME)[0]
+    assert rows["0.9"]["status"] == "ok" and rows["1.0"]["status"] == "no_face"
