@@ -1,13 +1,18 @@
 """Complete the masked faces in photos: one photo or a folder of them.
 
-  python experiments/complete.py --input=photo.jpg        # the shipped model, into completed/
+  python experiments/complete.py --input=photo.jpg        # the shipped models, into completed/
   python experiments/complete.py --checkpoint=runs/mouth-cpu64 --input=photos/ \
-      --output=out/ [--step=N] [--region=box|mask|file] [--mask_file=mask.png] \
-      [--no_postprocess]
+      --output=out/ [--step=N] [--region=mask|box|file] [--segmenter=net|grabcut] \
+      [--mask_file=mask.png] [--no_postprocess]
 
 Without --checkpoint the model shipped with the code is used
 (glcic_jax/completion/pretrained/MODEL_CARD.md). --checkpoint takes a training run, a
 folder of exported model files or one model file (.npz).
+
+--region=mask (the default) fills the face mask each face wears, found by the
+shipped mask segmenter (pretrained/MASK_SEGMENTER_CARD.md) in the photo's own
+pixels; faces without a mask are left untouched. --segmenter=grabcut uses the
+older colour-based GrabCut segmentation instead, for comparison.
 
 For each photo (a folder is searched recursively; its layout is kept under
 --output) writes, keeping the photo's suffix so that face.jpg and face.png
@@ -15,7 +20,8 @@ get distinct results:
   NAME.png            the completed photo, the input's size (face.jpg -> face.jpg.png)
   NAME_side.png       input | filled region | completion (at most 1024 px high)
 and one table for the whole run, --output/completion_summary.csv: one row per
-photo (outputs, faces found and completed, region, seconds, status, error).
+photo (outputs, faces found, masked and completed, region, its pixels, the
+segmenter, seconds, status, error).
 --output may lie inside the input folder: it is never read back as photos,
 nor is any earlier output folder. Photos with no face are written unchanged
 and listed at the end; a photo that fails is listed and the others go on.
@@ -38,7 +44,12 @@ _CHECKPOINT = flags.DEFINE_string(
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
 _INPUT = flags.DEFINE_string("input", None, "A photo, or a folder of photos.")
 _OUTPUT = flags.DEFINE_string("output", "completed", "Output folder.")
-_REGION = flags.DEFINE_enum("region", "box", photo.REGIONS, "Region to fill.")
+_REGION = flags.DEFINE_enum(
+    "region", "mask", photo.REGIONS, "Region to fill: the worn mask, the study's box, or a file."
+)
+_SEGMENTER = flags.DEFINE_enum(
+    "segmenter", "net", photo.MASK_SEGMENTERS, "For --region=mask: the trained network or GrabCut."
+)
 _MASK_FILE = flags.DEFINE_string("mask_file", None, "Region PNG for --region=file.")
 _MIN_CONFIDENCE = flags.DEFINE_float(
     "min_confidence",
@@ -79,7 +90,10 @@ def main(argv):
         _load_completer(_CHECKPOINT.value, _STEP.value),
         min_confidence=_MIN_CONFIDENCE.value,
         postprocess=not _NO_POSTPROCESS.value,
+        segmenter=_SEGMENTER.value,
     )
+    if _REGION.value == "mask" and _SEGMENTER.value == "net":
+        _call(lambda: completer.mask_net)  # a missing segmenter file: one line, before any work
 
     from tqdm import tqdm
 

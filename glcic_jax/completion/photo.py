@@ -9,10 +9,16 @@ For every face the detector finds (`detection.Detector`, run on a copy shrunk to
 
 1. align it with the data pipeline's transform (`detection.alignment` onto the
    256 canvas, `detection.warp`, which only reads the face's own neighbourhood);
-2. choose the region to fill on that canvas (`region`):
+2. choose the region to fill (`region`):
+   mask  the worn face mask, found by the trained segmenter (`faces.mask_net`,
+         the default `segmenter="net"`) in the face's mask crop and mapped
+         into the photo at its own resolution, so it is not cut at the
+         aligned canvas (a mask under the chin is found whole). A face the
+         segmenter finds no mask on is left untouched (method "no_mask").
+         `segmenter="grabcut"` uses `segment.segment_mask` on the canvas
+         instead, for comparison (it falls back to the box when the segment
+         is implausible, see `FaceResult.method`);
    box   the study's mouth box (`detection.MOUTH_BOX`);
-   mask  the worn face mask, segmented (`segment.segment_mask`; it falls back
-         to the box when the segment is implausible, see `FaceResult.method`);
    file  a user mask (`load_user_mask`): white = fill. Its size decides its
          frame: the photo's size means photo pixels (then warped onto each
          face's canvas), 256x256 means the aligned canvas (the same region
@@ -23,7 +29,11 @@ For every face the detector finds (`detection.Detector`, run on a copy shrunk to
    seamlessClone) when `postprocess` is on;
 4. warp the completed canvas back into the photo at its own resolution,
    over the region's bounding box only, and copy it into the pixels the
-   region maps to (bilinear-warped region > 0.5).
+   region maps to (bilinear-warped region > 0.5); a photo-pixel region
+   (the segmenter's, a user's) bounds it exactly;
+5. region pixels the canvas does not reach (a mask's lowest part, below the
+   canvas's bottom edge 24 canvas pixels under the chin) are filled by
+   OpenCV's Telea inpainting from the completed pixels around them.
 
 Only those pixels change: every other pixel of the result is the input's,
 bit for bit, and `result.region` says which ones changed (or may have).
@@ -39,6 +49,7 @@ large face gets a soft fill; the pixels around it keep full resolution.
 import dataclasses
 import math
 import os
+import pathlib
 
 import cv2
 import numpy as np
@@ -46,13 +57,23 @@ from PIL import Image
 
 from glcic_jax.completion import postprocess
 from glcic_jax.dataset import folders
-from glcic_jax.faces import detection, segment
+from glcic_jax.faces import detection, mask_net, segment
 
 REGIONS = ("box", "mask", "file")
+MASK_SEGMENTERS = ("net", "grabcut")
+# The shipped mask segmenter (its card: pretrained/MASK_SEGMENTER_CARD.md).
+SEGMENTER_FILE = pathlib.Path(__file__).resolve().parent / "pretrained" / "mask_segmenter96.npz"
 MAX_PIXELS = 100_000_000  # larger photos are refused (decompression bombs)
 CANVAS = detection.CANVAS
 # FaceResult.method -> what drew the region (the summary's "segmenter").
-SEGMENTERS = {"box": "box", "mask": "grabcut", "mask_fallback_box": "box", "file": "file"}
+SEGMENTERS = {
+    "box": "box",
+    "mask": "grabcut",
+    "mask_fallback_box": "box",
+    "file": "file",
+    "net": "net",
+    "no_mask": "net",
+}
 
 
 class PhotoError(Exception):
@@ -68,8 +89,12 @@ class FaceResult:
       confidence: detector's score.
       landmarks: float (5, 2) in photo pixels (`detection.LANDMARKS` order).
       affine: 2x3, photo pixels -> the aligned 256 canvas.
-      method: how the region was chosen: "box", "mask", "mask_fallback_box", "file".
+      method: how the region was chosen: "box", "mask" (GrabCut),
+        "mask_fallback_box", "file", "net" (the segmenter), "no_mask" (the
+        segmenter found no mask: the face is left alone).
       region: bool (256, 256), the filled region on the aligned canvas.
+      mask_share: the segmenter's share of the mask crop that is mask (None
+        when it did not run).
       filled: photo pixels this face's fill wrote (0: its region fell off the
         photo or outside a user mask, so the face was not completed).
     """
@@ -81,10 +106,16 @@ class FaceResult:
     method: str
     region: np.ndarray
     filled: int = 0
+    mask_share: float | None = None
+
+    @property
+    def masked(self) -> bool:
+        """Whether the segmenter found a mask on this face (False when it did not run)."""
+        return self.method == "net"
 
     @property
     def segmenter(self) -> str:
-        """What produced the region: "box", "grabcut" or "file" (a mask fallback is "box")."""
+        """What produced the region: "box", "grabcut", "net" or "file" (a mask fallback is "box")."""
         return SEGMENTERS.get(self.method, self.method)
 
 
@@ -261,20 +292,46 @@ class PhotoCompleter:
       detector: a `detection.Detector` (default: a new one).
       min_confidence: detections below this score are ignored.
       postprocess: apply the paper's Telea + seamlessClone blending.
+      segmenter: for region "mask": "net" (the trained segmenter) or "grabcut".
+      mask_segmenter: a `mask_net.MaskNet` (default: the shipped one, loaded
+        when first needed).
     """
 
-    def __init__(self, completer, detector=None, min_confidence=0.9, postprocess=True):
+    def __init__(
+        self,
+        completer,
+        detector=None,
+        min_confidence=0.9,
+        postprocess=True,
+        segmenter="net",
+        mask_segmenter=None,
+    ):
+        if segmenter not in MASK_SEGMENTERS:
+            raise PhotoError(
+                f"unknown segmenter {segmenter!r}; choose one of {', '.join(MASK_SEGMENTERS)}"
+            )
         self.completer = completer
         self.detector = detector or detection.Detector()
         self.min_confidence = min_confidence
         self.postprocess = postprocess
+        self.segmenter = segmenter
+        self._mask_net = mask_segmenter
 
-    def complete(self, rgb, region: str = "box", user_mask=None) -> PhotoResult:
+    @property
+    def mask_net(self) -> mask_net.MaskNet:
+        if self._mask_net is None:
+            try:
+                self._mask_net = mask_net.MaskNet.from_file(SEGMENTER_FILE)
+            except mask_net.MaskNetError as e:
+                raise PhotoError(str(e)) from None
+        return self._mask_net
+
+    def complete(self, rgb, region: str = "mask", user_mask=None) -> PhotoResult:
         """Fills the chosen region of every face of a photo.
 
         Args:
           rgb: RGB uint8 (H, W, 3), any size.
-          region: "box", "mask" or "file" (module docstring).
+          region: "mask", "box" or "file" (module docstring).
           user_mask: bool (H, W) or (256, 256) from `load_user_mask`, for "file".
 
         Returns:
@@ -294,30 +351,49 @@ class PhotoCompleter:
         if not found:
             return PhotoResult("no_face", out, changed, [])
         prepared = [self._prepare(rgb, face, region, user_mask) for face in found]
-        fills = self._fill([aligned for aligned, _ in prepared], [r.region for _, r in prepared])
-        # A mask in photo pixels bounds the fill exactly, despite the two resamplings.
-        allowed = user_mask if region == "file" and user_mask.shape == rgb.shape[:2] else None
-        for (_, info), fill in zip(prepared, fills):
+        todo = [p for p in prepared if p[1].region.any()]
+        fills = self._fill(
+            [aligned for aligned, _, _ in todo], [info.region for _, info, _ in todo]
+        )
+        # A region in photo pixels bounds the fill exactly, despite the two resamplings.
+        for (_, info, allowed), fill in zip(todo, fills):
             written = paste_back(out, fill, info.region, info.affine, allowed)
+            if allowed is not None:
+                written |= inpaint_rest(out, allowed & ~written & ~changed)
             info.filled = int(written.sum())
             changed |= written
-        return PhotoResult("ok", out, changed, [info for _, info in prepared])
+        return PhotoResult("ok", out, changed, [info for _, info, _ in prepared])
 
     def _prepare(self, rgb, face, region, user_mask):
+        """(aligned canvas, FaceResult, photo-pixel region or None) of one face."""
         affine = detection.alignment(face, CANVAS)
         aligned = np.asarray(detection.warp(rgb, affine, CANVAS))
         landmarks = detection.apply_affine(affine, face.landmarks)
+        allowed, share = None, None
         if region == "box":
             chosen, method = segment.box_region(CANVAS), "box"
+        elif region == "mask" and self.segmenter == "net":
+            found = self.mask_net.segment(rgb, face)
+            share = found.mask_share
+            if found.masked:
+                allowed, method = found.region, "net"
+                chosen = user_region(allowed, affine, rgb.shape)
+            else:
+                chosen, method = np.zeros((CANVAS, CANVAS), bool), "no_mask"
         elif region == "mask":
             chosen, method = segment.segment_mask(aligned, landmarks)
         else:
             chosen, method = user_region(user_mask, affine, rgb.shape), "file"
+            if user_mask.shape == rgb.shape[:2]:
+                allowed = user_mask
         info = FaceResult(face.box, face.confidence, face.landmarks, affine, method, chosen)
-        return aligned, info
+        info.mask_share = share
+        return aligned, info, allowed
 
     def _fill(self, aligned: list, regions: list) -> list:
         """Completes aligned 256 faces at the model's size; uint8 256 canvases."""
+        if not aligned:
+            return []
         size = self.completer.image_size
         small = np.stack([_resize(a, size) for a in aligned])
         holes = np.stack([_resize(r.astype(np.float32), size) > 0 for r in regions])
@@ -332,6 +408,24 @@ class PhotoCompleter:
                 fill[hole] = np.round(up[hole] * 255.0).astype(np.uint8)
                 fills.append(fill)
         return fills
+
+
+def inpaint_rest(out, rest, radius: int = 5) -> np.ndarray:
+    """Fills `rest` (bool (H, W)) in the photo `out` in place with Telea; returns `rest`.
+
+    For the part of a photo region the aligned canvas does not reach. Works
+    on the region's bounding box plus a margin, so a large photo costs little.
+    """
+    ys, xs = np.nonzero(rest)
+    if len(ys) == 0:
+        return rest
+    height, width = out.shape[:2]
+    pad = 2 * radius + 2
+    y0, y1 = max(0, ys.min() - pad), min(height, ys.max() + pad + 1)
+    x0, x1 = max(0, xs.min() - pad), min(width, xs.max() + pad + 1)
+    hole = rest[y0:y1, x0:x1].astype(np.uint8)
+    out[y0:y1, x0:x1] = cv2.inpaint(out[y0:y1, x0:x1], hole, radius, cv2.INPAINT_TELEA)
+    return rest
 
 
 def _resize(image, size: int, interpolation=cv2.INTER_AREA):

@@ -59,11 +59,13 @@ class SummaryRow:
       output: the completed photo, relative to the output folder ("" if none).
       side_by_side: the input | region | completion picture, likewise.
       faces_found: faces detected at the completer's minimum confidence.
+      faces_masked: faces the mask segmenter found a mask on (region "mask"
+        with the "net" segmenter; 0 otherwise).
       faces_completed: faces whose fill changed at least one photo pixel.
-      region_kind: the region asked for: "box", "mask" or "file".
+      region_kind: the region asked for: "mask", "box" or "file".
       region_pixels: photo pixels filled (all faces together).
       segmenter: what drew the regions of the completed faces, "+"-joined:
-        "box", "grabcut" or "file" (`photo.FaceResult.segmenter`).
+        "net", "grabcut", "box" or "file" (`photo.FaceResult.segmenter`).
       seconds: wall time to read, complete and write this photo.
       status: "ok", "no_face" (written unchanged), "failed" or
         "interrupted" (not reached before Ctrl-C).
@@ -74,6 +76,7 @@ class SummaryRow:
     output: str = ""
     side_by_side: str = ""
     faces_found: int = 0
+    faces_masked: int = 0
     faces_completed: int = 0
     region_kind: str = ""
     region_pixels: int = 0
@@ -158,7 +161,7 @@ def output_paths(photo_path, root, out_dir) -> tuple[pathlib.Path, pathlib.Path]
     return target.with_name(target.name + ".png"), target.with_name(target.name + "_side.png")
 
 
-def complete_photos(completer, photos, root, out_dir, region="box", user_mask=None, progress=None):
+def complete_photos(completer, photos, root, out_dir, region="mask", user_mask=None, progress=None):
     """Completes and writes each photo; yields its `SummaryRow` as soon as it is done.
 
     A photo that fails (unreadable, too large, an error while completing or
@@ -205,6 +208,7 @@ def complete_photos(completer, photos, root, out_dir, region="box", user_mask=No
             row.output = output.relative_to(out_dir).as_posix()
             row.side_by_side = side.relative_to(out_dir).as_posix()
             row.faces_found, row.faces_completed = len(result.faces), len(completed)
+            row.faces_masked = sum(face.masked for face in result.faces)
             row.region_pixels = int(np.count_nonzero(result.region))
             row.segmenter = "+".join(dict.fromkeys(face.segmenter for face in completed))
         row.seconds = round(time.perf_counter() - start, 3)

@@ -82,7 +82,7 @@ class Checkpoints(RunReader):
                 continue
         return None
 
-    def restore_latest_intact(self, abstract_state, data_iterator, config):
+    def restore_latest_intact(self, abstract_state, data_iterator, config, check=None):
         """(step, state, meta) of the newest checkpoint that restores and matches its checksum.
 
         A newest checkpoint that cannot be read (a truncated or missing file,
@@ -91,12 +91,14 @@ class Checkpoints(RunReader):
         `checkpoints/unusable-<step>-<time>` with a one-line warning naming
         what was wrong, and the one before it is tried. The config check
         (`check_compatible`) runs on the first readable one: a config mismatch
-        is the user's to fix and stops the run.
+        is the user's to fix and stops the run. `check(saved_config, config)`
+        replaces it for runs with other identity fields (the mask segmenter's).
         """
+        check = check_compatible if check is None else check
         for step in reversed(self.steps()):
             try:
                 meta = self.read_meta(step)
-                check_compatible(meta["config"], config)
+                check(meta["config"], config)
                 state = self.restore(abstract_state, step, data_iterator)
                 digest = meta.get("state_digest")
                 if digest is not None and digest != state_digest(state):
@@ -233,14 +235,18 @@ class ConfigMismatch(CheckpointError):
     """The run's config differs from the checkpoint's: the user's to fix, never a damaged file."""
 
 
-def check_compatible(saved_config: dict, config) -> None:
-    """Raise ConfigMismatch naming every identity field that differs."""
+def check_compatible(saved_config: dict, config, fields=None, defaults=None) -> None:
+    """Raise ConfigMismatch naming every identity field that differs.
+
+    `fields` and `defaults` default to the completion runs' (`configs`).
+    """
+    fields = configs.IDENTITY_FIELDS if fields is None else fields
     # A field newer than the checkpoint had its default value there.
-    defaults = configs.base_config()
-    saved = {f: saved_config.get(f, defaults[f]) for f in configs.IDENTITY_FIELDS}
+    defaults = configs.base_config() if defaults is None else defaults
+    saved = {f: saved_config.get(f, defaults[f]) for f in fields}
     diffs = [
         f"{f}={saved[f]!r} in the checkpoint but {config[f]!r} now"
-        for f in configs.IDENTITY_FIELDS
+        for f in fields
         if saved[f] != config[f]
     ]
     if diffs:

@@ -1,0 +1,261 @@
+"""Scoring mask segmentation and the whole photo pipeline where the truth is known.
+
+Two held-out sets of masked faces, both from faces the segmenter never
+trained on (the test splits):
+
+- "augmented": `synthetic.synthesize(split="test")` rendered at `PHOTO_SIDE`
+  and used as a photo: the held-out template colours and prints, lighting,
+  blur, noise and JPEG of the test families (faces/synthetic.py says which).
+- "plain": the template pasted on the test photo itself, enlarged to
+  `PHOTO_SIDE` first (`overlay.paste_on_photo`, MaskTheFace's own colours),
+  which also gives the clean face under the mask: the pipeline's PSNR, SSIM
+  and LPIPS over the mask's pixels are measured on this set.
+
+A face is found by the detector on the masked photo (a miss is counted);
+where it misses, the clean photo's detection places the crop so the
+segmenters are still scored on every face.
+
+Region scores against the true mask (alpha > 0.5), in photo pixels:
+  iou      |pred & truth| / |pred | truth| of the segment itself (undilated)
+  remnant  share of the truth the filled region (dilated) leaves unfilled
+  spill    share of the filled region outside the truth
+"""
+
+import dataclasses
+import math
+
+import cv2
+import numpy as np
+
+from glcic_jax.completion import photo
+from glcic_jax.evaluation import metrics, perceptual
+from glcic_jax.faces import detection, mask_crop, mask_net, overlay, segment, synthetic
+
+PHOTO_SIDE = 256
+LPIPS_SIDE = 64  # the mask's bounding box is scaled to this for LPIPS
+# Yaw bins from `synthetic.Sample.yaw` / the nose offset, in eye distances.
+YAW_BINS = ((0.0, 0.06, "frontal"), (0.06, 0.12, "slight"), (0.12, math.inf, "turned"))
+
+
+def yaw_bin(yaw: float) -> str:
+    a = abs(yaw)
+    return next(name for lo, hi, name in YAW_BINS if lo <= a < hi)
+
+
+def style_of(template: str | None) -> str:
+    if template is None:
+        return "none"
+    return template.removesuffix("_left").removesuffix("_right")
+
+
+def region_scores(segment_region, filled_region, truth) -> dict:
+    """iou (of the segment), remnant and spill (of the filled region) against the truth."""
+    truth = np.asarray(truth, bool)
+    seg = np.asarray(segment_region, bool)
+    filled = np.asarray(filled_region, bool)
+    union = (seg | truth).sum()
+    return dict(
+        iou=float((seg & truth).sum() / union) if union else 1.0,
+        remnant=float((truth & ~filled).sum() / truth.sum()) if truth.any() else 0.0,
+        spill=float((filled & ~truth).sum() / filled.sum()) if filled.any() else 0.0,
+    )
+
+
+def canvas_to_photo(region, affine, photo_shape) -> np.ndarray:
+    """A bool region on the aligned 256 canvas as photo pixels (bilinear, > 0.5)."""
+    height, width = photo_shape[:2]
+    warped = cv2.warpAffine(
+        np.asarray(region, np.float32),
+        affine,
+        (width, height),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0.0,
+    )
+    return warped > 0.5
+
+
+def grabcut_region(rgb, face) -> np.ndarray:
+    """GrabCut's region (`segment.segment_mask`, dilated as it ships) in photo pixels."""
+    affine = detection.alignment(face, detection.CANVAS)
+    aligned = np.asarray(detection.warp(rgb, affine, detection.CANVAS))
+    landmarks = detection.apply_affine(affine, face.landmarks)
+    region, _ = segment.segment_mask(aligned, landmarks)
+    return canvas_to_photo(region, affine, rgb.shape)
+
+
+@dataclasses.dataclass
+class MaskedFace:
+    """One held-out test face: the masked photo, the truth, and what made it."""
+
+    photo: np.ndarray  # RGB uint8 (PHOTO_SIDE, PHOTO_SIDE, 3)
+    truth: np.ndarray  # bool, the mask's pixels
+    clean: np.ndarray | None  # the same photo without the mask ("plain" set only)
+    template: str | None
+    yaw: float
+    landmarks: np.ndarray  # of the clean face, in photo pixels (the fallback placement)
+
+
+def augmented_faces(sources, n: int, seed: int, templates_dir=None) -> list[MaskedFace]:
+    """n held-out masked faces with the test augmentations, as `PHOTO_SIDE` photos."""
+    rng = np.random.default_rng(seed)
+    affine_size = PHOTO_SIDE
+    out = []
+    for i in range(n):
+        source = sources[i % len(sources)]
+        rgb = synthetic.read_source(source)
+        sample = synthetic.synthesize(
+            rgb, source.landmarks, rng, affine_size, split="test", templates_dir=templates_dir,
+            unmasked=0.0,
+        )  # fmt: skip
+        affine = mask_crop.landmarks_affine(source.landmarks, affine_size)
+        landmarks = detection.apply_affine(affine, np.asarray(source.landmarks))
+        out.append(
+            MaskedFace(sample.image, sample.label, None, sample.template, sample.yaw, landmarks)
+        )
+    return out
+
+
+def plain_faces(sources, n: int, seed: int, templates_dir=None) -> list[MaskedFace]:
+    """n held-out faces wearing an unaltered template, pasted on the enlarged test photo."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        source = sources[i % len(sources)]
+        rgb = synthetic.read_source(source)
+        k = PHOTO_SIDE / max(rgb.shape[:2])
+        size = (round(rgb.shape[1] * k), round(rgb.shape[0] * k))
+        big = cv2.resize(rgb, size, interpolation=cv2.INTER_CUBIC)
+        landmarks = np.asarray(source.landmarks, np.float64) * k  # pixel centres: close enough
+        face = detection.Face((0.0, 0.0, 0.0, 0.0), 1.0, landmarks)
+        style = overlay.FRONTAL[i % len(overlay.FRONTAL)]
+        canvas_landmarks = detection.apply_affine(detection.alignment(face), landmarks)
+        template = overlay.pick_variant(canvas_landmarks, style)
+        masked, alpha, template = overlay.paste_on_photo(
+            big, face, rng, template=template, templates_dir=templates_dir
+        )
+        yaw = _yaw(landmarks)
+        out.append(MaskedFace(masked, alpha > 0.5, big, template, yaw, landmarks))
+    return out
+
+
+def _yaw(landmarks) -> float:
+    pts = np.asarray(landmarks, np.float64)
+    eye_vec = pts[1] - pts[0]
+    dist = max(float(np.linalg.norm(eye_vec)), 1e-6)
+    return float((pts[2] - (pts[0] + pts[1]) / 2) @ eye_vec) / dist**2
+
+
+def find_face(detector, masked: MaskedFace, min_confidence: float):
+    """(face, detected): the detection on the masked photo nearest the truth, else the clean one."""
+    truth_eyes = masked.landmarks[:2].mean(0)
+    faces = [f for f in detector.detect(masked.photo) if f.confidence >= min_confidence]
+    if faces:
+        best = min(faces, key=lambda f: np.linalg.norm(f.landmarks[:2].mean(0) - truth_eyes))
+        eye_dist = np.linalg.norm(masked.landmarks[1] - masked.landmarks[0])
+        if np.linalg.norm(best.landmarks[:2].mean(0) - truth_eyes) < eye_dist:
+            return best, True
+    return detection.Face((0.0, 0.0, 0.0, 0.0), 1.0, masked.landmarks), False
+
+
+def score_segmenters(net: mask_net.MaskNet, detector, faces, min_confidence=0.9, margins=()):
+    """One row per face: detection, mask share, and region scores of the net and GrabCut.
+
+    `margins` (canvas pixels) adds the net's remnant and spill at each extra
+    dilation, for choosing the shipped margin.
+    """
+    rows = []
+    for masked in faces:
+        face, detected = find_face(detector, masked, min_confidence)
+        found = net.segment(masked.photo, face)
+        raw = mask_net.to_photo(found.crop_probability, found.affine, masked.photo.shape, 0.0)
+        row = dict(
+            template=masked.template,
+            style=style_of(masked.template),
+            yaw_bin=yaw_bin(masked.yaw),
+            detected=detected,
+            mask_share=found.mask_share,
+            masked=found.masked,
+        )
+        filled = found.region if found.masked else np.zeros_like(raw)
+        row.update({f"net_{k}": v for k, v in region_scores(raw, filled, masked.truth).items()})
+        for m in margins:
+            dilated = mask_net.to_photo(found.crop_probability, found.affine, masked.photo.shape, m)
+            scores = region_scores(raw, dilated, masked.truth)
+            row[f"remnant_m{m:g}"], row[f"spill_m{m:g}"] = scores["remnant"], scores["spill"]
+        grab = grabcut_region(masked.photo, face)
+        row.update({f"grabcut_{k}": v for k, v in region_scores(grab, grab, masked.truth).items()})
+        rows.append(row)
+    return rows
+
+
+def unmasked_shares(net: mask_net.MaskNet, detector, sources, n: int, min_confidence=0.9):
+    """The net's mask share on n held-out faces without a mask (for the masked threshold)."""
+    shares = []
+    for source in sources[:n]:
+        rgb = synthetic.read_source(source)
+        faces = [f for f in detector.detect(rgb) if f.confidence >= min_confidence]
+        face = faces[0] if faces else detection.Face((0, 0, 0, 0), 1.0, np.asarray(source.landmarks))
+        shares.append(net.segment(rgb, face).mask_share)
+    return np.asarray(shares)
+
+
+def score_pipeline(completer: photo.PhotoCompleter, faces) -> list[dict]:
+    """PSNR, SSIM and LPIPS over the true mask's pixels: the pipeline against Telea.
+
+    Telea fills the same region the pipeline filled (its segmentation, not
+    the truth), so the comparison is of the completion; a face the pipeline
+    left alone keeps its mask in both.
+    """
+    rows, crops = [], []
+    for masked in faces:
+        result = completer.complete(masked.photo, "mask")
+        region = result.region.astype(np.uint8)
+        telea = cv2.inpaint(masked.photo, region, 5, cv2.INPAINT_TELEA)
+        row = dict(style=style_of(masked.template), yaw_bin=yaw_bin(masked.yaw))
+        truth = masked.truth
+        for name, image in (("pipeline", result.completed), ("telea", telea)):
+            a, b = metrics.to_float01(masked.clean), metrics.to_float01(image)
+            row[f"{name}_psnr"] = metrics.psnr(a, b, truth)
+            row[f"{name}_ssim"] = metrics.ssim_hole(a, b, truth)
+        y0, y1, x0, x1 = metrics.hole_bbox(truth)
+        crops.append(
+            [
+                cv2.resize(im[y0:y1, x0:x1], (LPIPS_SIDE, LPIPS_SIDE), interpolation=cv2.INTER_AREA)
+                for im in (masked.clean, result.completed, telea)
+            ]
+        )
+        rows.append(row)
+    clean, ours, telea = (np.stack(c).astype(np.float32) / 255.0 for c in zip(*crops))
+    for row, d_ours, d_telea in zip(
+        rows, perceptual.lpips(clean, ours), perceptual.lpips(clean, telea)
+    ):
+        row["pipeline_lpips"], row["telea_lpips"] = float(d_ours), float(d_telea)
+    return rows
+
+
+def resolution_ceiling(sizes=(64, 96, 128, 160), n: int = 60, seed: int = 0, templates_dir=None):
+    """IoU of a perfect probability map shrunk to each crop size and scaled back up.
+
+    Jittered frontal templates on the canonical face, rendered at 640 px
+    (twice the canvas box) as the truth: what a segmenter of that input size
+    could reach at best.
+    """
+    rng = np.random.default_rng(seed)
+    side = 640
+    affine = mask_crop.from_canvas(side)
+    points = detection.apply_affine(affine, overlay.face_points(overlay.CANONICAL))
+    scores = {s: [] for s in sizes}
+    for i in range(n):
+        template = overlay.FRONTAL[i % len(overlay.FRONTAL)]
+        colour, alpha, (y0, x0) = overlay.warp_template(
+            template, overlay.jitter(points, rng), (side, side), templates_dir
+        )
+        truth = np.zeros((side, side), np.float32)
+        truth[y0 : y0 + alpha.shape[0], x0 : x0 + alpha.shape[1]] = alpha
+        hard = truth > 0.5
+        for s in sizes:
+            small = cv2.resize(truth, (s, s), interpolation=cv2.INTER_AREA)
+            back = cv2.resize(small, (side, side), interpolation=cv2.INTER_LINEAR) > 0.5
+            scores[s].append((back & hard).sum() / (back | hard).sum())
+    return {s: float(np.mean(v)) for s, v in scores.items()}

@@ -1,0 +1,296 @@
+"""Training the mask segmentation network on synthetic masked faces, in resumable chunks.
+
+`train_segmenter(config, workdir, face_dirs, resume)` follows the completion
+runs' conventions: a preset config (`segmenter_configs`), Orbax checkpoints
+with checksums and a fallback to the last intact one, metrics.jsonl and
+TensorBoard, sample grids, a progress bar, SIGTERM/SIGINT saving and
+stopping at the current step.
+
+Data: the training split of each face folder in `face_dirs` (`folders.list_images`;
+their landmarks found once by MTCNN and kept
+in WORKDIR/sources.json), each drawn with a random template and the
+training augmentations of `faces.synthetic`. Batch t is drawn from a
+generator seeded by (seed, t), so a resumed run sees exactly the batches a
+run without the break would have; the stream's checkpointed state is the
+step. The next batch is rendered on a thread while the current step runs.
+
+Loss: binary cross-entropy plus soft Dice (the Dice term keeps the small
+masks of distant faces from being lost to the many background pixels).
+"""
+
+import concurrent.futures
+import json
+import logging
+import pathlib
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx, struct
+from tqdm import tqdm
+
+from glcic_jax.dataset import folders
+from glcic_jax.faces import mask_net, synthetic
+from glcic_jax.nets import segmentation
+from glcic_jax.training import checkpoint, segmenter_configs
+from glcic_jax.training.train import StopRequested, _make_workdir
+from glcic_jax.training.writer import MetricWriter, image_grid, prepare_log
+
+SOURCES_FILE = "sources.json"
+
+
+@struct.dataclass
+class SegmenterState:
+    step: jax.Array
+    params: object
+    opt: object
+
+
+def schedule(config) -> optax.Schedule:
+    warmup = max(1, min(100, config.total_steps // 10))
+    return optax.warmup_cosine_decay_schedule(
+        0.0, config.lr, warmup, config.total_steps, end_value=0.05 * config.lr
+    )
+
+
+def optimizer(config) -> optax.GradientTransformation:
+    return optax.adam(schedule(config))
+
+
+def init_state(config, graphdef_out: list | None = None) -> SegmenterState:
+    model = segmentation.build(config.width, config.seed)
+    graphdef, params = nnx.split(model, nnx.Param)
+    if graphdef_out is not None:
+        graphdef_out.append(graphdef)
+    return SegmenterState(jnp.zeros((), jnp.int32), params, optimizer(config).init(params))
+
+
+def losses(logits, labels):
+    """(BCE + soft Dice, metrics) over a batch; labels float {0, 1}."""
+    bce = optax.sigmoid_binary_cross_entropy(logits, labels).mean()
+    prob = jax.nn.sigmoid(logits)
+    inter = (prob * labels).sum((1, 2))
+    dice = 1.0 - (2.0 * inter + 1.0) / (prob.sum((1, 2)) + labels.sum((1, 2)) + 1.0)
+    pred = logits > 0
+    truth = labels > 0.5
+    inter_hard = (pred & truth).sum()
+    union = (pred | truth).sum()
+    iou = jnp.where(union > 0, inter_hard / jnp.maximum(union, 1), 1.0)
+    loss = bce + dice.mean()
+    return loss, dict(loss=loss, bce=bce, dice=dice.mean(), iou=iou)
+
+
+def make_train_step(graphdef, tx):
+    """The pure jit-compiled step (state, images uint8, labels bool) -> (state, metrics)."""
+
+    @jax.jit
+    def step(state, images, labels):
+        x = images.astype(jnp.float32) / 255.0
+        y = labels.astype(jnp.float32)
+
+        def loss_fn(params):
+            return losses(segmentation.logits(graphdef, params, x), y)
+
+        (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        updates, opt = tx.update(grads, state.opt, state.params)
+        params = optax.apply_updates(state.params, updates)
+        return SegmenterState(state.step + 1, params, opt), metrics
+
+    return step
+
+
+class SyntheticStream:
+    """Batch t drawn from a generator seeded by (seed, t); checkpointable like a grain iterator."""
+
+    def __init__(self, sources, config, split="train"):
+        self.sources = sources
+        self.config = config
+        self.split = split
+        self.step = 0
+        self._pool = concurrent.futures.ThreadPoolExecutor(1)
+        self._pending = None
+
+    def _render(self, step):
+        rng = np.random.default_rng([self.config.seed, step])
+        return synthetic.batch(
+            self.sources, rng, self.config.image_size, self.config.batch_size, split=self.split
+        )
+
+    def __next__(self):
+        if self._pending is None or self._pending[0] != self.step:
+            self._pending = (self.step, self._pool.submit(self._render, self.step))
+        batch = self._pending[1].result()
+        self.step += 1
+        self._pending = (self.step, self._pool.submit(self._render, self.step))
+        return batch
+
+    # The grain checkpoint handler's interface.
+    def get_state(self) -> bytes:
+        return json.dumps({"step": self.step}).encode()
+
+    def set_state(self, state: bytes) -> None:
+        self.step = int(json.loads(state.decode())["step"])
+
+    def start_prefetch(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def prepare_sources(workdir: pathlib.Path, face_dirs, resuming: bool):
+    """The training faces and their landmarks: found once, then read from WORKDIR/sources.json."""
+    path = workdir / SOURCES_FILE
+    if path.exists():
+        return synthetic.load_sources(path)
+    if resuming:
+        raise checkpoint.CheckpointError(f"--resume: {path} is missing; the run cannot continue")
+    paths = []
+    for d in face_dirs:
+        try:
+            found = folders.list_images(d, "train")
+        except folders.DataError as e:
+            raise segmenter_configs.ConfigError(str(e)) from None
+        if not found:
+            raise segmenter_configs.ConfigError(f"no training images in face folder {d}")
+        paths.extend(found)
+    sources = synthetic.find_sources(paths)
+    if not sources:
+        raise segmenter_configs.ConfigError("no face was found in the face folders")
+    synthetic.save_sources(sources, path)
+    return sources
+
+
+def _check_compatible(saved, config):
+    checkpoint.check_compatible(
+        saved,
+        config,
+        segmenter_configs.IDENTITY_FIELDS,
+        segmenter_configs.base_config(),
+    )
+
+
+def train_segmenter(config, workdir, face_dirs, resume: bool = False) -> int:
+    """Train one chunk; returns the step reached (and checkpointed)."""
+    segmenter_configs.validate(config)
+    workdir = pathlib.Path(workdir)
+    _make_workdir(workdir)
+    ckpts = checkpoint.Checkpoints(workdir, max_to_keep=config.max_checkpoints)
+    try:
+        return _train(config, workdir, face_dirs, resume, ckpts)
+    finally:
+        ckpts.close()
+
+
+def _train(config, workdir, face_dirs, resume, ckpts) -> int:
+    latest = ckpts.latest_step()
+    if resume and latest is None:
+        raise checkpoint.CheckpointError(
+            f"--resume: no checkpoint in {workdir}; start without --resume"
+        )
+    if not resume and latest is not None:
+        raise checkpoint.CheckpointError(
+            f"{workdir} already has a checkpoint at step {latest}: pass --resume to continue it,"
+            " or choose a new --workdir"
+        )
+    if resume and (meta := ckpts.newest_readable_meta()) is not None:
+        _check_compatible(meta["config"], config)
+    sources = prepare_sources(workdir, face_dirs, resume)
+    stream = SyntheticStream(sources, config)
+    graphdef_out = []
+    state = init_state(config, graphdef_out)
+    graphdef = graphdef_out[0]
+    start = 0
+    if resume:
+        abstract = checkpoint.abstract_like(state)
+        start, state, _ = ckpts.restore_latest_intact(abstract, stream, config, _check_compatible)
+    train_step = make_train_step(graphdef, optimizer(config))
+    forward = jax.jit(lambda p, x: jax.nn.sigmoid(segmentation.logits(graphdef, p, x)))
+    sample_x, sample_y = synthetic.batch(
+        sources, np.random.default_rng([config.seed, 2**31 - 1]), config.image_size,
+        config.num_samples,
+    )  # fmt: skip
+
+    stop_at = config.total_steps
+    if config.steps_per_run:
+        stop_at = min(stop_at, start + config.steps_per_run)
+    if start >= stop_at:
+        logging.warning("already at step %d of %d: nothing to do", start, config.total_steps)
+        stream.close()
+        return start
+    prepare_log(workdir, start if resume else None)
+    writer = MetricWriter(workdir)
+    if start == 0:
+        (workdir / "config.json").write_text(config.to_json_best_effort(indent=1))
+
+    def meta(step):
+        return dict(config=config.to_dict(), step=step, faces=len(sources), kind="mask_segmenter")
+
+    def save_samples(step):
+        prob = np.asarray(forward(state.params, jnp.asarray(sample_x, jnp.float32) / 255.0))
+        grid = image_grid(
+            [sample_x, overlay_view(sample_x, sample_y), overlay_view(sample_x, prob > 0.5)]
+        )
+        writer.write_image(step, "segmentation", grid)
+
+    step, last_saved = start, start
+    window, t_window = [], time.perf_counter()
+    bar = tqdm(total=stop_at, initial=start, unit="step", dynamic_ncols=True)
+    try:
+        with StopRequested() as stop:
+            while step < stop_at:
+                images, labels = next(stream)
+                state, metrics = train_step(state, images, labels)
+                step += 1
+                window.append(metrics)
+                bar.update(1)
+                if step % config.log_every == 0 or step == stop_at or stop:
+                    fetched = jax.device_get(window)
+                    scalars = {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
+                    if not np.isfinite(scalars["loss"]):
+                        raise FloatingPointError(f"loss is {scalars['loss']} at step {step}")
+                    scalars["images_per_sec"] = (
+                        len(window) * config.batch_size / (time.perf_counter() - t_window)
+                    )
+                    scalars["lr"] = float(schedule(config)(step))
+                    writer.write_scalars(step, scalars)
+                    bar.set_postfix(loss=f"{scalars['loss']:.4f}", iou=f"{scalars['iou']:.3f}")
+                    window, t_window = [], time.perf_counter()
+                if step % config.sample_every == 0:
+                    save_samples(step)
+                if step % config.checkpoint_every == 0:
+                    ckpts.save(step, state, stream, meta(step))
+                    last_saved = step
+                if stop:
+                    logging.warning("%s received: saving step %d and stopping", stop.signal, step)
+                    break
+            if last_saved != step:
+                ckpts.save(step, state, stream, meta(step))
+            if step % config.sample_every:
+                save_samples(step)
+    finally:
+        bar.close()
+        writer.close()
+        stream.close()
+    return step
+
+
+def overlay_view(images, masks) -> np.ndarray:
+    """uint8 images with `masks` tinted red: the sample grid's rows."""
+    out = np.asarray(images, np.float32).copy()
+    m = np.asarray(masks, bool)
+    out[m] = 0.5 * out[m] + 0.5 * np.array([255.0, 0.0, 0.0])
+    return np.round(out).astype(np.uint8)
+
+
+def export(workdir, out, step: int | None = None, storage="bfloat16", thresholds=None) -> int:
+    """Writes the segmenter file of a checkpoint (the latest by default); returns its size."""
+    with checkpoint.Checkpoints(workdir, read_only=True) as ckpts:
+        meta = ckpts.read_meta(step)
+        config = segmenter_configs.base_config()
+        config.update(meta["config"])
+        state = init_state(config)
+        restored = ckpts.restore(checkpoint.abstract_like(state), meta["step"])
+    return mask_net.save(out, restored.params, config.to_dict(), meta["step"], storage, thresholds)
