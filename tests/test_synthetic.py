@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from glcic_jax.faces import detection, overlay, synthetic
+from glcic_jax.faces import detection, overlay, synthetic, synthetic_mask
 from glcic_jax.faces import synthetic_prints as prints
 from glcic_jax.faces import synthetic_scene as scene
 
@@ -107,12 +107,15 @@ def test_test_split_draws_only_held_out_colours_and_prints(photo, templates_dir)
 def test_frontal_face_points_are_overlays_and_turned_ones_hug_the_face():
     frontal = scene.FaceFrame.of(overlay.CANONICAL)
     np.testing.assert_allclose(
-        synthetic._face_points(frontal), overlay.face_points(overlay.CANONICAL), atol=1e-9
+        synthetic_mask.face_points(frontal), overlay.face_points(overlay.CANONICAL), atol=1e-9
     )
     turned = overlay.CANONICAL.copy()
     turned[2, 0] += 0.25 * 72  # the nose a quarter eye distance to the right
     face = scene.FaceFrame.of(turned)
-    ours, theirs = face.local(synthetic._face_points(face)), face.local(overlay.face_points(turned))
+    ours, theirs = (
+        face.local(synthetic_mask.face_points(face)),
+        face.local(overlay.face_points(turned)),
+    )
     assert ours[2, 0] < theirs[2, 0] - 0.3  # the far cheek corner pulled in
     assert ours[2, 0] > face.local(turned[2])[0]  # but still beyond the nose tip
 

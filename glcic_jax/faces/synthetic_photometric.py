@@ -86,7 +86,8 @@ def degrade_train(image, rng) -> np.ndarray:
     x = np.clip(image / 255.0, 0, 1)
     if rng.random() < 0.8:
         x = x ** math.exp(rng.uniform(-0.5, 0.5))
-        x = (x - 0.5) * rng.uniform(0.7, 1.3) + 0.5 + rng.uniform(-0.15, 0.15)
+        mean = float(x.mean())  # contrast about the mean: a dark photo is not crushed to black
+        x = (x - mean) * rng.uniform(0.75, 1.3) + mean + rng.uniform(-0.1, 0.1)
     if rng.random() < 0.35:
         x = x * np.exp(rng.normal(0, 0.08, 3)).astype(np.float32)
     grey = (x @ prints.LUMA)[..., None]
