@@ -19,7 +19,9 @@ from ml_collections import config_flags
 
 from glcic_jax import locations
 
-CONFIG_FILE = pathlib.Path(__file__).resolve().parents[1] / "glcic_jax/training/segmenter_configs.py"
+CONFIG_FILE = (
+    pathlib.Path(__file__).resolve().parents[1] / "glcic_jax/training/segmenter_configs.py"
+)
 DEFAULT_FACES = ("celeba10k", "faces")
 
 config_flags.DEFINE_config_file(
@@ -29,7 +31,9 @@ config_flags.DEFINE_config_file(
 _WORKDIR = flags.DEFINE_string("workdir", "runs/segmenter", "Run folder (checkpoints, metrics).")
 _RESUME = flags.DEFINE_bool("resume", False, "Continue from the workdir's latest checkpoint.")
 _FACES = flags.DEFINE_list(
-    "faces", None, "Face folders (their train/ split); default: celeba10k and faces from the mirror."
+    "faces",
+    None,
+    "Face folders (their train/ split); default: celeba10k and faces from the mirror.",
 )
 _EXPORT = flags.DEFINE_string("export", None, "Write the latest checkpoint as this segmenter file.")
 _MIN_SHARE = flags.DEFINE_float("min_share", None, "Export: share of the crop that means masked.")

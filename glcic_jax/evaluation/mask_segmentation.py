@@ -195,7 +195,9 @@ def unmasked_shares(net: mask_net.MaskNet, detector, sources, n: int, min_confid
     for source in sources[:n]:
         rgb = synthetic.read_source(source)
         faces = [f for f in detector.detect(rgb) if f.confidence >= min_confidence]
-        face = faces[0] if faces else detection.Face((0, 0, 0, 0), 1.0, np.asarray(source.landmarks))
+        face = (
+            faces[0] if faces else detection.Face((0, 0, 0, 0), 1.0, np.asarray(source.landmarks))
+        )
         shares.append(net.segment(rgb, face).mask_share)
     return np.asarray(shares)
 

@@ -115,7 +115,12 @@ class SyntheticStream:
     def _render(self, step):
         rng = np.random.default_rng([self.config.seed, step])
         return synthetic.batch(
-            self.sources, rng, self.config.image_size, self.config.batch_size, split=self.split
+            self.sources,
+            rng,
+            self.config.image_size,
+            self.config.batch_size,
+            split=self.split,
+            unmasked=self.config.unmasked,
         )
 
     def __next__(self):
