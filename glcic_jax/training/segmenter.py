@@ -235,10 +235,8 @@ def _train(config, workdir, face_dirs, resume, ckpts) -> int:
 
     def save_samples(step):
         prob = np.asarray(forward(state.params, jnp.asarray(sample_x, jnp.float32) / 255.0))
-        grid = image_grid(
-            [sample_x, overlay_view(sample_x, sample_y), overlay_view(sample_x, prob > 0.5)]
-        )
-        writer.write_image(step, "segmentation", grid)
+        rows = [sample_x, overlay_view(sample_x, sample_y), overlay_view(sample_x, prob > 0.5)]
+        writer.write_image(step, "segmentation", image_grid([r / 255.0 for r in rows]))
 
     step, last_saved = start, start
     window, t_window = [], time.perf_counter()

@@ -1,0 +1,213 @@
+r"""Scores the mask segmenter and the photo pipeline on held-out faces with pasted masks.
+
+  python experiments/eval_segmenter.py --out=docs/results/segmenter            # shipped file
+  python experiments/eval_segmenter.py --segmenter=FILE.npz --n=200 --out=DIR
+  python experiments/eval_segmenter.py --resolution_ceiling
+
+Faces: the test splits of the lab mirror's celeba10k and faces (never seen in
+training). Writes DIR/segmentation.csv (one row per face: style, yaw bin,
+detection, mask share, IoU / remnant / spill of the network and GrabCut,
+remnant and spill at each --margins dilation), DIR/pipeline.csv (PSNR, SSIM,
+LPIPS over the true mask of the pipeline and of Telea on the same region),
+DIR/unmasked_shares.csv, DIR/summary.json, and prints the tables that
+docs/photos.md quotes. Wiring only: the work is in
+glcic_jax/evaluation/mask_segmentation.py.
+"""
+
+import collections
+import csv
+import json
+import pathlib
+import sys
+
+import numpy as np
+from absl import app, flags, logging
+from tqdm import tqdm
+
+from glcic_jax import locations
+
+_SEGMENTER = flags.DEFINE_string("segmenter", None, "Segmenter file (default: the shipped one).")
+_OUT = flags.DEFINE_string("out", None, "Output folder for the tables.")
+_N = flags.DEFINE_integer("n", 300, "Faces per held-out set.")
+_N_PIPELINE = flags.DEFINE_integer("n_pipeline", 120, "Faces completed by the whole pipeline.")
+_SEED = flags.DEFINE_integer("seed", 2026, "Seed of the held-out masks.")
+_MIN_CONFIDENCE = flags.DEFINE_float("min_confidence", 0.9, "Face detector threshold.")
+_MARGINS = flags.DEFINE_list(
+    "margins", ["0", "2", "3", "4", "6"], "Dilations to score (canvas px)."
+)
+_CEILING = flags.DEFINE_bool("resolution_ceiling", False, "Only print the resolution ceiling.")
+_FIGURES = flags.DEFINE_string(
+    "figures",
+    None,
+    "Also write typical and worst LFW examples (plain set) as PNGs into this folder.",
+)
+_PER_FIGURE = flags.DEFINE_integer("per_figure", 4, "Faces per example figure.")
+
+
+def _write_csv(path, rows):
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, keys)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _mean(rows, key, where=lambda r: True):
+    values = [r[key] for r in rows if where(r) and np.isfinite(r[key])]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def _table(rows, group, keys):
+    """{group value: {key: mean}} plus "all"."""
+    out = {"all": {k: _mean(rows, k) for k in keys} | {"n": len(rows)}}
+    groups = collections.defaultdict(list)
+    for r in rows:
+        groups[r[group]].append(r)
+    for name, rs in sorted(groups.items()):
+        out[name] = {k: _mean(rs, k) for k in keys} | {"n": len(rs)}
+    return out
+
+
+def _print_table(title, table, keys):
+    print(f"\n{title}")
+    print("| group | n | " + " | ".join(keys) + " |")
+    print("|---|---|" + "---|" * len(keys))
+    for name, values in table.items():
+        cells = " | ".join(f"{values[k]:.3f}" for k in keys)
+        print(f"| {name} | {values['n']} | {cells} |")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    logging.set_verbosity(logging.ERROR)
+    from glcic_jax.completion import inference, photo
+    from glcic_jax.dataset import folders
+    from glcic_jax.evaluation import mask_segmentation as ms
+    from glcic_jax.evaluation import stats
+    from glcic_jax.faces import detection, mask_net, overlay, synthetic
+
+    if _CEILING.value:
+        for size, iou in ms.resolution_ceiling().items():
+            print(f"crop {size} px: IoU ceiling {iou:.4f}")
+        return
+    if not _OUT.value:
+        sys.exit("error: --out is required")
+    out = pathlib.Path(_OUT.value)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        net = mask_net.MaskNet.from_file(_SEGMENTER.value or photo.SEGMENTER_FILE)
+        overlay.load_templates()
+    except (mask_net.MaskNetError, overlay.OverlayError) as e:
+        sys.exit(f"error: {e}")
+    paths = []
+    for name in ("celeba10k", "faces"):
+        root = locations.find(name)
+        if root is None:
+            sys.exit(f"error: face folder {name} not found ({locations.candidates(name)})")
+        paths += folders.list_images(root, "test")
+    sources_file = out / "test_sources.json"
+    if sources_file.exists():
+        sources = synthetic.load_sources(sources_file)
+    else:
+        sources = synthetic.find_sources(paths)
+        synthetic.save_sources(sources, sources_file)
+    order = np.random.default_rng(_SEED.value).permutation(len(sources))
+    sources = [sources[i] for i in order]
+    detector = detection.Detector()
+    margins = [float(m) for m in _MARGINS.value]
+
+    rows = []
+    for kind, make in (("augmented", ms.augmented_faces), ("plain", ms.plain_faces)):
+        faces = make(sources, _N.value, _SEED.value)
+        scored = ms.score_segmenters(
+            net, detector, tqdm(faces, desc=f"segment ({kind})"), _MIN_CONFIDENCE.value, margins
+        )
+        rows += [dict(set=kind, **r) for r in scored]
+    _write_csv(out / "segmentation.csv", rows)
+    # Faces without a mask: the same test faces as they are (the "masked" threshold).
+    shares = ms.unmasked_shares(net, detector, sources, _N.value, _MIN_CONFIDENCE.value)
+    _write_csv(out / "unmasked_shares.csv", [{"mask_share": float(s)} for s in shares])
+
+    keys = [
+        "net_iou",
+        "net_remnant",
+        "net_spill",
+        "grabcut_iou",
+        "grabcut_remnant",
+        "grabcut_spill",
+    ]
+    summary = {}
+    for kind in ("augmented", "plain"):
+        sel = [r for r in rows if r["set"] == kind]
+        for group in ("style", "yaw_bin"):
+            table = _table(sel, group, keys)
+            summary[f"{kind}_by_{group}"] = table
+            _print_table(f"{kind} masks by {group}", table, keys)
+        margin_keys = [f"remnant_m{m:g}" for m in margins] + [f"spill_m{m:g}" for m in margins]
+        summary[f"{kind}_margins"] = {k: _mean(sel, k) for k in margin_keys}
+        print(f"{kind}: remnant / spill by dilation:", json.dumps(summary[f"{kind}_margins"]))
+        summary[f"{kind}_detected"] = float(np.mean([r["detected"] for r in sel]))
+        summary[f"{kind}_called_masked"] = float(np.mean([r["masked"] for r in sel]))
+        print(f"{kind}: detected {summary[f'{kind}_detected']:.3f}, called masked "
+              f"{summary[f'{kind}_called_masked']:.3f}")  # fmt: skip
+    summary["unmasked_called_masked"] = float(np.mean(shares >= net.min_share))
+    summary["unmasked_share_quantiles"] = np.quantile(shares, [0.5, 0.9, 0.99, 1.0]).tolist()
+    masked_shares = np.array([r["mask_share"] for r in rows])
+    summary["masked_share_quantiles"] = np.quantile(masked_shares, [0.0, 0.01, 0.1, 0.5]).tolist()
+    print(
+        f"unmasked faces called masked: {summary['unmasked_called_masked']:.3f}; mask share"
+        f" quantiles unmasked {summary['unmasked_share_quantiles']}, masked"
+        f" {summary['masked_share_quantiles']}"
+    )
+
+    # The whole pipeline on the plain set: completion by the shipped model.
+    completer = photo.PhotoCompleter(
+        inference.Completer.pretrained(batch_size=1),
+        detector,
+        min_confidence=_MIN_CONFIDENCE.value,
+        mask_segmenter=net,
+    )
+    faces = ms.plain_faces(sources, _N_PIPELINE.value, _SEED.value + 1)
+    pipe = ms.score_pipeline(completer, tqdm(faces, desc="pipeline"))
+    _write_csv(out / "pipeline.csv", pipe)
+    for metric in ("psnr", "ssim", "lpips"):
+        ours = np.array([r[f"pipeline_{metric}"] for r in pipe])
+        telea = np.array([r[f"telea_{metric}"] for r in pipe])
+        diff = stats.summarize(ours - telea)
+        summary[f"pipeline_{metric}"] = dict(
+            pipeline=float(np.nanmean(ours)), telea=float(np.nanmean(telea)), difference=diff
+        )
+        print(
+            f"pipeline {metric}: {np.nanmean(ours):.3f} vs Telea {np.nanmean(telea):.3f}, paired"
+            f" difference {diff['mean']:+.3f} [{diff['ci_low']:+.3f}, {diff['ci_high']:+.3f}]"
+        )
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    if _FIGURES.value:
+        _figures(ms, completer, sources, rows, pathlib.Path(_FIGURES.value))
+    print(f"wrote {out}")
+
+
+def _figures(ms, completer, sources, rows, folder):
+    """Typical (median IoU) and worst (lowest IoU) LFW faces of the plain set, as PNGs.
+
+    LFW faces only: they may be published; CelebA's may not.
+    """
+    from PIL import Image
+
+    faces = ms.plain_faces(sources, _N.value, _SEED.value)
+    plain = [r for r in rows if r["set"] == "plain"]
+    lfw = [i for i, r in enumerate(plain) if "/faces/" in r["source"]]
+    order = sorted(lfw, key=lambda i: plain[i]["net_iou"])
+    k = _PER_FIGURE.value
+    middle = len(order) // 2 - k // 2
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, chosen in (("typical", order[middle : middle + k]), ("worst", order[:k])):
+        sheet = ms.example_sheet(completer, [faces[i] for i in chosen])
+        Image.fromarray(sheet).save(folder / f"segmenter_{name}.png")
+        ious = ", ".join(f"{plain[i]['net_iou']:.2f}" for i in chosen)
+        print(f"wrote {folder / f'segmenter_{name}.png'} (IoU {ious})")
+
+
+if __name__ == "__main__":
+    app.run(main)
