@@ -164,3 +164,52 @@ def test_mouth_skin_fraction_with_mask_overlays(shared_data):
         mask = mask.resize((170, round(170 * mask.height / mask.width)))
         aligned.paste(mask, (128 - 85, 120), mask)
         assert detection.mouth_skin_fraction(np.asarray(aligned)) < 0.4, (path.name, name)
+
+
+def test_mirrored_face_maps_back_and_keeps_left_left():
+    face = _rotated_face(10.0)
+    width = 400
+    back = detection.mirrored(face, width)
+    x0, y0, x1, y1 = face.box
+    assert back.box == (width - x1, y0, width - x0, y1)
+    # The image-left eye of the mirrored face is the original's right eye, reflected.
+    np.testing.assert_allclose(
+        back.point("left_eye"), [width - 1 - face.point("right_eye")[0], face.point("right_eye")[1]]
+    )
+    assert back.point("left_eye")[0] < back.point("right_eye")[0]
+    again = detection.mirrored(back, width)
+    assert again.box == face.box
+    np.testing.assert_allclose(again.landmarks, face.landmarks)
+
+
+def test_rescaled_maps_pixel_centres_and_box_edges():
+    face = _face(
+        (9.5, 9.5), (19.5, 9.5), (14.5, 15.5), (11.5, 19.5), (17.5, 19.5), box=(4, 6, 24, 30)
+    )
+    back = detection.rescaled(face, 2.0, 2.0)
+    assert back.box == (2.0, 3.0, 12.0, 15.0)
+    # Pixels 9 and 10 of the doubled image both come from source pixel 4.5 +- 0.25.
+    np.testing.assert_allclose(back.point("left_eye"), (4.5, 4.5))
+
+
+def test_merge_duplicates_keeps_the_most_confident_of_each_face():
+    a = _face((10, 10), (30, 10), (20, 20), (12, 30), (28, 30), box=(0, 0, 40, 40), confidence=0.8)
+    a_flipped = _face(
+        (11, 10), (31, 10), (21, 21), (13, 30), (29, 30), box=(2, 1, 42, 41), confidence=0.95
+    )
+    b = _face(
+        (110, 10), (130, 10), (120, 20), (112, 30), (128, 30), box=(100, 0, 140, 40), confidence=0.6
+    )
+    kept = detection.merge_duplicates([a, b, a_flipped])
+    assert kept == [a_flipped, b]
+    assert detection.box_iou(a.box, a_flipped.box) > detection.DUPLICATE_IOU
+    assert detection.box_iou(a.box, b.box) == 0.0
+
+
+def test_detector_resizes_small_photos_up_and_large_ones_down():
+    detector = detection.Detector()
+    assert detector.scale_for(150, 150) == detection.MAX_UPSCALE
+    assert detector.scale_for(300, 400) == detection.UPSCALE_TO / 400
+    assert detector.scale_for(600, 800) == 1.0
+    assert detector.scale_for(3000, 2000) == 1024 / 3000
+    assert detection.Detector(**detection.MTCNN_ALONE).scale_for(150, 150) == 1.0

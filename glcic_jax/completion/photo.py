@@ -39,7 +39,9 @@ Only those pixels change: every other pixel of the result is the input's,
 bit for bit, and `result.region` says which ones changed (or may have).
 Faces are handled one after the other from the original photo, so
 overlapping faces do not see each other's fills. A photo with no face at
-`min_confidence` comes back unchanged with status "no_face".
+`min_confidence` comes back unchanged with status "no_face", unless the
+region is a user mask in photo pixels: that is completed all the same, framed
+on the canvas as a mouth would be (`region_framing`, method "file_no_face").
 
 Resolution: the fill has the model's resolution (64 px for cpu64 models,
 256 px for paper-size ones) scaled to the face's size in the photo, so a
@@ -71,6 +73,7 @@ SEGMENTERS = {
     "mask": "grabcut",
     "mask_fallback_box": "box",
     "file": "file",
+    "file_no_face": "file",
     "net": "net",
     "no_mask": "net",
 }
@@ -91,7 +94,10 @@ class FaceResult:
       affine: 2x3, photo pixels -> the aligned 256 canvas.
       method: how the region was chosen: "box", "mask" (GrabCut),
         "mask_fallback_box", "file", "net" (the segmenter), "no_mask" (the
-        segmenter found no mask: the face is left alone).
+        segmenter found no mask: the face is left alone), or "file_no_face"
+        (a photo-pixel user mask in a photo without a detected face, framed
+        by `region_framing`: the box is the mask's bounding box, the
+        confidence 0 and the landmarks NaN).
       region: bool (256, 256), the filled region on the aligned canvas.
       mask_share: the segmenter's share of the mask crop that is mask (None
         when it did not run).
@@ -215,6 +221,31 @@ def user_region(user_mask, affine, photo_shape) -> np.ndarray:
     raise PhotoError(
         f"mask file is {shape[1]}x{shape[0]}; it must be the photo's size "
         f"({photo_shape[1]}x{photo_shape[0]}) or {CANVAS}x{CANVAS} (aligned face)"
+    )
+
+
+def region_framing(user_mask) -> np.ndarray:
+    """The 2x3 affine that frames a photo-pixel region like a mouth on the 256 canvas.
+
+    For a photo without a detected face: no rotation, the bounding box's
+    centre goes to the centre of `detection.MOUTH_BOX`, and the box is
+    scaled to just fit in it (its larger side, relative to the mouth box's,
+    decides), so the model sees a hole of the size and place it was
+    trained on, with the region's surroundings as context.
+
+    Args:
+      user_mask: bool (H, W), not all False.
+
+    Returns:
+      float (2, 3) array, photo pixels -> canvas (as `detection.alignment`).
+    """
+    ys, xs = np.nonzero(user_mask)
+    centre = np.array([xs.min() + xs.max(), ys.min() + ys.max()], np.float64) / 2
+    x0, y0, x1, y1 = detection.MOUTH_BOX
+    scale = min((x1 - x0) / (xs.max() - xs.min() + 1), (y1 - y0) / (ys.max() - ys.min() + 1))
+    target = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
+    return np.array(
+        [[scale, 0.0, target[0] - scale * centre[0]], [0.0, scale, target[1] - scale * centre[1]]]
     )
 
 
@@ -349,6 +380,8 @@ class PhotoCompleter:
         out = rgb.copy()
         changed = np.zeros(rgb.shape[:2], bool)
         if not found:
+            if region == "file" and user_mask.shape == rgb.shape[:2] and user_mask.any():
+                return self._complete_without_face(rgb, user_mask)
             return PhotoResult("no_face", out, changed, [])
         prepared = [self._prepare(rgb, face, region, user_mask) for face in found]
         todo = [p for p in prepared if p[1].region.any()]
@@ -389,6 +422,30 @@ class PhotoCompleter:
         info = FaceResult(face.box, face.confidence, face.landmarks, affine, method, chosen)
         info.mask_share = share
         return aligned, info, allowed
+
+    def _complete_without_face(self, rgb, user_mask) -> PhotoResult:
+        """Completes a user's photo-pixel region where no face was detected.
+
+        The region is framed onto the canvas where the model expects its hole
+        (`region_framing`), then filled and pasted back like a face's region.
+        Its canvas version is grown by a little over one photo pixel first, so
+        the two resamplings cannot lose an edge pixel: with the user mask as
+        the paste's bound, exactly the mask's pixels change.
+        """
+        affine = region_framing(user_mask)
+        aligned = np.asarray(detection.warp(rgb, affine, CANVAS))
+        chosen = user_region(user_mask, affine, rgb.shape)
+        grow = 2 * math.ceil(math.sqrt(abs(np.linalg.det(affine[:, :2])))) + 1
+        chosen = cv2.dilate(chosen.astype(np.uint8), np.ones((grow, grow), np.uint8)) > 0
+        ys, xs = np.nonzero(user_mask)
+        box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
+        landmarks = np.full((len(detection.LANDMARKS), 2), np.nan)
+        info = FaceResult(box, 0.0, landmarks, affine, "file_no_face", chosen)
+        out = rgb.copy()
+        fill = self._fill([aligned], [chosen])[0]
+        written = paste_back(out, fill, chosen, affine, user_mask)
+        info.filled = int(written.sum())
+        return PhotoResult("ok", out, written, [info])
 
     def _fill(self, aligned: list, regions: list) -> list:
         """Completes aligned 256 faces at the model's size; uint8 256 canvases."""
