@@ -53,9 +53,15 @@ _SEGMENTER = flags.DEFINE_enum(
 _MASK_FILE = flags.DEFINE_string("mask_file", None, "Region PNG for --region=file.")
 _MIN_CONFIDENCE = flags.DEFINE_float(
     "min_confidence",
-    0.9,
+    photo.MIN_CONFIDENCE,
     "Face detections scoring below this are ignored (0..1]; lower it for faces the detector"
     " doubts, e.g. behind a face mask.",
+)
+_MASKED_MIN_CONFIDENCE = flags.DEFINE_float(
+    "masked_min_confidence",
+    photo.MASKED_MIN_CONFIDENCE,
+    "With --region=mask and the net segmenter: a detection scoring from this up to"
+    " --min_confidence counts as a face when the segmenter finds a mask on it.",
 )
 _NO_POSTPROCESS = flags.DEFINE_boolean(
     "no_postprocess", False, "Skip the paper's Telea + seamlessClone blending."
@@ -73,6 +79,8 @@ def main(argv):
         _fail("--mask_file is only used with --region=file")
     if not 0 < _MIN_CONFIDENCE.value <= 1:
         _fail(f"--min_confidence must be in (0, 1], not {_MIN_CONFIDENCE.value}")
+    if not 0 < _MASKED_MIN_CONFIDENCE.value <= 1:
+        _fail(f"--masked_min_confidence must be in (0, 1], not {_MASKED_MIN_CONFIDENCE.value}")
     source, out_dir = pathlib.Path(_INPUT.value), pathlib.Path(_OUTPUT.value)
     if not source.exists():
         _fail(f"input not found: {source}")
@@ -91,6 +99,7 @@ def main(argv):
         min_confidence=_MIN_CONFIDENCE.value,
         postprocess=not _NO_POSTPROCESS.value,
         segmenter=_SEGMENTER.value,
+        masked_min_confidence=_MASKED_MIN_CONFIDENCE.value,
     )
     if _REGION.value == "mask" and _SEGMENTER.value == "net":
         _call(lambda: completer.mask_net)  # a missing segmenter file: one line, before any work

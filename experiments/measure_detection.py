@@ -1,6 +1,6 @@
 """Face detection recall on masked faces, real and synthetic, and false positives.
 
-  python experiments/measure_detection.py [--rwmfd=/work/rwmfd/RWMFD_part_1] \
+  python experiments/measure_detection.py [--rwmfd=RWMFD/RWMFD_part_1] \
       [--faces=../shared/data/faces] [--variants=mtcnn,default] [--limit=N] \
       [--missed_sheet=/tmp/missed_sheet.png]
 
@@ -65,13 +65,21 @@ NOT_NEGATIVE = ("0001/0014.jpg", "0001/0148.jpg")
 MATCH_IOU = 0.3
 CONFIDENCE_BINS = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99, 1.01)
 
-_RWMFD = flags.DEFINE_string("rwmfd", "/work/rwmfd/RWMFD_part_1", "Real masked photos folder.")
+_RWMFD = flags.DEFINE_string(
+    "rwmfd", None, "Real masked photos: RWMFD_part_1 of X-zhangyang/Real-World-Masked-Face-Dataset."
+)
 _FACES = flags.DEFINE_string("faces", None, "LFW crops folder with test/ (default: the mirror's).")
 _VARIANTS = flags.DEFINE_list("variants", ["mtcnn", "default"], f"Of {', '.join(VARIANTS)}.")
 _THRESHOLDS = flags.DEFINE_list("thresholds", ["0.5", "0.7", "0.8", "0.9"], "Recall thresholds.")
 _LIMIT = flags.DEFINE_integer("limit", None, "Keep N real photos and N LFW faces (evenly spread).")
 _MISSED = flags.DEFINE_string("missed_sheet", "/tmp/missed_sheet.png", "Contact sheet of misses.")
 _SHEET_THRESHOLD = flags.DEFINE_float("sheet_threshold", 0.9, "A miss scores below this.")
+_MASKED_RULE = flags.DEFINE_bool(
+    "masked_rule",
+    True,
+    "Also score complete.py's rule with the shipped mask segmenter: a face at min_confidence,"
+    " or at masked_min_confidence with a mask found on it (photo.PhotoCompleter's defaults).",
+)
 
 
 @dataclasses.dataclass
@@ -161,6 +169,26 @@ def score(detector, photos: list[Photo], desc: str) -> tuple[np.ndarray, float]:
     return np.array(scores), 1000 * seconds / max(1, len(photos))
 
 
+def masked_rule(detector, net, photos: list[Photo], desc: str) -> np.ndarray:
+    """Per photo: found under complete.py's rule (a sure face, or a doubtful one wearing a mask)."""
+    from glcic_jax.completion import photo as photo_lib
+
+    found = []
+    for p in tqdm(photos, desc=desc, leave=False):
+        faces = detector.detect(p.rgb)
+        if p.face_box is not None:
+            faces = [f for f in faces if detection.box_iou(f.box, p.face_box) >= MATCH_IOU]
+        sure = any(f.confidence >= photo_lib.MIN_CONFIDENCE for f in faces)
+        found.append(
+            sure
+            or any(
+                f.confidence >= photo_lib.MASKED_MIN_CONFIDENCE and net.segment(p.rgb, f).masked
+                for f in faces
+            )
+        )
+    return np.array(found, bool)
+
+
 def recall_row(label: str, scores: np.ndarray, thresholds) -> str:
     cells = " ".join(f"{np.mean(scores >= t):7.1%}" for t in thresholds)
     return f"  {label:<16} n={len(scores):<5} {cells}"
@@ -192,9 +220,9 @@ def main(argv):
         raise app.UsageError(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
     thresholds = [float(t) for t in _THRESHOLDS.value]
     plain = detection.Detector(**detection.MTCNN_ALONE)
-    rwmfd = pathlib.Path(_RWMFD.value)
+    rwmfd = pathlib.Path(_RWMFD.value or "")
     faces = pathlib.Path(_FACES.value) if _FACES.value else locations.find("faces")
-    real = real_photos(rwmfd, _LIMIT.value) if rwmfd.is_dir() else []
+    real = real_photos(rwmfd, _LIMIT.value) if _RWMFD.value and rwmfd.is_dir() else []
     synthetic = (
         synthetic_photos(faces, plain, _LIMIT.value) if faces and (faces / "test").is_dir() else []
     )
@@ -230,6 +258,22 @@ def main(argv):
             print(f"  lowest threshold without false positives: {t:.2f} "
                   f"(real {np.mean(real_scores >= t):.1%}, synthetic "
                   f"{np.mean(synth_scores >= t) if len(synth_scores) else float('nan'):.1%})")  # fmt: skip
+    if _MASKED_RULE.value:
+        from glcic_jax.completion import photo as photo_lib
+        from glcic_jax.faces import mask_net
+
+        net = mask_net.MaskNet.from_file(photo_lib.SEGMENTER_FILE)
+        detector = detection.Detector()
+        print(
+            f"\ncomplete.py's rule (Detector(), a face at {photo_lib.MIN_CONFIDENCE},"
+            f" or at {photo_lib.MASKED_MIN_CONFIDENCE} with a mask found on it):"
+        )
+        for label, photos in (("real", real), ("synthetic", synthetic)):
+            if photos:
+                found = masked_rule(detector, net, photos, f"rule {label}")
+                print(f"  {label:<16} n={len(found):<5} recall {found.mean():.1%}")
+        false = masked_rule(detector, net, negatives, "rule negatives")
+        print(f"  {'false positives':<16} n={len(false):<5} {int(false.sum())}")
     if real and _MISSED.value:
         n = missed_sheet(real, real_scores, _SHEET_THRESHOLD.value, _MISSED.value)
         print(f"\n{n} real photos below {_SHEET_THRESHOLD.value} with {name}; "

@@ -244,3 +244,31 @@ def test_complete_script_one_line_errors(args, message, photos, tmp_path):
     assert run.returncode == 2
     lines = [line for line in run.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and message in lines[0], run.stderr
+
+
+class _Rescored:
+    """A detector whose faces all get one confidence: the doubtful-detection rule's input."""
+
+    def __init__(self, detector, confidence):
+        self.detector, self.confidence = detector, confidence
+
+    def detect(self, rgb):
+        return [
+            detection.Face(f.box, self.confidence, f.landmarks) for f in self.detector.detect(rgb)
+        ]
+
+
+def test_doubtful_detection_counts_only_with_a_mask(photos, faces_dir, detector, completer):
+    doubtful = photo.PhotoCompleter(completer.completer, _Rescored(detector, 0.7))
+    masked, _ = photos[0]
+    result = doubtful.complete(masked)
+    assert result.status == "ok" and [f.method for f in result.faces] == ["net"]
+    assert result.faces[0].confidence == 0.7 and result.region.any()
+    bare = np.asarray(Image.open(sorted((faces_dir / "test").glob("*.jpg"))[5]).convert("RGB"))
+    result = doubtful.complete(bare)
+    assert result.status == "no_face" and result.faces == []
+    np.testing.assert_array_equal(result.completed, bare)
+    # Below masked_min_confidence, or with another region, a doubtful face is not a face.
+    for low, region in ((photo.PhotoCompleter(completer.completer, _Rescored(detector, 0.3)), "mask"),
+                        (doubtful, "box")):  # fmt: skip
+        assert low.complete(masked, region).status == "no_face"

@@ -63,6 +63,10 @@ from glcic_jax.faces import detection, mask_net, segment
 
 REGIONS = ("box", "mask", "file")
 MASK_SEGMENTERS = ("net", "grabcut")
+# The face detector's threshold (complete.py's default).
+MIN_CONFIDENCE = 0.9
+# Detections from this score up count as faces when the segmenter finds a mask on them.
+MASKED_MIN_CONFIDENCE = 0.5
 # The shipped mask segmenter (its card: pretrained/MASK_SEGMENTER_CARD.md).
 SEGMENTER_FILE = pathlib.Path(__file__).resolve().parent / "pretrained" / "mask_segmenter96.npz"
 MAX_PIXELS = 100_000_000  # larger photos are refused (decompression bombs)
@@ -321,7 +325,11 @@ class PhotoCompleter:
       completer: an `inference.Completer` (batch_size=1 suits photos: one
         compilation, no padding work for one face).
       detector: a `detection.Detector` (default: a new one).
-      min_confidence: detections below this score are ignored.
+      min_confidence: detections below this score are ignored, except:
+      masked_min_confidence: for region "mask" with the "net" segmenter, a
+        detection scoring from this up to `min_confidence` is kept when the
+        segmenter finds a mask on it (masks hide half the cues a face
+        detector scores; a doubtful detection without a mask is dropped).
       postprocess: apply the paper's Telea + seamlessClone blending.
       segmenter: for region "mask": "net" (the trained segmenter) or "grabcut".
       mask_segmenter: a `mask_net.MaskNet` (default: the shipped one, loaded
@@ -332,10 +340,11 @@ class PhotoCompleter:
         self,
         completer,
         detector=None,
-        min_confidence=0.9,
+        min_confidence=MIN_CONFIDENCE,
         postprocess=True,
         segmenter="net",
         mask_segmenter=None,
+        masked_min_confidence=MASKED_MIN_CONFIDENCE,
     ):
         if segmenter not in MASK_SEGMENTERS:
             raise PhotoError(
@@ -346,6 +355,7 @@ class PhotoCompleter:
         self.min_confidence = min_confidence
         self.postprocess = postprocess
         self.segmenter = segmenter
+        self.masked_min_confidence = min(masked_min_confidence, min_confidence)
         self._mask_net = mask_segmenter
 
     @property
@@ -376,14 +386,25 @@ class PhotoCompleter:
         if region == "file" and user_mask is None:
             raise PhotoError("region 'file' needs a mask file")
         rgb = np.ascontiguousarray(np.asarray(rgb, np.uint8))
-        found = [f for f in self.detector.detect(rgb) if f.confidence >= self.min_confidence]
+        detections = self.detector.detect(rgb)
+        found = [f for f in detections if f.confidence >= self.min_confidence]
+        prepared = [self._prepare(rgb, face, region, user_mask) for face in found]
+        if region == "mask" and self.segmenter == "net":
+            # A doubtful detection counts as a face when the segmenter finds a mask on it.
+            doubtful = [
+                f
+                for f in detections
+                if self.masked_min_confidence <= f.confidence < self.min_confidence
+            ]
+            candidates = [self._prepare(rgb, face, region, user_mask) for face in doubtful]
+            prepared += [c for c in candidates if c[1].method == "net"]
+            prepared.sort(key=lambda p: -detection.Face(p[1].box, 0.0, p[1].landmarks).area)
         out = rgb.copy()
         changed = np.zeros(rgb.shape[:2], bool)
-        if not found:
+        if not prepared:
             if region == "file" and user_mask.shape == rgb.shape[:2] and user_mask.any():
                 return self._complete_without_face(rgb, user_mask)
             return PhotoResult("no_face", out, changed, [])
-        prepared = [self._prepare(rgb, face, region, user_mask) for face in found]
         todo = [p for p in prepared if p[1].region.any()]
         fills = self._fill(
             [aligned for aligned, _, _ in todo], [info.region for _, info, _ in todo]

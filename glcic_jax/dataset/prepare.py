@@ -293,7 +293,7 @@ def build(
     overwrite: bool = False,
     workers: int = 1,
     progress=lambda it, total: it,
-    detector_factory=detection.Detector,
+    detector_factory=detection.plain_mtcnn,
 ) -> dict:
     """Builds OUT/train, OUT/test, the manifest, the summary and a contact sheet.
 

@@ -52,7 +52,7 @@ _DETECTOR = {}
 def _mouth_in_box(path: str, size: int) -> int:
     """-1: no face found; else 1 if both mouth corners are in the box, 0 if not."""
     if "detector" not in _DETECTOR:
-        _DETECTOR["detector"] = detection.Detector()
+        _DETECTOR["detector"] = detection.plain_mtcnn()
     with Image.open(path) as im:
         rgb = np.asarray(im.convert("RGB"))
     face, _ = detection.dominant_face(_DETECTOR["detector"].detect(rgb), 0.5, 1.1)

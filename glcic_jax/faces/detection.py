@@ -198,6 +198,16 @@ class Detector:
 MTCNN_ALONE = {"upscale_to": 0, "steps_threshold": MTCNN_STEPS, "mirror": False}
 
 
+def plain_mtcnn(**kwargs) -> Detector:
+    """MTCNN as shipped: for unmasked faces (data preparation, synthetic sources).
+
+    Prepared face sets stay as they were before the masked-face settings;
+    on bare faces those change the outcome of 1 in 300 and move landmarks by
+    a median 3.6% of the eye distance.
+    """
+    return Detector(**MTCNN_ALONE, **kwargs)
+
+
 def mirrored(face: Face, width: int) -> Face:
     """A face found in the mirrored image (`rgb[:, ::-1]`, `width` wide), in the original's pixels.
 

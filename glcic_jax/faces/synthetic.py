@@ -151,7 +151,7 @@ def find_sources(paths, detector=None, progress=True) -> list:
     """
     from tqdm import tqdm
 
-    detector = detector or detection.Detector()
+    detector = detector or detection.plain_mtcnn()
     sources = []
     for path in tqdm(list(paths), desc="faces", unit="photo", disable=not progress):
         rgb = _read_rgb(path)
