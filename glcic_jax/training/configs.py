@@ -37,8 +37,7 @@ IDENTITY_FIELDS = (
 # cut their real patches at uniformly random positions.
 LEGACY_DEFAULTS = {"real_patches": "uniform"}
 
-# Where the local discriminator's real patches are cut: "hole" at the batch's
-# hole-centred patch boxes, the fake patches' positions; "uniform" anywhere.
+# The values of `real_patches` (base_config says what each does).
 REAL_PATCHES = ("hole", "uniform")
 
 

@@ -4,10 +4,10 @@ Phase 1 trains the completion network alone on the squared error inside the
 hole; phase 2 trains the discriminator alone, real images against completed
 ones; phase 3 alternates a discriminator update and a completion update whose
 loss is MSE + alpha * adversarial. The discriminator always sees the
-composite x * (1 - m) + G(x) * m, never the raw network output. Its local
-patches are centred on the hole; the real images' patches are cut at the same
-boxes (`real_patches="hole"`), so position alone cannot tell them apart, or
-at uniformly random positions (`"uniform"`, the runs before that field).
+composite x * (1 - m) + G(x) * m, never the raw network output. A completed
+image's local patch is centred on its hole; a real image's is cut at the same
+box (`real_patches="hole"`), so position cannot tell them apart, or at a
+uniformly random position (`"uniform"`, the runs before that field).
 
 Holes and patch positions are drawn inside the step from a key folded from
 (seed, step), so a resumed run sees the same holes, and the same global batch
