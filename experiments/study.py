@@ -1,7 +1,8 @@
 """The study's experiment end to end: three hole regimes, same preset, seed and budget, then the comparison.
 
   python experiments/study.py --data_dir=data/celeba10k-aligned --runs=runs/study \
-      --out=docs/results [--config=cpu64] [--chunk=1500] [--num_images=500]
+      --out=docs/results [--config=cpu64] [--chunk=1500] [--num_images=500] \
+      [--real_patches=hole]
 
 Trains `mouth` (the study's fixed box), `random` (the study's random holes)
 and `random_mouthsize` (the control: the mouth box's size at random
@@ -9,7 +10,9 @@ positions) with launch.py, each in chunks of --chunk steps resumed from the
 last checkpoint (as the study ran 80k-step chunks), the three side by side;
 a run already at its last step is left as it is, and an interrupted one
 continues where its last checkpoint left it. Then runs compare.py on the
-three runs' common checkpoints and writes its report into --out.
+three runs' common checkpoints and writes its report into --out. Runs
+trained before --real_patches existed cut their real patches uniformly: they
+continue only under --real_patches=uniform.
 """
 
 import pathlib
@@ -31,6 +34,13 @@ _SEQUENTIAL = flags.DEFINE_bool(
     "sequential", False, "Train one regime after another (default: side by side)."
 )
 _TRAIN_ONLY = flags.DEFINE_bool("train_only", False, "Stop after training.")
+_REAL_PATCHES = flags.DEFINE_enum(
+    "real_patches",
+    "hole",
+    ["hole", "uniform"],
+    "Where the local discriminator's real patches are cut: at the fake ones' hole-centred boxes,"
+    " or uniformly at random (the study's results so far).",
+)
 flags.mark_flag_as_required("data_dir")
 
 
@@ -53,6 +63,7 @@ def _chunk_command(regime: str, workdir: pathlib.Path, resume: bool) -> list[str
         f"--data_dir={_DATA_DIR.value}",
         f"--workdir={workdir}",
         f"--config.steps_per_run={_CHUNK.value}",
+        f"--config.real_patches={_REAL_PATCHES.value}",
         *(["--resume"] if resume else []),
     ]
 

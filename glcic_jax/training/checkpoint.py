@@ -241,8 +241,9 @@ def check_compatible(saved_config: dict, config, fields=None, defaults=None) -> 
     `fields` and `defaults` default to the completion runs' (`configs`).
     """
     fields = configs.IDENTITY_FIELDS if fields is None else fields
-    # A field newer than the checkpoint had its default value there.
-    defaults = configs.base_config() if defaults is None else defaults
+    # A field newer than the checkpoint had its legacy value there, else its default.
+    if defaults is None:
+        defaults = {**configs.base_config().to_dict(), **configs.LEGACY_DEFAULTS}
     saved = {f: saved_config.get(f, defaults[f]) for f in fields}
     diffs = [
         f"{f}={saved[f]!r} in the checkpoint but {config[f]!r} now"

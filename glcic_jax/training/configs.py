@@ -29,7 +29,16 @@ IDENTITY_FIELDS = (
     "compute_dtype",
     "overlay_bank",
     "local_patch",
+    "real_patches",
 )
+
+# What an identity field meant in checkpoints written before it existed,
+# where that differs from base_config()'s default: runs before `real_patches`
+# cut their real patches at uniformly random positions.
+LEGACY_DEFAULTS = {"real_patches": "uniform"}
+
+# The values of `real_patches` (base_config says what each does).
+REAL_PATCHES = ("hole", "uniform")
 
 
 # Seeds feed jax.random.key, grain's shuffle and NumPy generators: one range all take.
@@ -52,6 +61,10 @@ def base_config() -> ml_collections.ConfigDict:
     # (scaled like the holes). 160 holds the mouth box; the paper's 128 holds
     # the random holes only.
     c.local_patch = 160
+    # Real local patches at the fake ones' positions ("hole"), or uniformly
+    # random ("uniform", the code before it): with a fixed hole, uniform real
+    # patches let the local discriminator tell real from fake by position.
+    c.real_patches = "hole"
     c.batch_size = 96
     c.seed = 0
     # The paper trains with ADADELTA; Adam reaches a usable model sooner on
@@ -144,6 +157,10 @@ def validate(config) -> None:
     if not 32 <= config.local_patch <= holes.CANVAS:
         raise ConfigError(
             f"local_patch must be 32..{holes.CANVAS} (canvas pixels), not {config.local_patch}"
+        )
+    if config.real_patches not in REAL_PATCHES:
+        raise ConfigError(
+            f"real_patches must be one of {', '.join(REAL_PATCHES)}, not {config.real_patches!r}"
         )
     if config.width < 2 or config.d_width < 1:
         raise ConfigError("width and d_width must be positive (width >= 2)")

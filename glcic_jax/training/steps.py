@@ -4,7 +4,10 @@ Phase 1 trains the completion network alone on the squared error inside the
 hole; phase 2 trains the discriminator alone, real images against completed
 ones; phase 3 alternates a discriminator update and a completion update whose
 loss is MSE + alpha * adversarial. The discriminator always sees the
-composite x * (1 - m) + G(x) * m, never the raw network output.
+composite x * (1 - m) + G(x) * m, never the raw network output. A completed
+image's local patch is centred on its hole; a real image's is cut at the same
+box (`real_patches="hole"`), so position cannot tell them apart, or at a
+uniformly random position (`"uniform"`, the runs before that field).
 
 Holes and patch positions are drawn inside the step from a key folded from
 (seed, step), so a resumed run sees the same holes, and the same global batch
@@ -22,6 +25,7 @@ from flax import nnx, struct
 
 from glcic_jax import holes
 from glcic_jax.nets import factory, formulations
+from glcic_jax.training import configs
 
 
 @struct.dataclass
@@ -50,6 +54,7 @@ class Networks:
     seed: int
     alpha: float
     compute_dtype: Any
+    real_patches: str  # configs.REAL_PATCHES: where the real local patches are cut
 
     def generate(self, params, stats, x, *, train):
         model = nnx.merge(self.gen_def, params, stats, copy=True)
@@ -78,6 +83,11 @@ def local_patch_size(config) -> int:
     return holes.patch_size(config.image_size, config.get("local_patch", holes.LOCAL_PATCH))
 
 
+def real_patches(config) -> str:
+    """Where the real local patches are cut (configs saved before the field: "uniform")."""
+    return config.get("real_patches", configs.LEGACY_DEFAULTS["real_patches"])
+
+
 def _modules(config, seed: int):
     return factory.training_networks(config, local_patch_size(config), seed)
 
@@ -95,6 +105,7 @@ def build_networks(config) -> Networks:
         seed=config.seed,
         alpha=config.alpha,
         compute_dtype=jnp.dtype(config.compute_dtype),
+        real_patches=real_patches(config),
     )
 
 
@@ -154,7 +165,10 @@ def _draw(state: TrainState, nets: Networks, batch, bank):
     hole, boxes = holes.sample_holes(hole_rng, nets.mask, n, nets.image_size, bank)
     x = holes.fill_holes(images, hole, state.mean_pixel)
     fake_origins = holes.hole_patch_origins(boxes, nets.image_size, nets.patch_size)
-    real_origins = holes.random_patch_origins(real_rng, n, nets.image_size, nets.patch_size)
+    if nets.real_patches == "hole":
+        real_origins = fake_origins
+    else:  # real_rng is split off either way, so the holes' stream is the same in both
+        real_origins = holes.random_patch_origins(real_rng, n, nets.image_size, nets.patch_size)
     return images, hole, x, fake_origins, real_origins
 
 
