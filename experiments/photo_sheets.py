@@ -1,6 +1,7 @@
 r"""Contact sheets of a complete.py run: every photo's input | region | completion, numbered.
 
-  python experiments/photo_sheets.py --run=completed/ --out=sheets/ [--per_sheet=12]
+  python experiments/photo_sheets.py --run=completed/ --out=sheets/ [--per_sheet=12] \
+      [--sample=120 --seed=0] [--status=ok,no_face]
 
 Reads RUN/completion_summary.csv and the NAME_side.png pictures it lists,
 and writes OUT/sheet_000.png, ... (each picture shrunk to --height and
@@ -23,6 +24,11 @@ _OUT = flags.DEFINE_string("out", None, "Folder for the sheets.", required=True)
 _PER_SHEET = flags.DEFINE_integer("per_sheet", 12, "Pictures per sheet.")
 _HEIGHT = flags.DEFINE_integer("height", 200, "Height of each picture on a sheet (px).")
 _WIDTH = flags.DEFINE_integer("width", 1200, "Width of a sheet (px).")
+_SAMPLE = flags.DEFINE_integer(
+    "sample", 0, "Only this many photos, drawn at random with --seed (0: all)."
+)
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of --sample.")
+_STATUS = flags.DEFINE_list("status", ["ok"], "Only photos with these statuses (complete.py's).")
 
 
 def _label(picture: np.ndarray, text: str) -> np.ndarray:
@@ -64,8 +70,12 @@ def main(argv):
     with open(summary, newline="") as f:
         rows = list(csv.DictReader(f))
     out.mkdir(parents=True, exist_ok=True)
+    numbered = [(i, r) for i, r in enumerate(rows) if r["status"] in _STATUS.value]
+    if _SAMPLE.value and _SAMPLE.value < len(numbered):
+        chosen = np.random.default_rng(_SEED.value).choice(len(numbered), _SAMPLE.value, False)
+        numbered = [numbered[i] for i in sorted(chosen)]
     index, pictures, sheet_no = [], [], 0
-    for number, row in enumerate(rows):
+    for number, row in numbered:
         side = run / row["side_by_side"] if row.get("side_by_side") else None
         if side is None or not side.is_file():
             continue

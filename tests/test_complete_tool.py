@@ -60,13 +60,13 @@ def three_faces(faces_dir):
 
 @pytest.fixture(scope="module")
 def folder_run(three_faces, tmp_path_factory):
-    """The script on a.jpg, a.png, a.tiff (three faces) and an unreadable bad.jpg, output inside."""
+    """The script (the study's box: these faces wear no mask) on a.jpg, a.png, a.tiff and an unreadable bad.jpg, output inside."""
     src = tmp_path_factory.mktemp("photos")
     for face, name in zip(three_faces, ("a.jpg", "a.png", "a.tiff")):
         Image.fromarray(face).save(src / name, quality=95)
     (src / "bad.jpg").write_bytes(b"not an image")
     out = src / "results"
-    return src, out, script(f"--input={src}", f"--output={out}")
+    return src, out, script(f"--input={src}", f"--output={out}", "--region=box")
 
 
 def test_output_names_keep_the_source_suffix(tmp_path):
@@ -99,7 +99,7 @@ def test_summary_has_one_row_per_photo(folder_run):
         row = rows[str(src / name)]
         assert row["status"] == "ok" and row["error"] == ""
         assert (row["output"], row["side_by_side"]) == (f"{name}.png", f"{name}_side.png")
-        assert row["faces_found"] == row["faces_completed"] == "1"
+        assert row["faces_found"] == row["faces_completed"] == "1" and row["faces_masked"] == "0"
         assert row["region_kind"] == "box" and row["segmenter"] == "box"
         assert int(row["region_pixels"]) > 1000 and float(row["seconds"]) > 0
     bad = rows[str(src / "bad.jpg")]

@@ -11,11 +11,11 @@ from glcic_jax.faces import detection, mask_net, synthetic
 from glcic_jax.nets import segmentation
 from glcic_jax.training import segmenter, segmenter_configs
 
-# The shipped segmenter on 50 held-out synthetic faces (LFW test split, the
-# test augmentations): mean IoU measured 0.000 (set after measuring); the
-# bar sits below it with room for CPU arithmetic differences, and far above
-# what an untrained network gets (measured: 0.000).
-SHIPPED_MIN_IOU = 0.0
+# The shipped segmenter on 50 held-out synthetic faces (the first 50 LFW test
+# faces, the test augmentations, seed 123): mean IoU measured 0.915 in the
+# crop; the bar leaves room for CPU arithmetic differences and sits far
+# above what untrained networks get (measured 0.12 and 0.13, seeds 5 and 6).
+SHIPPED_MIN_IOU = 0.85
 
 
 @pytest.fixture(scope="module")

@@ -37,8 +37,8 @@ from glcic_jax.nets import segmentation
 
 FORMAT = "glcic-jax-mask-segmenter-1"
 STORAGE_DTYPES = ("float32", "bfloat16")
-MIN_SHARE = 0.03  # of the crop: a smaller "mask" is a face without one
-MARGIN = 3.0  # canvas pixels (256 frame) of dilation
+MIN_SHARE = 0.04  # of the crop: a smaller "mask" is a face without one
+MARGIN = 4.0  # canvas pixels (256 frame) of dilation
 
 
 class MaskNetError(Exception):
