@@ -74,12 +74,14 @@ _THRESHOLDS = flags.DEFINE_list("thresholds", ["0.5", "0.7", "0.8", "0.9"], "Rec
 _LIMIT = flags.DEFINE_integer("limit", None, "Keep N real photos and N LFW faces (evenly spread).")
 _MISSED = flags.DEFINE_string("missed_sheet", "/tmp/missed_sheet.png", "Contact sheet of misses.")
 _SHEET_THRESHOLD = flags.DEFINE_float("sheet_threshold", 0.9, "A miss scores below this.")
-_MASKED_RULE = flags.DEFINE_bool(
+_MASKED_RULE = flags.DEFINE_list(
     "masked_rule",
-    True,
-    "Also score complete.py's rule with the shipped mask segmenter: a face at min_confidence,"
-    " or at masked_min_confidence with a mask found on it (photo.PhotoCompleter's defaults).",
+    ["0.5", "0.6", "0.7", "0.8"],
+    "Also score complete.py's rule with the shipped mask segmenter at these"
+    " masked_min_confidence values: a face at min_confidence, or from the value up with a mask"
+    " found on it (empty: skip).",
 )
+MIN_RULE_CONFIDENCE = 0.5  # MTCNN's last stage keeps nothing below (detection.MTCNN_STEPS)
 
 
 @dataclasses.dataclass
@@ -169,24 +171,25 @@ def score(detector, photos: list[Photo], desc: str) -> tuple[np.ndarray, float]:
     return np.array(scores), 1000 * seconds / max(1, len(photos))
 
 
-def masked_rule(detector, net, photos: list[Photo], desc: str) -> np.ndarray:
-    """Per photo: found under complete.py's rule (a sure face, or a doubtful one wearing a mask)."""
+def masked_rule(detector, net, photos: list[Photo], desc: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per photo: whether a face scores min_confidence, and the best score of a masked face.
+
+    complete.py's rule finds a photo's face at masked_min_confidence t when
+    the first is true or the second is at least t.
+    """
     from glcic_jax.completion import photo as photo_lib
 
-    found = []
+    sure, masked = [], []
     for p in tqdm(photos, desc=desc, leave=False):
         faces = detector.detect(p.rgb)
         if p.face_box is not None:
             faces = [f for f in faces if detection.box_iou(f.box, p.face_box) >= MATCH_IOU]
-        sure = any(f.confidence >= photo_lib.MIN_CONFIDENCE for f in faces)
-        found.append(
-            sure
-            or any(
-                f.confidence >= photo_lib.MASKED_MIN_CONFIDENCE and net.segment(p.rgb, f).masked
-                for f in faces
-            )
+        sure.append(any(f.confidence >= photo_lib.MIN_CONFIDENCE for f in faces))
+        doubtful = [f for f in faces if MIN_RULE_CONFIDENCE <= f.confidence]
+        masked.append(
+            max((f.confidence for f in doubtful if net.segment(p.rgb, f).masked), default=0.0)
         )
-    return np.array(found, bool)
+    return np.array(sure, bool), np.array(masked)
 
 
 def recall_row(label: str, scores: np.ndarray, thresholds) -> str:
@@ -264,16 +267,21 @@ def main(argv):
 
         net = mask_net.MaskNet.from_file(photo_lib.SEGMENTER_FILE)
         detector = detection.Detector()
+        rules = [float(t) for t in _MASKED_RULE.value]
         print(
-            f"\ncomplete.py's rule (Detector(), a face at {photo_lib.MIN_CONFIDENCE},"
-            f" or at {photo_lib.MASKED_MIN_CONFIDENCE} with a mask found on it):"
+            f"\ncomplete.py's rule (Detector(), a face at {photo_lib.MIN_CONFIDENCE}, or from"
+            " masked_min_confidence up with a mask found on it):"
         )
-        for label, photos in (("real", real), ("synthetic", synthetic)):
-            if photos:
-                found = masked_rule(detector, net, photos, f"rule {label}")
-                print(f"  {label:<16} n={len(found):<5} recall {found.mean():.1%}")
-        false = masked_rule(detector, net, negatives, "rule negatives")
-        print(f"  {'false positives':<16} n={len(false):<5} {int(false.sum())}")
+        print(f"  {'masked_min_confidence':<22} " + " ".join(f"{t:>7}" for t in rules))
+        for label, photos in (("real", real), ("synthetic", synthetic), ("negatives", negatives)):
+            if not photos:
+                continue
+            sure, masked = masked_rule(detector, net, photos, f"rule {label}")
+            found = [sure | (masked >= t) for t in rules]
+            if label == "negatives":
+                print(f"  {'false positives':<22} " + " ".join(f"{int(f.sum()):7d}" for f in found))
+            else:
+                print(f"  {label + ' recall':<22} " + " ".join(f"{f.mean():7.1%}" for f in found))
     if real and _MISSED.value:
         n = missed_sheet(real, real_scores, _SHEET_THRESHOLD.value, _MISSED.value)
         print(f"\n{n} real photos below {_SHEET_THRESHOLD.value} with {name}; "

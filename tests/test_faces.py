@@ -200,10 +200,14 @@ def test_merge_duplicates_keeps_the_most_confident_of_each_face():
     b = _face(
         (110, 10), (130, 10), (120, 20), (112, 30), (128, 30), box=(100, 0, 140, 40), confidence=0.6
     )
-    kept = detection.merge_duplicates([a, b, a_flipped])
+    # A box on part of face a (its eyes), more confident than b: part of a, not a face.
+    eyes = _face((4, 3), (14, 3), (9, 6), (5, 9), (13, 9), box=(5, 5, 25, 20), confidence=0.9)
+    kept = detection.merge_duplicates([a, b, a_flipped, eyes])
     assert kept == [a_flipped, b]
     assert detection.box_iou(a.box, a_flipped.box) > detection.DUPLICATE_IOU
     assert detection.box_iou(a.box, b.box) == 0.0
+    assert detection.box_iou(eyes.box, a_flipped.box) < detection.DUPLICATE_IOU
+    assert detection.box_nesting(eyes.box, a_flipped.box) == 1.0
 
 
 def test_detector_resizes_small_photos_up_and_large_ones_down():

@@ -51,6 +51,25 @@ def test_network_learns_a_fixed_batch(lfw_sources):
     assert last["iou"] > first["iou"] + 0.3 and last["iou"] > 0.6, (first, last)
 
 
+def test_training_run_writes_its_logs_checkpoint_and_file(lfw_sources, tmp_path):
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    synthetic.save_sources(lfw_sources, workdir / segmenter.SOURCES_FILE)
+    config = tiny_config(total_steps=4, checkpoint_every=4, log_every=2, sample_every=4)
+    assert segmenter.train_segmenter(config, workdir, []) == 4
+    records = [json.loads(line) for line in (workdir / "metrics.jsonl").open()]
+    assert [r["step"] for r in records] == [2, 4] and all(0 <= r["iou"] <= 1 for r in records)
+    assert (workdir / "samples" / "segmentation_00000004.png").exists()
+    with pytest.raises(segmenter.checkpoint.CheckpointError, match="--resume"):
+        segmenter.train_segmenter(config, workdir, [])
+    size = segmenter.export(
+        workdir, tmp_path / "seg.npz", thresholds={"min_share": 0.1, "margin": 2}
+    )
+    net = mask_net.MaskNet.from_file(tmp_path / "seg.npz")
+    assert size < 150_000 and (net.min_share, net.margin, net.size) == (0.1, 2.0, 32)
+
+
+@pytest.mark.slow  # three trainings, each compiled: 23 s (the default suite has 12 minutes)
 def test_training_resumes_to_the_same_weights(lfw_sources, tmp_path):
     # One run of 6 steps against two chunks of 3: the same batches, the same weights.
     sources = tmp_path / "sources.json"

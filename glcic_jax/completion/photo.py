@@ -66,7 +66,7 @@ MASK_SEGMENTERS = ("net", "grabcut")
 # The face detector's threshold (complete.py's default).
 MIN_CONFIDENCE = 0.9
 # Detections from this score up count as faces when the segmenter finds a mask on them.
-MASKED_MIN_CONFIDENCE = 0.5
+MASKED_MIN_CONFIDENCE = 0.7
 # The shipped mask segmenter (its card: pretrained/MASK_SEGMENTER_CARD.md).
 SEGMENTER_FILE = pathlib.Path(__file__).resolve().parent / "pretrained" / "mask_segmenter96.npz"
 MAX_PIXELS = 100_000_000  # larger photos are refused (decompression bombs)

@@ -104,6 +104,8 @@ MIRROR_BELOW = 0.9
 # Two detections of one face (e.g. from the plain and the mirrored pass)
 # overlap at least this much (intersection over union).
 DUPLICATE_IOU = 0.4
+# A box with this share of itself inside a more confident one is part of that face.
+DUPLICATE_NESTING = 0.6
 
 
 class Detector:
@@ -253,19 +255,36 @@ def box_iou(a, b) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def merge_duplicates(faces: list[Face], iou: float = DUPLICATE_IOU) -> list[Face]:
+def box_nesting(a, b) -> float:
+    """The share of the smaller of two (x0, y0, x1, y1) boxes that lies inside the other."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return max(w, 0.0) * max(h, 0.0) / smaller if smaller > 0 else 0.0
+
+
+def merge_duplicates(
+    faces: list[Face], iou: float = DUPLICATE_IOU, nesting: float = DUPLICATE_NESTING
+) -> list[Face]:
     """One face per overlapping group: the most confident (greedy non-maximum suppression).
+
+    A box mostly inside another is the same face too: MTCNN's lowered stage
+    thresholds also propose a box on part of a face (the eyes, a cheek),
+    which would otherwise be filled as a face of its own over the real one.
 
     Args:
       faces: detections, e.g. of the plain and the mirrored pass together.
       iou: boxes overlapping at least this much are one face.
+      nesting: so are two boxes when this share of the smaller lies in the other.
 
     Returns:
       The kept faces, most confident first.
     """
     kept = []
     for face in sorted(faces, key=lambda f: -f.confidence):
-        if all(box_iou(face.box, k.box) < iou for k in kept):
+        if all(
+            box_iou(face.box, k.box) < iou and box_nesting(face.box, k.box) < nesting for k in kept
+        ):
             kept.append(face)
     return kept
 
