@@ -52,6 +52,17 @@ class Checkpoints(RunReader):
                 multihost_utils.sync_global_devices("glcic_jax: partial saves removed")
         self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=ITEMS)
 
+    def check_start(self, workdir, resume: bool) -> None:
+        """Refuse, in one line, --resume without a checkpoint and a fresh start over one."""
+        latest = self.latest_step()
+        if resume and latest is None:
+            raise CheckpointError(f"--resume: no checkpoint in {workdir}; start without --resume")
+        if not resume and latest is not None:
+            raise CheckpointError(
+                f"{workdir} already has a checkpoint at step {latest}: pass --resume to continue"
+                " it, or choose a new --workdir"
+            )
+
     def save(self, step: int, state, data_iterator, meta: dict) -> None:
         meta = {**meta, "state_digest": state_digest(state)}
         self.manager.save(

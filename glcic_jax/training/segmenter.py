@@ -190,16 +190,7 @@ def train_segmenter(config, workdir, face_dirs, resume: bool = False) -> int:
 
 
 def _train(config, workdir, face_dirs, resume, ckpts) -> int:
-    latest = ckpts.latest_step()
-    if resume and latest is None:
-        raise checkpoint.CheckpointError(
-            f"--resume: no checkpoint in {workdir}; start without --resume"
-        )
-    if not resume and latest is not None:
-        raise checkpoint.CheckpointError(
-            f"{workdir} already has a checkpoint at step {latest}: pass --resume to continue it,"
-            " or choose a new --workdir"
-        )
+    ckpts.check_start(workdir, resume)
     if resume and (meta := ckpts.newest_readable_meta()) is not None:
         _check_compatible(meta["config"], config)
     sources = prepare_sources(workdir, face_dirs, resume)

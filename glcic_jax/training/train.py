@@ -170,16 +170,7 @@ def train_and_evaluate(config, workdir, data_dir, resume: bool = False) -> int:
 
 def _train(config, workdir, data_dir, resume, ckpts) -> int:
     n_dev, n_proc = jax.device_count(), jax.process_count()
-    latest = ckpts.latest_step()
-    if resume and latest is None:
-        raise checkpoint.CheckpointError(
-            f"--resume: no checkpoint in {workdir}; start without --resume"
-        )
-    if not resume and latest is not None:
-        raise checkpoint.CheckpointError(
-            f"{workdir} already has a checkpoint at step {latest}: pass --resume to continue it,"
-            " or choose a new --workdir"
-        )
+    ckpts.check_start(workdir, resume)
     if resume and (meta := ckpts.newest_readable_meta()) is not None:
         checkpoint.check_compatible(meta["config"], config)  # before the data scan
 
