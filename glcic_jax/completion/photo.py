@@ -398,7 +398,7 @@ class PhotoCompleter:
             ]
             candidates = [self._prepare(rgb, face, region, user_mask) for face in doubtful]
             prepared += [c for c in candidates if c[1].method == "net"]
-            prepared.sort(key=lambda p: -detection.Face(p[1].box, 0.0, p[1].landmarks).area)
+            prepared.sort(key=lambda p: -_box_area(p[1].box))  # largest first, as detected
         out = rgb.copy()
         changed = np.zeros(rgb.shape[:2], bool)
         if not prepared:
@@ -440,8 +440,9 @@ class PhotoCompleter:
             chosen, method = user_region(user_mask, affine, rgb.shape), "file"
             if user_mask.shape == rgb.shape[:2]:
                 allowed = user_mask
-        info = FaceResult(face.box, face.confidence, face.landmarks, affine, method, chosen)
-        info.mask_share = share
+        info = FaceResult(
+            face.box, face.confidence, face.landmarks, affine, method, chosen, mask_share=share
+        )
         return aligned, info, allowed
 
     def _complete_without_face(self, rgb, user_mask) -> PhotoResult:
@@ -486,6 +487,10 @@ class PhotoCompleter:
                 fill[hole] = np.round(up[hole] * 255.0).astype(np.uint8)
                 fills.append(fill)
         return fills
+
+
+def _box_area(box) -> float:
+    return max(box[2] - box[0], 0.0) * max(box[3] - box[1], 0.0)
 
 
 def inpaint_rest(out, rest, radius: int = 5) -> np.ndarray:
