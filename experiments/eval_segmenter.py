@@ -2,7 +2,7 @@ r"""Scores the mask segmenter and the photo pipeline on held-out faces with past
 
   python experiments/eval_segmenter.py --out=docs/results/segmenter            # shipped file
   python experiments/eval_segmenter.py --segmenter=FILE.npz --n=200 --out=DIR
-  python experiments/eval_segmenter.py --resolution_ceiling
+  python experiments/eval_segmenter.py --resolution_ceiling   # and a training step's time per size
 
 Faces: the test splits of the lab mirror's celeba10k and faces (never seen in
 training). Writes DIR/segmentation.csv (one row per face: style, yaw bin,
@@ -89,7 +89,9 @@ def main(argv):
 
     if _CEILING.value:
         for size, iou in ms.resolution_ceiling().items():
-            print(f"crop {size} px: IoU ceiling {iou:.4f}")
+            print(
+                f"crop {size} px: IoU ceiling {iou:.4f}, training step {_step_seconds(size):.2f} s"
+            )
         return
     if not _OUT.value:
         sys.exit("error: --out is required")
@@ -186,6 +188,30 @@ def main(argv):
     if _FIGURES.value:
         _figures(ms, completer, sources, rows, pathlib.Path(_FIGURES.value))
     print(f"wrote {out}")
+
+
+def _step_seconds(size: int, repeats: int = 5) -> float:
+    """Seconds per training step of the cpu preset at this crop size (after compiling)."""
+    import time
+
+    import jax
+
+    from glcic_jax.training import segmenter, segmenter_configs
+
+    config = segmenter_configs.get_config("cpu")
+    config.image_size = size
+    graphdef = []
+    state = segmenter.init_state(config, graphdef)
+    step = segmenter.make_train_step(graphdef[0], segmenter.optimizer(config))
+    images = np.zeros((config.batch_size, size, size, 3), np.uint8)
+    labels = np.zeros((config.batch_size, size, size), bool)
+    state, metrics = step(state, images, labels)
+    jax.block_until_ready(metrics)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        state, metrics = step(state, images, labels)
+    jax.block_until_ready(metrics)
+    return (time.perf_counter() - start) / repeats
 
 
 def _figures(ms, completer, sources, rows, folder):

@@ -6,9 +6,10 @@ tiny  32 px, width 4: tests, seconds.
 
 Why 96 px: a worn mask's outline, shrunk to the crop's size and scaled back
 up, keeps IoU 0.993 with itself at 96 px (0.994 at 128, 0.989 at 64; 60
-jittered templates, `experiments/eval_segmenter.py --resolution_ceiling`),
-while a training step costs half of 128 px's on this CPU (0.40 s against
-0.81 s at batch 16). The network's error, not the resolution, is the limit.
+jittered templates), while a training step of this preset takes 0.41 s at
+96 px against 0.73 s at 128 on this CPU (batch 16; both from
+`experiments/eval_segmenter.py --resolution_ceiling`). The network's error,
+not the resolution, is the limit.
 """
 
 import ml_collections
