@@ -241,7 +241,7 @@ def score_pipeline(completer: photo.PhotoCompleter, faces) -> list[dict]:
     return rows
 
 
-def example_sheet(completer: photo.PhotoCompleter, faces, rows_per_picture=1) -> np.ndarray:
+def example_sheet(completer: photo.PhotoCompleter, faces) -> np.ndarray:
     """masked input | filled region | completion | the face without its mask, one face per row."""
     rows = []
     for masked in faces:
