@@ -1,6 +1,6 @@
 r"""Scores the mask segmenter and the photo pipeline on held-out faces with pasted masks.
 
-  python experiments/eval_segmenter.py --out=docs/results/segmenter            # shipped file
+  python experiments/eval_segmenter.py --out=DIR --figures=DIR/figures         # the shipped file
   python experiments/eval_segmenter.py --segmenter=FILE.npz --n=200 --out=DIR
   python experiments/eval_segmenter.py --resolution_ceiling   # and a training step's time per size
 
