@@ -138,16 +138,9 @@ def plain_faces(sources, n: int, seed: int, templates_dir=None) -> list[MaskedFa
         masked, alpha, template = overlay.paste_on_photo(
             big, face, rng, template=template, templates_dir=templates_dir
         )
-        yaw = _yaw(landmarks)
+        yaw = overlay.yaw_offset(landmarks)
         out.append(MaskedFace(masked, alpha > 0.5, big, template, yaw, landmarks, source.path))
     return out
-
-
-def _yaw(landmarks) -> float:
-    pts = np.asarray(landmarks, np.float64)
-    eye_vec = pts[1] - pts[0]
-    dist = max(float(np.linalg.norm(eye_vec)), 1e-6)
-    return float((pts[2] - (pts[0] + pts[1]) / 2) @ eye_vec) / dist**2
 
 
 def find_face(detector, masked: MaskedFace, min_confidence: float):

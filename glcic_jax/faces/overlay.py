@@ -115,6 +115,17 @@ def face_points(landmarks) -> np.ndarray:
     return eye_mid + local[:, :1] * ux + local[:, 1:] * uy
 
 
+def yaw_offset(landmarks) -> float:
+    """The nose tip's offset from the eyes' midpoint along the eye line, in eye distances.
+
+    0 for a frontal face; its sign says which way the head turns.
+    """
+    pts = np.asarray(landmarks, np.float64)
+    eye_vec = pts[1] - pts[0]
+    dist = max(float(np.linalg.norm(eye_vec)), 1e-6)
+    return float((pts[2] - (pts[0] + pts[1]) / 2) @ eye_vec) / dist**2
+
+
 def pick_variant(landmarks, style: str = "surgical") -> str:
     """The template for a face: `style`, or its `_left`/`_right` version for a turned head.
 
@@ -125,10 +136,7 @@ def pick_variant(landmarks, style: str = "surgical") -> str:
     Returns:
       A name in `TEMPLATES`.
     """
-    pts = np.asarray(landmarks, np.float64)
-    eye_vec = pts[1] - pts[0]
-    dist = max(float(np.linalg.norm(eye_vec)), 1e-6)
-    offset = float((pts[2] - (pts[0] + pts[1]) / 2) @ eye_vec) / dist**2
+    offset = yaw_offset(landmarks)
     # The nose tip moves toward the side the head turns to; MaskTheFace's
     # `_left` template is the one for a face whose nose points image-left.
     if offset < -_YAW_OFFSET:
