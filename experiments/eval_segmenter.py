@@ -200,9 +200,8 @@ def _step_seconds(size: int, repeats: int = 5) -> float:
 
     config = segmenter_configs.get_config("cpu")
     config.image_size = size
-    graphdef = []
-    state = segmenter.init_state(config, graphdef)
-    step = segmenter.make_train_step(graphdef[0], segmenter.optimizer(config))
+    graphdef, state = segmenter.init_state(config)
+    step = segmenter.make_train_step(graphdef, segmenter.optimizer(config))
     images = np.zeros((config.batch_size, size, size, 3), np.uint8)
     labels = np.zeros((config.batch_size, size, size), bool)
     state, metrics = step(state, images, labels)

@@ -39,9 +39,8 @@ def tiny_config(**overrides):
 def test_network_learns_a_fixed_batch(lfw_sources):
     config = tiny_config(image_size=48, width=8, lr=3e-3, total_steps=60)
     images, labels = synthetic.batch(lfw_sources, np.random.default_rng(0), 48, 8)
-    graphdef = []
-    state = segmenter.init_state(config, graphdef)
-    step = segmenter.make_train_step(graphdef[0], segmenter.optimizer(config))
+    graphdef, state = segmenter.init_state(config)
+    step = segmenter.make_train_step(graphdef, segmenter.optimizer(config))
     history = []
     for _ in range(60):
         state, metrics = step(state, images, labels)

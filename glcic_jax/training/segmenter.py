@@ -35,7 +35,7 @@ from glcic_jax.dataset import folders
 from glcic_jax.faces import mask_net, synthetic
 from glcic_jax.nets import segmentation
 from glcic_jax.training import checkpoint, segmenter_configs
-from glcic_jax.training.train import StopRequested, _make_workdir
+from glcic_jax.training.train import StopRequested, make_workdir
 from glcic_jax.training.writer import MetricWriter, image_grid, prepare_log
 
 SOURCES_FILE = "sources.json"
@@ -59,12 +59,13 @@ def optimizer(config) -> optax.GradientTransformation:
     return optax.adam(schedule(config))
 
 
-def init_state(config, graphdef_out: list | None = None) -> SegmenterState:
+def init_state(config):
+    """(graphdef, fresh state): the network's structure and its seeded weights with Adam's state."""
     model = segmentation.build(config.width, config.seed)
     graphdef, params = nnx.split(model, nnx.Param)
-    if graphdef_out is not None:
-        graphdef_out.append(graphdef)
-    return SegmenterState(jnp.zeros((), jnp.int32), params, optimizer(config).init(params))
+    return graphdef, SegmenterState(
+        jnp.zeros((), jnp.int32), params, optimizer(config).init(params)
+    )
 
 
 def losses(logits, labels):
@@ -181,7 +182,7 @@ def train_segmenter(config, workdir, face_dirs, resume: bool = False) -> int:
     """Train one chunk; returns the step reached (and checkpointed)."""
     segmenter_configs.validate(config)
     workdir = pathlib.Path(workdir)
-    _make_workdir(workdir)
+    make_workdir(workdir)
     ckpts = checkpoint.Checkpoints(workdir, max_to_keep=config.max_checkpoints)
     try:
         return _train(config, workdir, face_dirs, resume, ckpts)
@@ -195,9 +196,7 @@ def _train(config, workdir, face_dirs, resume, ckpts) -> int:
         _check_compatible(meta["config"], config)
     sources = prepare_sources(workdir, face_dirs, resume)
     stream = SyntheticStream(sources, config)
-    graphdef_out = []
-    state = init_state(config, graphdef_out)
-    graphdef = graphdef_out[0]
+    graphdef, state = init_state(config)
     start = 0
     if resume:
         abstract = checkpoint.abstract_like(state)
@@ -285,6 +284,6 @@ def export(workdir, out, step: int | None = None, storage="bfloat16", thresholds
         meta = ckpts.read_meta(step)
         config = segmenter_configs.base_config()
         config.update(meta["config"])
-        state = init_state(config)
+        _, state = init_state(config)
         restored = ckpts.restore(checkpoint.abstract_like(state), meta["step"])
     return mask_net.save(out, restored.params, config.to_dict(), meta["step"], storage, thresholds)

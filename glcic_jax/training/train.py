@@ -139,7 +139,7 @@ def _mean_metrics(fetched):
     return {k: float(np.mean([m[k] for m in fetched if k in m])) for k in keys}
 
 
-def _make_workdir(workdir: pathlib.Path) -> None:
+def make_workdir(workdir: pathlib.Path) -> None:
     """Create the run folder, or stop in one line when it cannot be written to."""
     if workdir.exists() and not workdir.is_dir():
         raise configs.ConfigError(f"--workdir {workdir} is a file, not a folder")
@@ -156,7 +156,7 @@ def train_and_evaluate(config, workdir, data_dir, resume: bool = False) -> int:
     """Train one chunk; returns the step reached (and checkpointed)."""
     configs.validate(config)
     workdir = pathlib.Path(workdir)
-    _make_workdir(workdir)
+    make_workdir(workdir)
     if config.batch_size % jax.device_count():
         raise configs.ConfigError(
             f"batch_size {config.batch_size} is not divisible by the {jax.device_count()} devices"
