@@ -61,27 +61,14 @@ def region_scores(segment_region, filled_region, truth) -> dict:
     )
 
 
-def canvas_to_photo(region, affine, photo_shape) -> np.ndarray:
-    """A bool region on the aligned 256 canvas as photo pixels (bilinear, > 0.5)."""
-    height, width = photo_shape[:2]
-    warped = cv2.warpAffine(
-        np.asarray(region, np.float32),
-        affine,
-        (width, height),
-        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-        borderMode=cv2.BORDER_CONSTANT,
-        borderValue=0.0,
-    )
-    return warped > 0.5
-
-
 def grabcut_region(rgb, face) -> np.ndarray:
     """GrabCut's region (`segment.segment_mask`, dilated as it ships) in photo pixels."""
     affine = detection.alignment(face, detection.CANVAS)
     aligned = np.asarray(detection.warp(rgb, affine, detection.CANVAS))
     landmarks = detection.apply_affine(affine, face.landmarks)
     region, _ = segment.segment_mask(aligned, landmarks)
-    return canvas_to_photo(region, affine, rgb.shape)
+    # A square map and its affine back into the photo, undilated: the segmenter's own mapping.
+    return mask_net.to_photo(region.astype(np.float32), affine, rgb.shape, 0.0)
 
 
 @dataclasses.dataclass
