@@ -4,8 +4,10 @@
   python launch.py --mask=random --config=cpu64 --data_dir=DIR --workdir=W
   python launch.py --mask=mouth --workdir=W --resume --steps_per_run=80000
   python launch.py --mask=mouth --config=tiny --config.batch_size=8   # any field
+  python launch.py --mask=overlay --config=photo64 --data_dir=DIR --workdir=W2 \
+      --branch_from=W --branch_step=2500 --config.d_label_smoothing=0.1  # phase 3 another way
 
---config takes a preset name (paper, seed, cpu64, tiny; default: seed where
+--config takes a preset name (paper, seed, cpu64, photo64, tiny; default: seed where
 JAX has a GPU/TPU plugin installed, else cpu64) and every field can be
 overridden as --config.FIELD=VALUE.
 
@@ -71,6 +73,14 @@ flags.DEFINE_bool("resume", False, "Continue from the workdir's latest checkpoin
 flags.DEFINE_integer(
     "steps_per_run", None, "Stop cleanly after this many steps (the study's 80k chunks)."
 )
+flags.DEFINE_string(
+    "branch_from",
+    None,
+    "Start a new --workdir from this run's checkpoint (--branch_step, default its latest),"
+    " changing only the phase schedule or adversarial settings (e.g. phase 3 tried several"
+    " ways from one completion-only checkpoint).",
+)
+flags.DEFINE_integer("branch_step", None, "The --branch_from checkpoint's step.")
 flags.DEFINE_integer("seed", None, "Random seed (init, data order, holes). Default: the preset's.")
 flags.DEFINE_string("coordinator_address", None, "Multi-host: host:port of process 0.")
 flags.DEFINE_integer("num_processes", 1, "Multi-host: number of processes.")
@@ -141,7 +151,7 @@ def first_run_images(preset: str) -> int:
 
 
 def training_data_dir(config, workdir: str) -> str:
-    """--data_dir; with --resume, the folder the run started on; else the prepared faces.
+    """--data_dir; with --resume (--branch_from), the folder the run started on; else the prepared faces.
 
     Raises:
       checkpoint.CheckpointError: --resume of a workdir that never started training.
@@ -152,17 +162,18 @@ def training_data_dir(config, workdir: str) -> str:
 
     if FLAGS.data_dir:
         return FLAGS.data_dir
-    if FLAGS.resume:
+    if FLAGS.resume or FLAGS.branch_from:
         # A run records its data before its first step, so without the
         # record there is nothing to resume, and nothing to prepare for.
-        record = pathlib.Path(workdir) / train.DATA_FILES
+        run = FLAGS.branch_from or workdir
+        record = pathlib.Path(run) / train.DATA_FILES
         if not record.is_file():
+            flag = "--branch_from" if FLAGS.branch_from else "--resume"
             raise checkpoint.CheckpointError(
-                f"--resume: no checkpoint in {workdir} (no {train.DATA_FILES}); start without"
-                " --resume"
+                f"{flag}: no checkpoint in {run} (no {train.DATA_FILES})"
             )
         return json.loads(record.read_text())["data_dir"]
-    return str(bootstrap.default_data_dir(first_run_images(config.preset)))
+    return str(bootstrap.default_data_dir(first_run_images(config.preset), framing=config.framing))
 
 
 def start_distributed() -> None:
@@ -235,7 +246,14 @@ def main(argv):
             overlay.load_templates()
         data_dir = training_data_dir(config, workdir)
         print(f"preset {config.preset}, mask {config.mask}, data {data_dir}, workdir {workdir}")
-        step = train.train_and_evaluate(config, workdir, data_dir, resume=FLAGS.resume)
+        step = train.train_and_evaluate(
+            config,
+            workdir,
+            data_dir,
+            resume=FLAGS.resume,
+            branch_from=FLAGS.branch_from,
+            branch_step=FLAGS.branch_step,
+        )
     except user_errors as e:
         hint = ""
         if isinstance(e, folders.DataError) and data_dir and not FLAGS.data_dir:

@@ -45,9 +45,18 @@ _MAX_IMAGES = flags.DEFINE_integer(
 _TEST_FRACTION = flags.DEFINE_float("test_fraction", 0.2, "Share of kept images in test/.")
 _SPLIT_SEED = flags.DEFINE_integer("split_seed", 0, "Seed of the train/test split.")
 _FORMAT = flags.DEFINE_enum("format", "png", ["png", "jpg"], "Output image format.")
+_FRAMING = flags.DEFINE_enum(
+    "framing",
+    "canvas",
+    ["canvas", "mask_crop"],  # faces.framing.FRAMINGS
+    "canvas: the study's aligned face; mask_crop: zoomed out to hold a worn mask's whole"
+    " region (for --config=photo64).",
+)
 _WORKERS = flags.DEFINE_integer("workers", 2, "Processes for detection and alignment.")
 _VERIFY = flags.DEFINE_bool(
-    "verify", True, "Detect faces again on the outputs and report mouths inside the mouth box."
+    "verify",
+    True,
+    "Detect faces again on the outputs and report mouths inside the mouth box (canvas framing).",
 )
 _LFW_HOME = flags.DEFINE_string(
     "lfw_home",
@@ -81,6 +90,7 @@ def main(argv):
             split_seed=_SPLIT_SEED.value,
             image_format=_FORMAT.value,
             max_images=_MAX_IMAGES.value,
+            framing=_FRAMING.value,
         )
         from tqdm import tqdm
 
@@ -97,7 +107,7 @@ def main(argv):
     except prepare.PrepareError as e:
         sys.exit(f"prepare_data: {e}")
     out = pathlib.Path(_OUT.value)
-    if _VERIFY.value and summary["kept"]:
+    if _VERIFY.value and summary["kept"] and settings.framing == "canvas":
         check = review.redetect_in_box(
             out, prepare.read_manifest(out), settings.size, _WORKERS.value
         )

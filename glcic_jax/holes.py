@@ -81,17 +81,23 @@ def sample_boxes(rng, regime: str, n: int, image_size: int):
     return scale_boxes(sample_canvas_boxes(rng, regime, n), image_size)
 
 
-def hole_bank(regime: str, image_size: int, size: int, seed: int):
+def hole_bank(
+    regime: str, image_size: int, size: int, seed: int, framing: str = "canvas", dilation: int = 0
+):
     """The overlay regime's holes: (uint8 (size, S, S) masks, int32 (size, 4) boxes); else None.
 
     Built once on the host (a second or two) and passed to the steps, which
-    draw from it with the step's key like the box regimes draw boxes.
+    draw from it with the step's key like the box regimes draw boxes. The
+    holes are drawn in the model's `framing`, each grown by a random
+    0..`dilation` canvas pixels.
     """
     if regime != "overlay":
         return None
     from glcic_jax.faces import overlay  # OpenCV templates: only this regime needs them
 
-    bank_masks, boxes = overlay.mask_bank(image_size, size, seed)
+    bank_masks, boxes = overlay.mask_bank(
+        image_size, size, seed, framing=framing, dilation=dilation
+    )
     return jnp.asarray(bank_masks, jnp.uint8), jnp.asarray(boxes, jnp.int32)
 
 

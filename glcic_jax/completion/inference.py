@@ -53,6 +53,8 @@ class Completer:
         self.config = config
         self.step = step
         self.image_size = config.image_size
+        # How the model's faces are framed (faces.framing); models before framing: the canvas.
+        self.framing = config.get("framing", "canvas")
         self.batch_size = batch_size
         self.mean_pixel = np.asarray(mean_pixel, np.float32)  # the training set's, in [0, 1]
         self._weights = (gen, gen_stats, jnp.asarray(mean_pixel, jnp.float32))
@@ -117,7 +119,14 @@ class Completer:
         """n holes of the regime this model was trained on (fixed for a seed)."""
         regime, size = self.config.mask, self.image_size
         bank_seed = self.config.seed + holes.OVERLAY_BANK_SEED_OFFSET  # not the training bank
-        bank = holes.hole_bank(regime, size, self.config.get("overlay_bank", 1000), bank_seed)
+        bank = holes.hole_bank(
+            regime,
+            size,
+            self.config.get("overlay_bank", 1000),
+            bank_seed,
+            self.framing,
+            self.config.get("overlay_dilation", 0),
+        )
         return np.asarray(holes.sample_holes(jax.random.key(seed), regime, n, size, bank)[0])
 
 

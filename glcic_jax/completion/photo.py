@@ -7,8 +7,10 @@
 For every face the detector finds (`detection.Detector`, run on a copy shrunk to
 1024 px for large photos):
 
-1. align it with the data pipeline's transform (`detection.alignment` onto the
-   256 canvas, `detection.warp`, which only reads the face's own neighbourhood);
+1. frame it as the model was trained (`framing.photo_affine` at 256 px: the
+   study's aligned canvas, or the mask crop for models trained on worn
+   masks' shapes; `detection.warp`, which only reads the face's own
+   neighbourhood);
 2. choose the region to fill (`region`):
    mask  the worn face mask, found by the trained segmenter (`faces.mask_net`,
          the default `segmenter="net"`) in the face's mask crop and mapped
@@ -21,7 +23,7 @@ For every face the detector finds (`detection.Detector`, run on a copy shrunk to
    box   the study's mouth box (`detection.MOUTH_BOX`);
    file  a user mask (`load_user_mask`): white = fill. Its size decides its
          frame: the photo's size means photo pixels (then warped onto each
-         face's canvas), 256x256 means the aligned canvas (the same region
+         face's frame), 256x256 means the aligned canvas (the same region
          for every face). A 256x256 photo takes a 256x256 mask as photo pixels;
 3. shrink the aligned face to the model's size, complete it
    (`inference.Completer`), scale the completion back up to 256 and apply
@@ -31,9 +33,12 @@ For every face the detector finds (`detection.Detector`, run on a copy shrunk to
    over the region's bounding box only, and copy it into the pixels the
    region maps to (bilinear-warped region > 0.5); a photo-pixel region
    (the segmenter's, a user's) bounds it exactly;
-5. region pixels the canvas does not reach (a mask's lowest part, below the
-   canvas's bottom edge 24 canvas pixels under the chin) are filled by
-   OpenCV's Telea inpainting from the completed pixels around them.
+5. region pixels the frame does not reach (with the study's canvas, a mask's
+   lowest part, below its bottom edge 24 canvas pixels under the chin) are
+   filled by OpenCV's Telea inpainting from the completed pixels around them.
+
+A grey photo stays grey: when a face's frame has no colour (channels within
+`GREY_TOLERANCE`), its fill is replaced by the fill's own luminance.
 
 Only those pixels change: every other pixel of the result is the input's,
 bit for bit, and `result.region` says which ones changed (or may have).
@@ -60,6 +65,7 @@ from PIL import Image
 from glcic_jax.completion import postprocess
 from glcic_jax.dataset import folders
 from glcic_jax.faces import detection, mask_net, segment
+from glcic_jax.faces import framing as framing_lib
 
 REGIONS = ("box", "mask", "file")
 MASK_SEGMENTERS = ("net", "grabcut")
@@ -71,6 +77,8 @@ MASKED_MIN_CONFIDENCE = 0.7
 SEGMENTER_FILE = pathlib.Path(__file__).resolve().parent / "pretrained" / "mask_segmenter96.npz"
 MAX_PIXELS = 100_000_000  # larger photos are refused (decompression bombs)
 CANVAS = detection.CANVAS
+# A frame whose channels differ by at most this (of 255) everywhere is a grey photo.
+GREY_TOLERANCE = 3
 # FaceResult.method -> what drew the region (the summary's "segmenter").
 SEGMENTERS = {
     "box": "box",
@@ -95,14 +103,14 @@ class FaceResult:
       box: detector's (x0, y0, x1, y1) in photo pixels.
       confidence: detector's score.
       landmarks: float (5, 2) in photo pixels (`detection.LANDMARKS` order).
-      affine: 2x3, photo pixels -> the aligned 256 canvas.
+      affine: 2x3, photo pixels -> the model's 256 px frame (`framing`).
       method: how the region was chosen: "box", "mask" (GrabCut),
         "mask_fallback_box", "file", "net" (the segmenter), "no_mask" (the
         segmenter found no mask: the face is left alone), or "file_no_face"
         (a photo-pixel user mask in a photo without a detected face, framed
         by `region_framing`: the box is the mask's bounding box, the
         confidence 0 and the landmarks NaN).
-      region: bool (256, 256), the filled region on the aligned canvas.
+      region: bool (256, 256), the filled region in that frame.
       mask_share: the segmenter's share of the mask crop that is mask (None
         when it did not run).
       filled: photo pixels this face's fill wrote (0: its region fell off the
@@ -418,14 +426,18 @@ class PhotoCompleter:
             changed |= written
         return PhotoResult("ok", out, changed, [info for _, info, _ in prepared])
 
+    @property
+    def framing(self) -> str:
+        """How the model frames a face (`framing.FRAMINGS`)."""
+        return getattr(self.completer, "framing", "canvas")
+
     def _prepare(self, rgb, face, region, user_mask):
-        """(aligned canvas, FaceResult, photo-pixel region or None) of one face."""
-        affine = detection.alignment(face, CANVAS)
-        aligned = np.asarray(detection.warp(rgb, affine, CANVAS))
-        landmarks = detection.apply_affine(affine, face.landmarks)
+        """(framed face, FaceResult, photo-pixel region or None) of one face."""
+        affine = framing_lib.photo_affine(face, self.framing, CANVAS)
+        framed = np.asarray(detection.warp(rgb, affine, CANVAS))
         allowed, share = None, None
         if region == "box":
-            chosen, method = segment.box_region(CANVAS), "box"
+            chosen, method = self._from_canvas(segment.box_region(CANVAS)), "box"
         elif region == "mask" and self.segmenter == "net":
             found = self.mask_net.segment(rgb, face)
             share = found.mask_share
@@ -434,16 +446,26 @@ class PhotoCompleter:
                 chosen = user_region(allowed, affine, rgb.shape)
             else:
                 chosen, method = np.zeros((CANVAS, CANVAS), bool), "no_mask"
-        elif region == "mask":
+        elif region == "mask":  # GrabCut works on the study's canvas
+            canvas_affine = detection.alignment(face, CANVAS)
+            aligned = np.asarray(detection.warp(rgb, canvas_affine, CANVAS))
+            landmarks = detection.apply_affine(canvas_affine, face.landmarks)
             chosen, method = segment.segment_mask(aligned, landmarks)
+            chosen = self._from_canvas(chosen)
         else:
             chosen, method = user_region(user_mask, affine, rgb.shape), "file"
             if user_mask.shape == rgb.shape[:2]:
                 allowed = user_mask
+            else:
+                chosen = self._from_canvas(chosen)
         info = FaceResult(
             face.box, face.confidence, face.landmarks, affine, method, chosen, mask_share=share
         )
-        return aligned, info, allowed
+        return framed, info, allowed
+
+    def _from_canvas(self, region) -> np.ndarray:
+        """A region on the aligned canvas -> the model's frame."""
+        return framing_lib.canvas_region(region, self.framing, CANVAS)
 
     def _complete_without_face(self, rgb, user_mask) -> PhotoResult:
         """Completes a user's photo-pixel region where no face was detected.
@@ -454,7 +476,7 @@ class PhotoCompleter:
         the two resamplings cannot lose an edge pixel: with the user mask as
         the paste's bound, exactly the mask's pixels change.
         """
-        affine = region_framing(user_mask)
+        affine = framing_lib.reframe(region_framing(user_mask), self.framing, CANVAS)
         aligned = np.asarray(detection.warp(rgb, affine, CANVAS))
         chosen = user_region(user_mask, affine, rgb.shape)
         grow = 2 * math.ceil(math.sqrt(abs(np.linalg.det(affine[:, :2])))) + 1
@@ -481,12 +503,21 @@ class PhotoCompleter:
         for face, hole, result in zip(aligned, regions, done):
             up = np.clip(_resize(result, CANVAS, cv2.INTER_CUBIC), 0.0, 1.0)
             if self.postprocess:
-                fills.append(postprocess.blend(face, up, hole))
+                fill = postprocess.blend(face, up, hole)
             else:
                 fill = face.copy()
                 fill[hole] = np.round(up[hole] * 255.0).astype(np.uint8)
-                fills.append(fill)
+            if is_grey(face):
+                fill[hole] = cv2.cvtColor(fill, cv2.COLOR_RGB2GRAY)[hole][:, None]
+            fills.append(fill)
         return fills
+
+
+def is_grey(rgb, tolerance: int = GREY_TOLERANCE) -> bool:
+    """Whether an RGB uint8 image has no colour: its channels within `tolerance` everywhere."""
+    rgb = np.asarray(rgb, np.int16)
+    spread = rgb.max(axis=-1) - rgb.min(axis=-1)
+    return bool(spread.max() <= tolerance)
 
 
 def _box_area(box) -> float:

@@ -12,7 +12,8 @@ Its raw faces come from, in this order:
      or ~/scikit_learn_data).
 
 Folders are data/<source>-aligned (every image) and data/<source>-aligned-<n>
-(a fixed sample of n, `prepare.sample_sources`). A folder is ready when its
+(a fixed sample of n, `prepare.sample_sources`); faces framed by the mask
+crop (`prepare.Settings.framing`) go to data/<source>-maskcrop[-<n>]. A folder is ready when its
 READY_FILE exists; it is written last, so a killed preparation leaves none
 and the next run prepares that folder again from the start. A lock makes two
 launches started together prepare it once.
@@ -46,10 +47,11 @@ class NoTrainingData(Exception):
     """No face set can be prepared here; the message is one line for the user."""
 
 
-def prepared_dir(source: str, images: int) -> pathlib.Path:
+def prepared_dir(source: str, images: int, framing: str = "canvas") -> pathlib.Path:
     """data/<source>-aligned, or data/<source>-aligned-<images> for a sample."""
     suffix = f"-{images}" if images > 0 else ""
-    return locations.data_home() / f"{source}-aligned{suffix}"
+    kind = "aligned" if framing == "canvas" else framing.replace("_", "")
+    return locations.data_home() / f"{source}-{kind}{suffix}"
 
 
 def is_ready(folder: pathlib.Path) -> bool:
@@ -57,21 +59,24 @@ def is_ready(folder: pathlib.Path) -> bool:
     return (folder / READY_FILE).is_file()
 
 
-def find_ready(images: int) -> pathlib.Path | None:
+def find_ready(images: int, framing: str = "canvas") -> pathlib.Path | None:
     """A prepared folder to reuse: `images` images (0: all) or all of them; the mirror's first."""
     for source in SOURCES:
         for n in dict.fromkeys((images, 0)):
-            folder = prepared_dir(source, n)
+            folder = prepared_dir(source, n, framing)
             if is_ready(folder):
                 return folder
     return None
 
 
-def default_data_dir(images: int, log=print, lfw_retries: int = 3) -> pathlib.Path:
+def default_data_dir(
+    images: int, log=print, lfw_retries: int = 3, framing: str = "canvas"
+) -> pathlib.Path:
     """The prepared folder to train on by default, prepared now if there is none.
 
     Args:
       images: how many source images a new folder is prepared from (0: all).
+      framing: how its faces are framed (`prepare.Settings.framing`).
       log: where the one-line notes go (what is prepared from where).
       lfw_retries: download attempts for LFW.
 
@@ -83,12 +88,12 @@ def default_data_dir(images: int, log=print, lfw_retries: int = 3) -> pathlib.Pa
         nothing survived the review.
       prepare.PrepareError: the folder holds files the preparation did not write.
     """
-    ready = find_ready(images)
+    ready = find_ready(images, framing)
     if ready is not None:
         return ready
     mirror_set = locations.mirror() / MIRROR_SET
     with _lock(locations.data_home() / ".prepare.lock", log):
-        ready = find_ready(images)  # Another launch may have finished while we waited.
+        ready = find_ready(images, framing)  # Another launch may have finished meanwhile.
         if ready is not None:
             return ready
         if mirror_set.is_dir():
@@ -104,12 +109,12 @@ def default_data_dir(images: int, log=print, lfw_retries: int = 3) -> pathlib.Pa
                     " of face images (train/ and test/), e.g. from experiments/prepare_data.py"
                 ) from None
             source, what = LFW, f"LFW ({raw})"
-        folder = prepared_dir(source, images)
-        _prepare(raw, folder, images, what, log)
+        folder = prepared_dir(source, images, framing)
+        _prepare(raw, folder, images, what, log, framing)
     return folder
 
 
-def _prepare(raw: pathlib.Path, folder: pathlib.Path, images: int, what: str, log) -> None:
+def _prepare(raw: pathlib.Path, folder: pathlib.Path, images: int, what: str, log, framing) -> None:
     from tqdm import tqdm
 
     n = len(prepare.sample_sources(prepare.list_sources(raw), images))
@@ -120,7 +125,7 @@ def _prepare(raw: pathlib.Path, folder: pathlib.Path, images: int, what: str, lo
     summary = prepare.build(
         raw,
         folder,
-        dataclasses.replace(SETTINGS, max_images=images),
+        dataclasses.replace(SETTINGS, max_images=images, framing=framing),
         overwrite=True,  # Only an unfinished preparation of ours gets here.
         workers=_workers(n),
         progress=lambda it, total: tqdm(it, total=total, desc="preparing faces", disable=None),
@@ -130,10 +135,11 @@ def _prepare(raw: pathlib.Path, folder: pathlib.Path, images: int, what: str, lo
     ready = {k: summary[k] for k in ("source", "found", "inputs", "kept", "train", "test")}
     ready.update(images=images, mouth_landmarks_in_box=summary["mouth_landmarks_in_box"])
     (folder / READY_FILE).write_text(json.dumps(ready, indent=1) + "\n")
+    in_box = summary["mouth_landmarks_in_box"]
+    in_box = "" if in_box is None else f"; mouth landmarks in the mouth box: {in_box:.1%}"
     log(
         f"prepared {summary['kept']} of {n} faces ({summary['train']} train, {summary['test']}"
-        f" test; mouth landmarks in the mouth box: {summary['mouth_landmarks_in_box']:.1%});"
-        f" contact sheet {folder / 'contact_sheet.png'}"
+        f" test{in_box}); contact sheet {folder / 'contact_sheet.png'}"
     )
 
 

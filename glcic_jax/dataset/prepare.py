@@ -18,6 +18,12 @@ count in `OUT/summary.json` and a flag in `Settings`:
   near_duplicate       aligned image's 256-bit perceptual hash within
                        `dup_distance` bits of an earlier kept image's
 
+`framing` chooses the frame the faces are written in (`framing.FRAMINGS`):
+the study's aligned canvas (default), or the mask crop, zoomed out so that
+a worn mask's whole region (cheeks, under the chin) is in frame, for models
+trained on face-mask-shaped holes. The review's filters always look at the
+aligned canvas.
+
 `min_face` defaults to the study's 128 px. Pre-cropped small sets (LFW's
 150 px crops with ~100 px faces, CelebA's 89x109) need `min_face=0`; they are
 then upscaled to 256 by the alignment.
@@ -45,7 +51,7 @@ import numpy as np
 from PIL import Image
 
 from glcic_jax.dataset import folders, review
-from glcic_jax.faces import detection
+from glcic_jax.faces import detection, framing
 
 SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 REASONS = (
@@ -99,6 +105,7 @@ class Settings:
     # 0: every source image; else a fixed, evenly spaced sample of this many
     # of the sorted sources (`sample_sources`), for a quicker first set.
     max_images: int = 0
+    framing: str = "canvas"  # faces.framing.FRAMINGS: how the written faces are framed
 
 
 @dataclasses.dataclass
@@ -199,6 +206,9 @@ def process(
     aligned = detection.warp(rgb, affine, settings.size)
     if detection.mouth_skin_fraction(np.asarray(aligned)) < settings.min_mouth_skin:
         return Result(rel, "mouth_occluded", face, affine, outside)
+    if settings.framing != "canvas":
+        affine = framing.photo_affine(face, settings.framing, settings.size)
+        aligned = detection.warp(rgb, affine, settings.size)
     buffer = io.BytesIO()
     if settings.image_format == "jpg":
         aligned.save(buffer, "JPEG", quality=95)
@@ -310,8 +320,12 @@ def build(
       The summary written to OUT/summary.json.
 
     Raises:
-      PrepareError: no images, bad output folder.
+      PrepareError: no images, bad output folder, unknown framing.
     """
+    if settings.framing not in framing.FRAMINGS:
+        raise PrepareError(
+            f"framing must be one of {', '.join(framing.FRAMINGS)}, not {settings.framing!r}"
+        )
     source_dir, out_dir = pathlib.Path(source_dir).resolve(), pathlib.Path(out_dir).resolve()
     if not source_dir.is_dir():
         raise PrepareError(f"source folder {source_dir} does not exist")
@@ -381,6 +395,7 @@ def build(
             size=settings.size,
         )
         for r in kept
+        if settings.framing == "canvas"  # the mouth box is a canvas box
     )
     summary = {
         "source": str(source_dir),
@@ -391,13 +406,25 @@ def build(
         "train": len(kept) - n_test,
         "test": n_test,
         "dropped_counts": {r: len(v) for r, v in dropped.items()},
-        "mouth_landmarks_in_box": in_box / max(len(kept), 1),
+        "mouth_landmarks_in_box": in_box / max(len(kept), 1)
+        if settings.framing == "canvas"
+        else None,
         "dropped": dropped,
     }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False))
     if kept:
-        review.contact_sheet(out_dir, kept, settings.size).save(out_dir / "contact_sheet.png")
+        sheet = review.contact_sheet(out_dir, kept, settings.size, framing=settings.framing)
+        sheet.save(out_dir / "contact_sheet.png")
     return summary
+
+
+def read_framing(out_dir) -> str | None:
+    """The framing a prepared folder was written in (None: no summary, not prepared here)."""
+    try:
+        summary = json.loads((pathlib.Path(out_dir) / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return summary.get("settings", {}).get("framing", "canvas")
 
 
 def read_manifest(out_dir) -> list[dict]:

@@ -14,9 +14,12 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from glcic_jax.faces import detection
+from glcic_jax.faces import framing as framing_lib
 
 
-def contact_sheet(out_dir, rows: list[dict], size: int, n: int = 64, tile: int = 128):
+def contact_sheet(
+    out_dir, rows: list[dict], size: int, n: int = 64, tile: int = 128, framing: str = "canvas"
+):
     """A grid of the first `n` prepared images with the mouth box and mouth landmarks.
 
     Args:
@@ -25,6 +28,7 @@ def contact_sheet(out_dir, rows: list[dict], size: int, n: int = 64, tile: int =
       size: side of the prepared images.
       n: images on the sheet.
       tile: side of one thumbnail.
+      framing: the frame the images are in (`faces.framing.FRAMINGS`).
 
     Returns:
       The sheet as a PIL image.
@@ -34,7 +38,8 @@ def contact_sheet(out_dir, rows: list[dict], size: int, n: int = 64, tile: int =
     sheet = Image.new("RGB", (cols * tile, math.ceil(len(rows) / cols) * tile), "white")
     draw = ImageDraw.Draw(sheet)
     k = tile / size
-    bx0, by0, bx1, by1 = (v * tile / detection.CANVAS for v in detection.MOUTH_BOX)
+    corners = np.reshape(np.asarray(detection.MOUTH_BOX, np.float64), (2, 2))
+    (bx0, by0), (bx1, by1) = framing_lib.canvas_points(corners, framing, tile)
     for i, row in enumerate(rows):
         ox, oy = (i % cols) * tile, (i // cols) * tile
         with Image.open(pathlib.Path(out_dir) / row["file"]) as im:

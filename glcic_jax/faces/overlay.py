@@ -39,6 +39,7 @@ import numpy as np
 
 from glcic_jax import locations
 from glcic_jax.faces import detection
+from glcic_jax.faces import framing as framing_lib
 
 # The templates' folder name, looked for by `locations.find` (data/, then the
 # mirror) wherever a function's `templates_dir` is None.
@@ -361,7 +362,14 @@ def render_masked(
     return masked, alpha, template
 
 
-def mask_bank(image_size: int, n: int, seed: int, templates_dir=None):
+def mask_bank(
+    image_size: int,
+    n: int,
+    seed: int,
+    templates_dir=None,
+    framing: str = "canvas",
+    dilation: int = 0,
+):
     """n mask-shaped holes on the aligned canvas at `image_size`: the overlay hole regime.
 
     Each hole is one template (uniform over all 21, turned ones included, so
@@ -373,6 +381,9 @@ def mask_bank(image_size: int, n: int, seed: int, templates_dir=None):
       n: number of holes.
       seed: numpy seed.
       templates_dir: the templates' folder; None: `default_templates_dir()`.
+      framing: the frame the holes are drawn in (`framing.FRAMINGS`).
+      dilation: each hole is grown by a random 0..`dilation` canvas pixels
+        (a photo's mask region is the segmenter's, grown by a margin).
 
     Returns:
       (masks float32 (n, S, S) in {0, 1}, boxes int32 (n, 4) as (top, left,
@@ -380,7 +391,14 @@ def mask_bank(image_size: int, n: int, seed: int, templates_dir=None):
     """
     rng = np.random.default_rng(seed)
     load_templates(templates_dir)  # Fail early, with the folder in the message.
-    base = face_points(CANONICAL * image_size / detection.CANVAS)
+    if framing == "canvas":  # the banks of runs before framing, bit for bit
+        base = face_points(CANONICAL * image_size / detection.CANVAS)
+    else:
+        base = framing_lib.canvas_points(face_points(CANONICAL), framing, image_size)
+    # Its own stream, so the templates and jitters are the same with or without dilation.
+    grow_rng = np.random.default_rng([seed, 1])
+    # Canvas pixels -> frame pixels, for the dilation.
+    frame_scale = math.sqrt(abs(np.linalg.det(framing_lib.from_canvas(framing, image_size)[:, :2])))
     out = np.zeros((n, image_size, image_size), np.float32)
     boxes = np.zeros((n, 4), np.int32)
     for i in range(n):
@@ -391,6 +409,11 @@ def mask_bank(image_size: int, n: int, seed: int, templates_dir=None):
         )
         h, w = alpha.shape
         out[i, y0 : y0 + h, x0 : x0 + w] = alpha > 0.5
+        if dilation:
+            radius = round(grow_rng.integers(dilation + 1) * frame_scale)
+            if radius:
+                disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)
+                out[i] = cv2.dilate(out[i], disc)
         ys, xs = np.nonzero(out[i])
         if len(ys) == 0:  # Cannot happen on the canonical face; keep the box valid.
             boxes[i] = (0, 0, 1, 1)

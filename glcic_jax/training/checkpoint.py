@@ -276,3 +276,42 @@ def abstract_like(tree, sharding=None):
     return jax.tree_util.tree_map(
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), tree
     )
+
+
+def start_branch(source_workdir, step: int | None, workdir, data_record: str) -> int:
+    """Copies one checkpoint of another run (and its data record) into a new workdir.
+
+    The new run then resumes from it (`check_branch`): the same networks,
+    optimizers, data order and hole stream, with its own phase schedule or
+    adversarial settings. Returns the step copied.
+
+    Raises:
+      CheckpointError: the source has no such checkpoint or data record, or
+        the new workdir already has checkpoints.
+    """
+    source_workdir, workdir = pathlib.Path(source_workdir), pathlib.Path(workdir)
+    if source_workdir.resolve() == workdir.resolve():
+        raise CheckpointError("--branch_from must be another run than --workdir")
+    target = checkpoint_dir(workdir)
+    if target.is_dir() and any(p.name.isdigit() for p in target.iterdir()):
+        raise CheckpointError(f"{workdir} already has checkpoints: branch into a new --workdir")
+    with RunReader(source_workdir) as reader:
+        step = reader.existing(step)
+    record = source_workdir / data_record
+    if not record.is_file():
+        raise CheckpointError(f"--branch_from: {record} is missing")
+    target.mkdir(parents=True, exist_ok=True)
+    tmp = target / f".branch-{step}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    path = ocp.step.find_step_path(
+        checkpoint_dir(source_workdir), ocp.step.standard_name_format(), step=step
+    )
+    shutil.copytree(path, tmp)
+    tmp.rename(target / path.name)
+    shutil.copyfile(record, workdir / data_record)
+    return step
+
+
+def check_branch(saved_config: dict, config) -> None:
+    """`check_compatible` on the fields a branch must keep (`configs.BRANCH_FIELDS`)."""
+    check_compatible(saved_config, config, fields=configs.BRANCH_FIELDS)

@@ -2,13 +2,15 @@
 
 paper  the SIGGRAPH 2017 schedule at 256px (batch 96, Tc=90k, Td=10k, 500k).
 seed   the study's: 256px, 480k iterations run as six chunks of 80k.
-cpu64  64px, half width: all three phases in about 30 minutes on 2 CPU cores.
-tiny   32px, width 8: tests, seconds.
+cpu64    64px, half width: all three phases in about 30 minutes on 2 CPU cores.
+photo64  cpu64 for real masked photos: face-mask-shaped holes in the mask crop
+         (chin and cheeks inside), the shipped photo model's preset.
+tiny     32px, width 8: tests, seconds.
 """
 
 import ml_collections
 
-PRESETS = ("paper", "seed", "cpu64", "tiny")
+PRESETS = ("paper", "seed", "cpu64", "photo64", "tiny")
 
 # Fields that define the networks, the data they see and the random streams:
 # a checkpoint cannot be resumed under a config that changes any of them.
@@ -30,7 +32,24 @@ IDENTITY_FIELDS = (
     "overlay_bank",
     "local_patch",
     "real_patches",
+    "framing",
+    "overlay_dilation",
+    "d_label_smoothing",
 )
+
+# Identity fields a branch (launch.py --branch_from) may change: the phase
+# schedule and the adversarial settings, so phase 3 can be tried several ways
+# from one completion-only checkpoint.
+BRANCH_FREE_FIELDS = (
+    "phase1_steps",
+    "phase2_steps",
+    "alpha",
+    "g_lr",
+    "d_lr",
+    "d_label_smoothing",
+    "real_patches",
+)
+BRANCH_FIELDS = tuple(f for f in IDENTITY_FIELDS if f not in BRANCH_FREE_FIELDS)
 
 # What an identity field meant in checkpoints written before it existed,
 # where that differs from base_config()'s default: runs before `real_patches`
@@ -57,6 +76,13 @@ def base_config() -> ml_collections.ConfigDict:
     c.d_width = 64  # discriminators' first-layer channels (paper: 64)
     c.mask = "mouth"  # hole regime: mouth | random | random_mouthsize | overlay (holes.REGIMES)
     c.overlay_bank = 1000  # overlay regime: how many mask-shaped holes to draw from
+    # overlay regime: each hole grown by a random 0..this many canvas pixels
+    # (the photo pipeline grows the segmenter's region by a margin).
+    c.overlay_dilation = 0
+    # How faces are framed (faces.framing): "canvas", the study's aligned 256
+    # canvas, or "mask_crop", zoomed out so a worn mask's whole region is in
+    # frame. The data folder must be prepared with the same framing.
+    c.framing = "canvas"
     # The local discriminator's square patch, in pixels of the 256 canvas
     # (scaled like the holes). 160 holds the mouth box; the paper's 128 holds
     # the random holes only.
@@ -73,6 +99,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.g_lr = 1.0
     c.d_lr = 1.0
     c.alpha = 4e-4  # weight of the adversarial loss in the joint phase
+    # One-sided label smoothing (Salimans et al. 2016): the discriminators'
+    # target for real images is 1 - this (0: the paper's hard labels).
+    c.d_label_smoothing = 0.0
     c.bn_momentum = 0.9
     c.phase1_steps = 90_000  # Tc: completion network alone, MSE
     c.phase2_steps = 10_000  # Td: discriminators alone
@@ -113,6 +142,14 @@ def get_config(name: str = "cpu64") -> ml_collections.ConfigDict:
         c.log_every = 25
         c.sample_every = 500
         c.checkpoint_every = 500
+    elif name == "photo64":
+        c = get_config("cpu64")
+        c.preset = name
+        c.mask = "overlay"
+        c.framing = "mask_crop"
+        c.overlay_dilation = 8
+        # The mask crop's holes reach 200+ canvas pixels: a patch that holds most of one.
+        c.local_patch = 192
     elif name == "tiny":
         c.image_size = 32
         c.width = 8
@@ -148,6 +185,17 @@ def validate(config) -> None:
 
     if config.mask not in holes.REGIMES:
         raise ConfigError(f"--mask must be one of {', '.join(holes.REGIMES)}, not {config.mask!r}")
+    if config.framing not in ("canvas", "mask_crop"):  # faces.framing.FRAMINGS
+        raise ConfigError(f"framing must be canvas or mask_crop, not {config.framing!r}")
+    if config.framing != "canvas" and config.mask != "overlay":
+        raise ConfigError(
+            f"--mask={config.mask} holes are boxes on the study's canvas; framing"
+            f" {config.framing!r} trains with --mask=overlay"
+        )
+    if not 0.0 <= config.d_label_smoothing < 0.5:
+        raise ConfigError(f"d_label_smoothing must be in [0, 0.5), not {config.d_label_smoothing}")
+    if config.overlay_dilation < 0:
+        raise ConfigError(f"overlay_dilation must be >= 0, not {config.overlay_dilation}")
     if config.image_size < 32 or config.image_size % 4:
         raise ConfigError(f"image_size must be a multiple of 4 and >= 32, not {config.image_size}")
     from glcic_jax.nets import models

@@ -55,6 +55,7 @@ class Networks:
     alpha: float
     compute_dtype: Any
     real_patches: str  # configs.REAL_PATCHES: where the real local patches are cut
+    real_label: float = 1.0  # the discriminators' target for real images (1 - smoothing)
 
     def generate(self, params, stats, x, *, train):
         model = nnx.merge(self.gen_def, params, stats, copy=True)
@@ -106,6 +107,7 @@ def build_networks(config) -> Networks:
         alpha=config.alpha,
         compute_dtype=jnp.dtype(config.compute_dtype),
         real_patches=real_patches(config),
+        real_label=1.0 - config.get("d_label_smoothing", 0.0),
     )
 
 
@@ -185,7 +187,7 @@ def _discriminator_update(state, nets, fake, fake_origins, real, real_origins):
             params, state.disc_stats, fake, fake_origins, train=True
         )
         real_logits, stats = nets.discriminate(params, stats, real, real_origins, train=True)
-        loss = 0.5 * (_bce(fake_logits, 0.0) + _bce(real_logits, 1.0))
+        loss = 0.5 * (_bce(fake_logits, 0.0) + _bce(real_logits, nets.real_label))
         return loss, (stats, fake_logits, real_logits)
 
     (loss, (stats, fake_logits, real_logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(

@@ -23,7 +23,7 @@ from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
 from glcic_jax import holes
-from glcic_jax.dataset import folders
+from glcic_jax.dataset import folders, prepare
 from glcic_jax.training import checkpoint, configs, data, steps
 from glcic_jax.training.writer import MetricWriter, image_grid, prepare_log
 
@@ -115,6 +115,17 @@ def _prepare_data(config, workdir: pathlib.Path, data_dir, resuming: bool):
     return record, samples
 
 
+def check_framing(config, data_dir) -> None:
+    """Refuse, in one line, data prepared in another framing than the config's."""
+    found = prepare.read_framing(data_dir)
+    if found is not None and found != config.framing:
+        raise configs.ConfigError(
+            f"{data_dir} holds faces in the {found!r} framing but the config trains on"
+            f" {config.framing!r} (prepare_data.py --framing={config.framing}, or"
+            f" --config.framing={found})"
+        )
+
+
 def _sample_holes(config, n: int, bank):
     key = jax.random.key(config.seed + 1)
     return holes.sample_holes(key, config.mask, n, config.image_size, bank)[0]
@@ -152,30 +163,55 @@ def make_workdir(workdir: pathlib.Path) -> None:
         raise configs.ConfigError(f"cannot write to --workdir {workdir}: {e.strerror}") from None
 
 
-def train_and_evaluate(config, workdir, data_dir, resume: bool = False) -> int:
-    """Train one chunk; returns the step reached (and checkpointed)."""
+def train_and_evaluate(
+    config, workdir, data_dir, resume: bool = False, branch_from=None, branch_step=None
+) -> int:
+    """Train one chunk; returns the step reached (and checkpointed).
+
+    `branch_from`: start a new run from another run's checkpoint at
+    `branch_step` (default: its latest), with a different phase schedule or
+    adversarial settings (`configs.BRANCH_FREE_FIELDS`); then it resumes.
+    """
     configs.validate(config)
     workdir = pathlib.Path(workdir)
     make_workdir(workdir)
+    check = None
+    if branch_from is not None:
+        if resume:
+            raise configs.ConfigError("--branch_from starts a new run: drop --resume")
+        step = checkpoint.start_branch(branch_from, branch_step, workdir, DATA_FILES)
+        logging.warning("branching from %s at step %d", branch_from, step)
+        if jax.process_index() == 0:
+            (workdir / "config.json").write_text(config.to_json_best_effort(indent=1))
+        resume, check = True, checkpoint.check_branch
     if config.batch_size % jax.device_count():
         raise configs.ConfigError(
             f"batch_size {config.batch_size} is not divisible by the {jax.device_count()} devices"
         )
     ckpts = checkpoint.Checkpoints(workdir, max_to_keep=config.max_checkpoints)
     try:
-        return _train(config, workdir, data_dir, resume, ckpts)
+        return _train(config, workdir, data_dir, resume, ckpts, check)
     finally:
         ckpts.close()
 
 
-def _train(config, workdir, data_dir, resume, ckpts) -> int:
+def _train(config, workdir, data_dir, resume, ckpts, check=None) -> int:
     n_dev, n_proc = jax.device_count(), jax.process_count()
     ckpts.check_start(workdir, resume)
+    check = check or checkpoint.check_compatible
     if resume and (meta := ckpts.newest_readable_meta()) is not None:
-        checkpoint.check_compatible(meta["config"], config)  # before the data scan
+        check(meta["config"], config)  # before the data scan
 
+    check_framing(config, data_dir)
     # Before the data scan, so a missing template folder is reported at once.
-    bank = holes.hole_bank(config.mask, config.image_size, config.overlay_bank, config.seed)
+    bank = holes.hole_bank(
+        config.mask,
+        config.image_size,
+        config.overlay_bank,
+        config.seed,
+        config.framing,
+        config.overlay_dilation,
+    )
     record, sample_images = _prepare_data(config, workdir, data_dir, resuming=resume)
     nets = steps.build_networks(config)
     # Auto axes: XLA propagates the batch sharding through the convolutions.
@@ -196,7 +232,7 @@ def _train(config, workdir, data_dir, resume, ckpts) -> int:
     init = jax.jit(lambda: steps.init_state(config, nets, mean_pixel), out_shardings=replicated)
     if resume:
         abstract = checkpoint.abstract_like(jax.eval_shape(init), replicated)
-        start, state, _ = ckpts.restore_latest_intact(abstract, data_iter, config)
+        start, state, _ = ckpts.restore_latest_intact(abstract, data_iter, config, check)
     else:
         state = init()
         start = 0
