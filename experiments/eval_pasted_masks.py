@@ -104,7 +104,7 @@ def summary(rows, labels) -> str:
         for metric in ("psnr", "lpips", "delta_e"):
             a = np.array([faces[n][metric] for n in names])
             b = np.array([by[telea][n][metric] for n in names])
-            d = paired.paired_difference(a, b, metric)
+            d = paired.paired_difference(a, b, {"psnr": "psnr_hole"}.get(metric, metric))
             lines.append(
                 f"| {method} | {metric} | {d['mean_diff']:+.3f} [{d['ci_low']:+.3f},"
                 f" {d['ci_high']:+.3f}] | {d['a_better']} / {d['n']} |"

@@ -3,12 +3,14 @@ r"""Scores the mask segmenter and the photo pipeline on held-out faces with past
   python experiments/eval_segmenter.py --out=DIR --figures=DIR/figures         # the shipped file
   python experiments/eval_segmenter.py --segmenter=FILE.npz --n=200 --out=DIR
   python experiments/eval_segmenter.py --resolution_ceiling   # and a training step's time per size
+  python experiments/eval_segmenter.py --pipeline_only --model=RUN --out=DIR  # one completion model
 
 Faces: the test splits of the lab mirror's celeba10k and faces (never seen in
 training). Writes DIR/segmentation.csv (one row per face: style, yaw bin,
 detection, mask share, IoU / remnant / spill of the network and GrabCut,
 remnant and spill at each --margins dilation), DIR/pipeline.csv (PSNR, SSIM,
-LPIPS over the true mask of the pipeline and of Telea on the same region),
+LPIPS over the true mask of the pipeline, completing with --model, default
+the shipped photo model, and of Telea on the same region),
 DIR/unmasked_shares.csv, DIR/summary.json, and prints the tables that
 docs/photos.md quotes. Wiring only: the work is in
 glcic_jax/evaluation/mask_segmentation.py.
@@ -24,7 +26,7 @@ import numpy as np
 from absl import app, flags, logging
 from tqdm import tqdm
 
-from glcic_jax import locations
+from glcic_jax import locations, runs
 
 _SEGMENTER = flags.DEFINE_string("segmenter", None, "Segmenter file (default: the shipped one).")
 _OUT = flags.DEFINE_string("out", None, "Output folder for the tables.")
@@ -42,6 +44,12 @@ _FIGURES = flags.DEFINE_string(
     "Also write typical and worst LFW examples (plain set) as PNGs into this folder.",
 )
 _PER_FIGURE = flags.DEFINE_integer("per_figure", 4, "Faces per example figure.")
+_MODEL = flags.DEFINE_string(
+    "model", None, "Completion model of the pipeline (default: the shipped photo model)."
+)
+_PIPELINE_ONLY = flags.DEFINE_bool(
+    "pipeline_only", False, "Only score the whole pipeline (skip the segmenter's tables)."
+)
 
 
 def _write_csv(path, rows):
@@ -119,6 +127,43 @@ def main(argv):
     detector = detection.Detector()
     margins = [float(m) for m in _MARGINS.value]
 
+    rows, summary = [], {}
+    if not _PIPELINE_ONLY.value:
+        rows, summary = _score_segmentation(ms, net, detector, sources, margins, out)
+
+    # The whole pipeline on the plain set: completion by --model (default: the shipped one).
+    try:
+        model = inference.Completer.load(_MODEL.value or inference.PHOTO_MODEL, batch_size=1)
+    except runs.CheckpointError as e:
+        sys.exit(f"error: {e}")
+    completer = photo.PhotoCompleter(
+        model,
+        detector,
+        min_confidence=_MIN_CONFIDENCE.value,
+        mask_segmenter=net,
+    )
+    faces = ms.plain_faces(sources, _N_PIPELINE.value, _SEED.value + 1)
+    pipe = ms.score_pipeline(completer, tqdm(faces, desc="pipeline"))
+    _write_csv(out / "pipeline.csv", pipe)
+    for metric in ("psnr", "ssim", "lpips"):
+        ours = np.array([r[f"pipeline_{metric}"] for r in pipe])
+        telea = np.array([r[f"telea_{metric}"] for r in pipe])
+        diff = stats.summarize(ours - telea)
+        summary[f"pipeline_{metric}"] = dict(
+            pipeline=float(np.nanmean(ours)), telea=float(np.nanmean(telea)), difference=diff
+        )
+        print(
+            f"pipeline {metric}: {np.nanmean(ours):.3f} vs Telea {np.nanmean(telea):.3f}, paired"
+            f" difference {diff['mean']:+.3f} [{diff['ci_low']:+.3f}, {diff['ci_high']:+.3f}]"
+        )
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    if _FIGURES.value and rows:
+        _figures(ms, completer, sources, rows, pathlib.Path(_FIGURES.value))
+    print(f"wrote {out}")
+
+
+def _score_segmentation(ms, net, detector, sources, margins, out):
+    """The segmenter against GrabCut on both held-out sets: (rows, summary); prints the tables."""
     rows = []
     for kind, make in (("augmented", ms.augmented_faces), ("plain", ms.plain_faces)):
         faces = make(sources, _N.value, _SEED.value)
@@ -162,32 +207,7 @@ def main(argv):
         f" quantiles unmasked {summary['unmasked_share_quantiles']}, masked"
         f" {summary['masked_share_quantiles']}"
     )
-
-    # The whole pipeline on the plain set: completion by the shipped model.
-    completer = photo.PhotoCompleter(
-        inference.Completer.pretrained(batch_size=1),
-        detector,
-        min_confidence=_MIN_CONFIDENCE.value,
-        mask_segmenter=net,
-    )
-    faces = ms.plain_faces(sources, _N_PIPELINE.value, _SEED.value + 1)
-    pipe = ms.score_pipeline(completer, tqdm(faces, desc="pipeline"))
-    _write_csv(out / "pipeline.csv", pipe)
-    for metric in ("psnr", "ssim", "lpips"):
-        ours = np.array([r[f"pipeline_{metric}"] for r in pipe])
-        telea = np.array([r[f"telea_{metric}"] for r in pipe])
-        diff = stats.summarize(ours - telea)
-        summary[f"pipeline_{metric}"] = dict(
-            pipeline=float(np.nanmean(ours)), telea=float(np.nanmean(telea)), difference=diff
-        )
-        print(
-            f"pipeline {metric}: {np.nanmean(ours):.3f} vs Telea {np.nanmean(telea):.3f}, paired"
-            f" difference {diff['mean']:+.3f} [{diff['ci_low']:+.3f}, {diff['ci_high']:+.3f}]"
-        )
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    if _FIGURES.value:
-        _figures(ms, completer, sources, rows, pathlib.Path(_FIGURES.value))
-    print(f"wrote {out}")
+    return rows, summary
 
 
 def _step_seconds(size: int, repeats: int = 5) -> float:

@@ -1,6 +1,7 @@
 """Complete images with a trained model: the library entry point for evaluation and photos.
 
-    completer = Completer.pretrained()                 # the model shipped with the code
+    completer = Completer.photo_model()                # the shipped model for masked photos
+    completer = Completer.pretrained()                 # the study's shipped mouth-box model
     completer = Completer.load("runs/mouth-cpu64")      # a run's latest checkpoint
     completed = completer.complete(images, holes)       # (N, S, S, 3) in [0, 1]
 
@@ -24,8 +25,10 @@ import numpy as np
 from glcic_jax import holes
 from glcic_jax.completion import model_files, network, postprocess, run_weights, sources
 
-# The model that ships with the code (see its MODEL_CARD.md beside it).
+# The study's model: the mouth box on the aligned canvas (MODEL_CARD.md beside it).
 PRETRAINED = pathlib.Path(__file__).resolve().parent / "pretrained" / "mouth64.npz"
+# The photo pipeline's default: worn masks' shapes in the mask crop (PHOTO_MODEL_CARD.md).
+PHOTO_MODEL = PRETRAINED.parent / "worn_mask64.npz"
 
 
 def as_float_images(images) -> np.ndarray:
@@ -73,8 +76,13 @@ class Completer:
 
     @classmethod
     def pretrained(cls, batch_size: int = 16) -> "Completer":
-        """The model shipped with the code: mouth box, 64 px (pretrained/MODEL_CARD.md)."""
+        """The study's shipped model: mouth box, 64 px (pretrained/MODEL_CARD.md)."""
         return cls.from_model_file(PRETRAINED, batch_size)
+
+    @classmethod
+    def photo_model(cls, batch_size: int = 16) -> "Completer":
+        """The shipped model for photos of masked people (pretrained/PHOTO_MODEL_CARD.md)."""
+        return cls.from_model_file(PHOTO_MODEL, batch_size)
 
     @classmethod
     def load(cls, run, step: int | None = None, batch_size: int = 16) -> "Completer":
