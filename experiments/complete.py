@@ -5,8 +5,10 @@
       --output=out/ [--step=N] [--region=mask|box|file] [--segmenter=net|grabcut] \
       [--mask_file=mask.png] [--no_postprocess]
 
-Without --checkpoint the model shipped with the code is used
-(glcic_jax/completion/pretrained/MODEL_CARD.md). --checkpoint takes a training run, a
+Without --checkpoint the shipped photo model is used, trained on face-mask
+shapes in a crop that holds the chin and cheeks
+(glcic_jax/completion/pretrained/PHOTO_MODEL_CARD.md; the study's mouth-box
+model is --checkpoint=glcic_jax/completion/pretrained/mouth64.npz). --checkpoint takes a training run, a
 folder of exported model files or one model file (.npz).
 
 --region=mask (the default) fills the face mask each face wears, found by the
@@ -160,12 +162,12 @@ def _load_completer(run, step):
         if run is None:
             if step is not None:
                 _fail("--step needs --checkpoint (the shipped model has one step)")
-            return inference.Completer.pretrained(batch_size=1)
+            return inference.Completer.photo_model(batch_size=1)
         if not pathlib.Path(run).exists():
             _fail(f"checkpoint not found: {run}")
         return inference.Completer.load(run, step, batch_size=1)
     except (runs.CheckpointError, FileNotFoundError, KeyError, ValueError) as e:
-        _fail(f"cannot load a model from {run or inference.PRETRAINED}: {e}")
+        _fail(f"cannot load a model from {run or inference.PHOTO_MODEL}: {e}")
 
 
 def _call(fn, *args):

@@ -8,8 +8,9 @@ Faces: a folder of photos (default: the lab mirror's faces/test, LFW faces no
 model trained on), or with --prepared the source photos of a prepared
 folder's test split. Writes DIR/rows.csv (one row per face and method),
 DIR/summary.md (means, each model against Telea paired per face, colour
-error by skin bin with the dark/light ratio) and DIR/sheet.png (masked
-input, each method, the face). --blend scores each model also after the
+error by skin bin with the dark/light ratio), DIR/sheet.png (masked input,
+each method, the face) and the first model's typical.png and worst.png (by
+its PSNR, beside Telea). --blend scores each model also after the
 paper's post-processing, as the photo pipeline applies it. Wiring only: the
 protocol is glcic_jax/evaluation/pasted_masks.py.
 """
@@ -171,7 +172,16 @@ def main(argv):
     n = len(faces)
     picks = np.linspace(0, n - 1, min(_SHEET.value, n)).round().astype(int)
     Image.fromarray(pasted_masks.sheet(frames, labels, picks)).save(out / "sheet.png")
-    print(f"sheet: {out / 'sheet.png'} (columns: masked, {', '.join(labels)}, face)")
+    # The first model's typical (around its median PSNR) and worst faces, with Telea beside it.
+    first = next(iter(models))
+    by_face = {r["face"]: r["psnr"] for r in rows if r["method"] == first}
+    order = sorted(range(n), key=lambda i: by_face.get(faces[i].name, np.inf))
+    k = min(6, n)
+    pair = [first, next(m for m in labels if m.startswith("telea@"))]
+    for name, chosen in (("typical", order[n // 2 - k // 2 :][:k]), ("worst", order[:k])):
+        Image.fromarray(pasted_masks.sheet(frames, pair, chosen)).save(out / f"{name}.png")
+    print(f"sheets in {out}: sheet.png (columns: masked, {', '.join(labels)}, face);"
+          f" typical.png and worst.png (masked, {first}, Telea, face)")  # fmt: skip
 
 
 if __name__ == "__main__":

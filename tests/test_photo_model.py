@@ -31,7 +31,7 @@ def faces(faces_dir, shared_data):
 
 
 def _gain(completer, faces):
-    rows, _ = pasted_masks.score({"model": completer}, faces)
+    rows, _ = pasted_masks.score({"model": completer}, faces, slow_metrics=False)
     ours = np.array([r["psnr"] for r in rows if r["method"] == "model"])
     telea = np.array([r["psnr"] for r in rows if r["method"].startswith("telea@")])
     return ours - telea
@@ -61,3 +61,23 @@ def test_untrained_photo_model_fails_the_same_bar(faces):
     _, params, stats = nnx.split(fresh, nnx.Param, nnx.BatchStat)
     completer = inference.Completer(shipped.config, params, stats, shipped.mean_pixel, 0)
     assert _gain(completer, faces).mean() < MIN_MEAN_GAIN_DB
+
+
+def test_protocol_frames_the_whole_mask_and_scores_colour(faces):
+    for face in faces[:6]:
+        truth, hole = pasted_masks.framed(face, "mask_crop", 64)
+        assert truth.shape == (64, 64, 3) and 0.05 < hole.mean() < 0.5
+        assert not hole[-2:].any()  # the mask crop holds the mask under the chin
+        assert pasted_masks.colour_errors(truth, truth, hole) == (0.0, 0.0)
+        shifted = np.clip(truth.astype(int) + (30, 0, 0), 0, 255).astype(np.uint8)
+        delta_e, cast = pasted_masks.colour_errors(truth, shifted, hole)
+        assert delta_e > 5 and cast > 5
+        assert pasted_masks.skin_bin(pasted_masks.skin_lightness(truth, hole, "mask_crop")) in (
+            pasted_masks.SKIN_LABELS
+        )
+    assert [pasted_masks.skin_bin(v) for v in (30.0, 50.0, 80.0, float("nan"))] == [
+        "dark",
+        "medium",
+        "light",
+        "unknown",
+    ]

@@ -122,7 +122,7 @@ def _hole_crop(image, hole) -> np.ndarray:
     )
 
 
-def score(completers: dict, faces: list[PastedFace], blend: bool = False):
+def score(completers: dict, faces: list[PastedFace], blend: bool = False, slow_metrics=True):
     """Per-face rows for every model and Telea, and the completed frames for pictures.
 
     Args:
@@ -130,6 +130,7 @@ def score(completers: dict, faces: list[PastedFace], blend: bool = False):
       faces: from `held_out_faces`.
       blend: apply the paper's post-processing (Telea + seamlessClone) to
         every model's fill, as the photo pipeline does.
+      slow_metrics: also LPIPS and the feature distance (else NaN: a quick check).
 
     Returns:
       (rows: one dict per face and method, frames: {label: (truth (N, S, S, 3)
@@ -152,10 +153,12 @@ def score(completers: dict, faces: list[PastedFace], blend: bool = False):
             methods[telea] = metrics.to_uint8(baselines.complete_baseline("telea", truth, hole))
         for name, completed in methods.items():
             frames[name] = (truth, hole, completed)
-            dists = perceptual.lpips(
-                np.stack([_hole_crop(t, h) for t, h in zip(truth, hole)]),
-                np.stack([_hole_crop(c, h) for c, h in zip(completed, hole)]),
-            )
+            dists = np.full(len(faces), np.nan)
+            if slow_metrics:
+                dists = perceptual.lpips(
+                    np.stack([_hole_crop(t, h) for t, h in zip(truth, hole)]),
+                    np.stack([_hole_crop(c, h) for c, h in zip(completed, hole)]),
+                )
             for i, f in enumerate(faces):
                 t, h, c = truth[i], hole[i], completed[i]
                 if not h.any():
@@ -172,7 +175,9 @@ def score(completers: dict, faces: list[PastedFace], blend: bool = False):
                         psnr=metrics.psnr(a, b, h),
                         ssim=metrics.ssim_hole(a, b, h),
                         lpips=float(dists[i]),
-                        feature_distance=metrics.feature_distance(t, c),
+                        feature_distance=metrics.feature_distance(t, c)
+                        if slow_metrics
+                        else float("nan"),
                         delta_e=delta_e,
                         colour_cast=cast,
                         skin_lightness=light,
