@@ -30,8 +30,8 @@ from glcic_jax import locations
 _MODELS = flags.DEFINE_multi_string(
     "model",
     None,
-    "LABEL=RUN or RUN (a run, model folder or model file; repeatable). Default: the shipped"
-    " photo model and the study's mouth64.",
+    "LABEL=RUN[@STEP] or RUN (a run, model folder or model file, at its latest step or STEP;"
+    " repeatable). Default: the shipped photo model and the study's mouth64.",
 )
 _FACES = flags.DEFINE_string(
     "faces", None, "Folder of held-out photos (default: the mirror's faces/test)."
@@ -75,8 +75,9 @@ def _models() -> dict:
     out = {}
     for spec in specs:
         label, _, run = spec.rpartition("=")
+        run, _, step = run.partition("@")
         label = label or pathlib.Path(run).stem
-        out[label] = inference.Completer.load(run, batch_size=16)
+        out[label] = inference.Completer.load(run, int(step) if step else None, batch_size=16)
     return out
 
 
@@ -147,7 +148,7 @@ def main(argv):
     try:
         overlay.load_templates()
         models = _models()
-    except (overlay.OverlayError, CheckpointError) as e:
+    except (overlay.OverlayError, CheckpointError, ValueError) as e:
         sys.exit(f"eval_pasted_masks: {e}")
     out = pathlib.Path(_OUT.value)
     out.mkdir(parents=True, exist_ok=True)
