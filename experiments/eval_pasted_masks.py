@@ -7,7 +7,8 @@ r"""Scores completion models on held-out faces wearing pasted masks, given the t
 Faces: a folder of photos (default: the lab mirror's faces/test, LFW faces no
 model trained on), or with --prepared the source photos of a prepared
 folder's test split. Writes DIR/rows.csv (one row per face and method),
-DIR/summary.md (means, each model against Telea paired per face, colour
+DIR/summary.md (means, each model against Telea and against the first
+--model paired per face, colour
 error by skin bin with the dark/light ratio), DIR/sheet.png (masked input,
 each method, the face) and the first model's typical.png and worst.png (by
 its PSNR, beside Telea). --blend scores each model also after the
@@ -22,7 +23,7 @@ import pathlib
 import sys
 
 import numpy as np
-from absl import app, flags
+from absl import app, flags, logging
 from PIL import Image
 
 from glcic_jax import locations
@@ -46,6 +47,8 @@ _OUT = flags.DEFINE_string("out", None, "Output folder.", required=True)
 _SHEET = flags.DEFINE_integer("sheet", 12, "Faces on the contact sheet.")
 
 METRICS = ("psnr", "ssim", "lpips", "feature_distance", "delta_e", "colour_cast")
+# metrics.direction's names of the metrics where higher is better.
+_PAIRED_NAMES = {"psnr": "psnr_hole", "ssim": "ssim_hole"}
 
 
 def _photos() -> list[pathlib.Path]:
@@ -106,11 +109,25 @@ def summary(rows, labels) -> str:
         for metric in ("psnr", "lpips", "delta_e"):
             a = np.array([faces[n][metric] for n in names])
             b = np.array([by[telea][n][metric] for n in names])
-            d = paired.paired_difference(a, b, {"psnr": "psnr_hole"}.get(metric, metric))
+            d = paired.paired_difference(a, b, _PAIRED_NAMES.get(metric, metric))
             lines.append(
                 f"| {method} | {metric} | {d['mean_diff']:+.3f} [{d['ci_low']:+.3f},"
                 f" {d['ci_high']:+.3f}] | {d['a_better']} / {d['n']} |"
             )
+    first = labels[0]
+    if len(labels) > 1:
+        lines += ["", f"Against {first}, paired per face (95% bootstrap interval):", ""]
+        lines += [f"| model | metric | difference | better than {first} |", "|---|---|---|---|"]
+        for method in labels[1:]:
+            names = sorted(set(by[method]) & set(by[first]))
+            for metric in ("psnr", "ssim", "lpips", "feature_distance"):
+                a = np.array([by[method][n][metric] for n in names])
+                b = np.array([by[first][n][metric] for n in names])
+                d = paired.paired_difference(a, b, _PAIRED_NAMES.get(metric, metric))
+                lines.append(
+                    f"| {method} | {metric} | {d['mean_diff']:+.3f} [{d['ci_low']:+.3f},"
+                    f" {d['ci_high']:+.3f}] | {d['a_better']} / {d['n']} |"
+                )
     lines += ["", "Colour error by the visible skin's lightness (L* bins"]
     lines[-1] += f" {pasted_masks.SKIN_BINS}):"
     lines += [
@@ -137,6 +154,7 @@ def summary(rows, labels) -> str:
 
 def main(argv):
     del argv
+    logging.set_verbosity(logging.ERROR)  # Orbax logs every checkpoint read at INFO
     from glcic_jax.completion import postprocess  # noqa: F401  (OpenCV before JAX's threads)
     from glcic_jax.evaluation import pasted_masks
     from glcic_jax.faces import overlay

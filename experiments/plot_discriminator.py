@@ -1,7 +1,7 @@
 """The discriminator's outputs during training: d_real and d_fake against the step, per run.
 
   python experiments/plot_discriminator.py --runs=runs/fair-uniform,runs/fair-hole \
-      --labels=uniform,hole --out=docs/images/real_patches.png
+      --labels="real patches: uniform,real patches: hole" --out=docs/images/real_patches.png
 
 d_real and d_fake are the mean sigmoid outputs on the real and the completed
 images of each logged window (metrics.jsonl); they exist from phase 2 on.
@@ -71,7 +71,7 @@ def main(argv):
     axes = fig.subplots(1, len(runs), sharey=True, squeeze=False)[0]
     for ax, run, label in zip(axes, runs, labels):
         records, config = read_run(run)
-        draw_run(ax, records, config, f"real patches: {label}")
+        draw_run(ax, records, config, label)
     axes[0].set_ylabel("mean D output (sigmoid)", fontsize=8)
     handles, names = axes[0].get_legend_handles_labels()
     fig.legend(handles, names, loc="outside lower center", ncols=len(names), fontsize=8)
