@@ -41,6 +41,7 @@ def test_bench_train_prints_parseable_lines():
     assert "img/s" in result.stdout
 
 
+@pytest.mark.slow  # each variant compiled in turn: 73 s in a suite run under load; inference below stays
 def test_bench_ablation_times_each_variant_against_fast():
     records = _records(
         _script(
