@@ -3,7 +3,7 @@ r"""Scores the mask segmenter and the photo pipeline on held-out faces with past
   python experiments/eval_segmenter.py --out=DIR --figures=DIR/figures         # the shipped file
   python experiments/eval_segmenter.py --segmenter=FILE.npz --n=200 --out=DIR
   python experiments/eval_segmenter.py --resolution_ceiling   # and a training step's time per size
-  python experiments/eval_segmenter.py --pipeline_only --model=RUN --out=DIR  # one completion model
+  python experiments/eval_segmenter.py --pipeline_only --model=RUN --out=DIR --figures=DIR
 
 Faces: the test splits of the lab mirror's celeba10k and faces (never seen in
 training). Writes DIR/segmentation.csv (one row per face: style, yaw bin,
@@ -41,7 +41,8 @@ _CEILING = flags.DEFINE_bool("resolution_ceiling", False, "Only print the resolu
 _FIGURES = flags.DEFINE_string(
     "figures",
     None,
-    "Also write typical and worst LFW examples (plain set) as PNGs into this folder.",
+    "Also write typical and worst LFW examples (plain set) as PNGs into this folder: by the"
+    " segmenter's IoU, and by the pipeline's PSNR over the mask.",
 )
 _PER_FIGURE = flags.DEFINE_integer("per_figure", 4, "Faces per example figure.")
 _MODEL = flags.DEFINE_string(
@@ -157,8 +158,11 @@ def main(argv):
             f" difference {diff['mean']:+.3f} [{diff['ci_low']:+.3f}, {diff['ci_high']:+.3f}]"
         )
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    if _FIGURES.value and rows:
-        _figures(ms, completer, sources, rows, pathlib.Path(_FIGURES.value))
+    if _FIGURES.value:
+        folder = pathlib.Path(_FIGURES.value)
+        if rows:
+            _figures(ms, completer, sources, rows, folder)
+        _pipeline_figures(ms, completer, faces, pipe, folder)
     print(f"wrote {out}")
 
 
@@ -252,6 +256,22 @@ def _figures(ms, completer, sources, rows, folder):
         Image.fromarray(sheet).save(folder / f"segmenter_{name}.png")
         ious = ", ".join(f"{plain[i]['net_iou']:.2f}" for i in chosen)
         print(f"wrote {folder / f'segmenter_{name}.png'} (IoU {ious})")
+
+
+def _pipeline_figures(ms, completer, faces, pipe, folder):
+    """Typical (median PSNR over the mask) and worst LFW faces through the whole pipeline."""
+    from PIL import Image
+
+    lfw = [i for i, f in enumerate(faces) if "/faces/" in f.source]
+    order = sorted(lfw, key=lambda i: pipe[i]["pipeline_psnr"])
+    k = _PER_FIGURE.value
+    middle = len(order) // 2 - k // 2
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, chosen in (("typical", order[middle : middle + k]), ("worst", order[:k])):
+        sheet = ms.example_sheet(completer, [faces[i] for i in chosen])
+        Image.fromarray(sheet).save(folder / f"pipeline_{name}.png")
+        values = ", ".join(f"{pipe[i]['pipeline_psnr']:.1f}" for i in chosen)
+        print(f"wrote {folder / f'pipeline_{name}.png'} (PSNR over the mask {values} dB)")
 
 
 if __name__ == "__main__":
