@@ -35,7 +35,7 @@ ROOT = pathlib.Path(__file__).resolve().parent
 CONFIG_FILE = ROOT / "glcic_jax" / "training" / "configs.py"
 # Presets whose runs are short enough that a first run prepares a sample
 # (first_run_images); the others want every face.
-SAMPLE_PRESETS = ("cpu64", "tiny")
+SAMPLE_PRESETS = ("cpu64", "photo64", "tiny")
 SAMPLE_IMAGES = 2000
 
 config_flags.DEFINE_config_file(
@@ -239,6 +239,8 @@ def main(argv):
         PermissionError,
     )
     data_dir = None
+    if FLAGS.branch_step is not None and not FLAGS.branch_from:
+        _usage_error("--branch_step needs --branch_from (the run to branch from)")
     try:
         # What can be checked in a moment, before minutes of data preparation.
         configs.validate(config)

@@ -16,8 +16,6 @@ paper's post-processing, as the photo pipeline applies it. Wiring only: the
 protocol is glcic_jax/evaluation/pasted_masks.py.
 """
 
-import collections
-import csv
 import json
 import pathlib
 import sys
@@ -45,10 +43,6 @@ _SEED = flags.DEFINE_integer("seed", 7000, "Seed of the pasted masks' jitter.")
 _BLEND = flags.DEFINE_bool("blend", False, "Also score each model after the post-processing.")
 _OUT = flags.DEFINE_string("out", None, "Output folder.", required=True)
 _SHEET = flags.DEFINE_integer("sheet", 12, "Faces on the contact sheet.")
-
-METRICS = ("psnr", "ssim", "lpips", "feature_distance", "delta_e", "colour_cast")
-# metrics.direction's names of the metrics where higher is better.
-_PAIRED_NAMES = {"psnr": "psnr_hole", "ssim": "ssim_hole"}
 
 
 def _photos() -> list[pathlib.Path]:
@@ -84,79 +78,11 @@ def _models() -> dict:
     return out
 
 
-def _mean(values) -> float:
-    values = [v for v in values if np.isfinite(v)]
-    return float(np.mean(values)) if values else float("nan")
-
-
-def summary(rows, labels) -> str:
-    from glcic_jax.evaluation import paired, pasted_masks
-
-    by = collections.defaultdict(dict)
-    for r in rows:
-        by[r["method"]][r["face"]] = r
-    lines = ["| method | n | " + " | ".join(METRICS) + " |", "|---|---|" + "---|" * len(METRICS)]
-    for method, faces in by.items():
-        cells = " | ".join(f"{_mean(r[m] for r in faces.values()):.3f}" for m in METRICS)
-        lines.append(f"| {method} | {len(faces)} | {cells} |")
-    lines += ["", "Against Telea in the same frame, paired per face (95% bootstrap interval):", ""]
-    lines += ["| model | metric | difference | better than Telea |", "|---|---|---|---|"]
-    for method, faces in by.items():
-        telea = next(iter(faces.values()))["baseline"]
-        if not telea:
-            continue
-        names = sorted(set(faces) & set(by[telea]))
-        for metric in ("psnr", "lpips", "delta_e"):
-            a = np.array([faces[n][metric] for n in names])
-            b = np.array([by[telea][n][metric] for n in names])
-            d = paired.paired_difference(a, b, _PAIRED_NAMES.get(metric, metric))
-            lines.append(
-                f"| {method} | {metric} | {d['mean_diff']:+.3f} [{d['ci_low']:+.3f},"
-                f" {d['ci_high']:+.3f}] | {d['a_better']} / {d['n']} |"
-            )
-    first = labels[0]
-    if len(labels) > 1:
-        lines += ["", f"Against {first}, paired per face (95% bootstrap interval):", ""]
-        lines += [f"| model | metric | difference | better than {first} |", "|---|---|---|---|"]
-        for method in labels[1:]:
-            names = sorted(set(by[method]) & set(by[first]))
-            for metric in ("psnr", "ssim", "lpips", "feature_distance"):
-                a = np.array([by[method][n][metric] for n in names])
-                b = np.array([by[first][n][metric] for n in names])
-                d = paired.paired_difference(a, b, _PAIRED_NAMES.get(metric, metric))
-                lines.append(
-                    f"| {method} | {metric} | {d['mean_diff']:+.3f} [{d['ci_low']:+.3f},"
-                    f" {d['ci_high']:+.3f}] | {d['a_better']} / {d['n']} |"
-                )
-    lines += ["", "Colour error by the visible skin's lightness (L* bins"]
-    lines[-1] += f" {pasted_masks.SKIN_BINS}):"
-    lines += [
-        "",
-        "| method | bin | n | delta_e | colour_cast | psnr |",
-        "|---|---|---|---|---|---|",
-    ]
-    for method, faces in by.items():
-        bins = collections.defaultdict(list)
-        for r in faces.values():
-            bins[r["skin_bin"]].append(r)
-        for name in (*pasted_masks.SKIN_LABELS, "unknown"):
-            rs = bins.get(name, [])
-            if rs:
-                lines.append(
-                    f"| {method} | {name} | {len(rs)} | {_mean(r['delta_e'] for r in rs):.2f} |"
-                    f" {_mean(r['colour_cast'] for r in rs):.2f} | {_mean(r['psnr'] for r in rs):.2f} |"
-                )
-        dark = _mean(r["delta_e"] for r in bins.get("dark", []))
-        light = _mean(r["delta_e"] for r in bins.get("light", []))
-        lines.append(f"| {method} | dark / light delta_e | | {dark / light:.2f} | | |")
-    return "\n".join(lines) + "\n"
-
-
 def main(argv):
     del argv
     logging.set_verbosity(logging.ERROR)  # Orbax logs every checkpoint read at INFO
     from glcic_jax.completion import postprocess  # noqa: F401  (OpenCV before JAX's threads)
-    from glcic_jax.evaluation import pasted_masks
+    from glcic_jax.evaluation import pasted_masks, tables
     from glcic_jax.faces import overlay
     from glcic_jax.runs import CheckpointError
 
@@ -172,6 +98,8 @@ def main(argv):
     out.mkdir(parents=True, exist_ok=True)
     faces, skipped = pasted_masks.held_out_faces(photos, _SEED.value)
     print(f"{len(faces)} faces ({len(skipped)} photos without a face at 0.9)")
+    if not faces:
+        sys.exit("eval_pasted_masks: no face found in any photo")
     rows, frames = pasted_masks.score(models, faces)
     if _BLEND.value:
         blended, more = pasted_masks.score(models, faces, blend=True)
@@ -180,11 +108,8 @@ def main(argv):
                 r["method"] += "+blend"
                 rows.append(r)
         frames.update({k + "+blend": v for k, v in more.items() if not k.startswith("telea@")})
-    with open(out / "rows.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    text = summary(rows, list(models))
+    tables.write_csv(out / "rows.csv", rows)
+    text = pasted_masks.report(rows, list(models))
     (out / "summary.md").write_text(text)
     print(text)
     labels = list(frames)

@@ -159,10 +159,12 @@ def main(argv):
         )
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     if _FIGURES.value:
-        folder = pathlib.Path(_FIGURES.value)
-        if rows:
-            _figures(ms, completer, sources, rows, folder)
-        _pipeline_figures(ms, completer, faces, pipe, folder)
+        if rows:  # the segmenter's: by IoU on the plain set
+            plain = ms.plain_faces(sources, _N.value, _SEED.value)
+            ious = [r["net_iou"] for r in rows if r["set"] == "plain"]
+            _example_figures(ms, completer, plain, ious, "segmenter", "IoU")
+        psnrs = [r["pipeline_psnr"] for r in pipe]
+        _example_figures(ms, completer, faces, psnrs, "pipeline", "PSNR over the mask, dB")
     print(f"wrote {out}")
 
 
@@ -237,41 +239,24 @@ def _step_seconds(size: int, repeats: int = 5) -> float:
     return (time.perf_counter() - start) / repeats
 
 
-def _figures(ms, completer, sources, rows, folder):
-    """Typical (median IoU) and worst (lowest IoU) LFW faces of the plain set, as PNGs.
+def _example_figures(ms, completer, faces, values, name, unit):
+    """Typical (median of `values`) and worst (lowest) LFW faces as PNGs named `name`_*.
 
     LFW faces only: they may be published; CelebA's may not.
     """
     from PIL import Image
 
-    faces = ms.plain_faces(sources, _N.value, _SEED.value)
-    plain = [r for r in rows if r["set"] == "plain"]
-    lfw = [i for i, r in enumerate(plain) if "/faces/" in r["source"]]
-    order = sorted(lfw, key=lambda i: plain[i]["net_iou"])
-    k = _PER_FIGURE.value
-    middle = len(order) // 2 - k // 2
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, chosen in (("typical", order[middle : middle + k]), ("worst", order[:k])):
-        sheet = ms.example_sheet(completer, [faces[i] for i in chosen])
-        Image.fromarray(sheet).save(folder / f"segmenter_{name}.png")
-        ious = ", ".join(f"{plain[i]['net_iou']:.2f}" for i in chosen)
-        print(f"wrote {folder / f'segmenter_{name}.png'} (IoU {ious})")
-
-
-def _pipeline_figures(ms, completer, faces, pipe, folder):
-    """Typical (median PSNR over the mask) and worst LFW faces through the whole pipeline."""
-    from PIL import Image
-
     lfw = [i for i, f in enumerate(faces) if "/faces/" in f.source]
-    order = sorted(lfw, key=lambda i: pipe[i]["pipeline_psnr"])
+    order = sorted(lfw, key=lambda i: values[i])
     k = _PER_FIGURE.value
     middle = len(order) // 2 - k // 2
+    folder = pathlib.Path(_FIGURES.value)
     folder.mkdir(parents=True, exist_ok=True)
-    for name, chosen in (("typical", order[middle : middle + k]), ("worst", order[:k])):
+    for kind, chosen in (("typical", order[middle : middle + k]), ("worst", order[:k])):
         sheet = ms.example_sheet(completer, [faces[i] for i in chosen])
-        Image.fromarray(sheet).save(folder / f"pipeline_{name}.png")
-        values = ", ".join(f"{pipe[i]['pipeline_psnr']:.1f}" for i in chosen)
-        print(f"wrote {folder / f'pipeline_{name}.png'} (PSNR over the mask {values} dB)")
+        Image.fromarray(sheet).save(folder / f"{name}_{kind}.png")
+        shown = ", ".join(f"{values[i]:.2f}" for i in chosen)
+        print(f"wrote {folder / f'{name}_{kind}.png'} ({unit} {shown})")
 
 
 if __name__ == "__main__":

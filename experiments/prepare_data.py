@@ -17,6 +17,7 @@ import sys
 from absl import app, flags, logging
 
 from glcic_jax.dataset import lfw, prepare, review
+from glcic_jax.faces import framing
 
 _SOURCE = flags.DEFINE_string("source", None, "Folder of raw photos, or 'lfw'.", required=True)
 _OUT = flags.DEFINE_string("out", None, "Output folder.", required=True)
@@ -48,7 +49,7 @@ _FORMAT = flags.DEFINE_enum("format", "png", ["png", "jpg"], "Output image forma
 _FRAMING = flags.DEFINE_enum(
     "framing",
     "canvas",
-    ["canvas", "mask_crop"],  # faces.framing.FRAMINGS
+    list(framing.FRAMINGS),
     "canvas: the study's aligned face; mask_crop: zoomed out to hold a worn mask's whole"
     " region (for --config=photo64).",
 )

@@ -106,7 +106,8 @@ def test_branch_changes_the_schedule_from_a_checkpoint(
         json.loads(line) for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
     ]
     phases = {row["step"]: row["phase"] for row in logged}
-    assert phases[6] == 1 and phases[10] == 2  # the source run was in phase 3 by then
+    assert min(phases) == 6  # restored at 5, not restarted
+    assert phases[6] == 1 and phases[10] == 2  # the source run was in phases 2 and 3 there
     assert json.loads((tmp_path / "b" / "config.json").read_text())["phase1_steps"] == 8
     with pytest.raises(checkpoint.CheckpointError, match="already has checkpoints"):
         train.train_and_evaluate(config, tmp_path / "b", faces_dir, branch_from=tiny_runs["mouth"])
@@ -114,6 +115,19 @@ def test_branch_changes_the_schedule_from_a_checkpoint(
     other.width = 4
     with pytest.raises(checkpoint.ConfigMismatch, match="width=8 in the checkpoint"):
         train.train_and_evaluate(other, tmp_path / "c", faces_dir, branch_from=tiny_runs["mouth"])
+    assert not (tmp_path / "c" / "checkpoints").exists()  # refused before anything was copied
+
+
+def test_branch_killed_before_its_first_save_resumes(
+    tiny_runs, tiny_run_config, faces_dir, tmp_path
+):
+    config = tiny_run_config("mouth")
+    config.phase1_steps = 8
+    checkpoint.start_branch(tiny_runs["mouth"], 5, tmp_path, train.DATA_FILES, config)
+    assert train.train_and_evaluate(config, tmp_path, faces_dir, resume=True) == 10
+    config.phase1_steps = 9  # once the branch has saved, its own config holds
+    with pytest.raises(checkpoint.ConfigMismatch, match="phase1_steps=8"):
+        train.train_and_evaluate(config, tmp_path, faces_dir, resume=True)
 
 
 class _ColourFill:
@@ -141,6 +155,9 @@ def test_grey_photo_stays_grey_and_colour_photo_keeps_its_fill(faces_dir):
         spread = filled.max(-1) - filled.min(-1)
         assert (spread.max() == 0) == want_grey
     assert photo.is_grey(grey) and not photo.is_grey(rgb)
+    stamped = grey.copy()
+    stamped[:4, :20] = (255, 160, 0)  # a date stamp does not make a grey photo colour
+    assert photo.is_grey(stamped)
 
 
 def test_box_region_is_the_same_photo_pixels_in_either_frame(faces_dir):

@@ -37,8 +37,9 @@ For every face the detector finds (`detection.Detector`, run on a copy shrunk to
    lowest part, below its bottom edge 24 canvas pixels under the chin) are
    filled by OpenCV's Telea inpainting from the completed pixels around them.
 
-A grey photo stays grey: when a face's frame has no colour (channels within
-`GREY_TOLERANCE`), its fill is replaced by the fill's own luminance.
+A grey photo stays grey: when a face's frame has no colour (`is_grey`: the
+channels within `GREY_TOLERANCE` on 99% of its pixels), its fill is replaced
+by the fill's own luminance.
 
 Only those pixels change: every other pixel of the result is the input's,
 bit for bit, and `result.region` says which ones changed (or may have).
@@ -209,11 +210,11 @@ def load_user_mask(path) -> np.ndarray:
 
 
 def user_region(user_mask, affine, photo_shape) -> np.ndarray:
-    """A user mask on a face's 256 canvas: from photo pixels or already aligned.
+    """A user mask on a face's 256 frame: from photo pixels, or as given (256x256).
 
     Args:
       user_mask: bool (H, W) the photo's size, or (256, 256).
-      affine: 2x3 photo -> canvas.
+      affine: 2x3 photo -> the 256 frame.
       photo_shape: (H, W) of the photo.
 
     Returns:
@@ -242,8 +243,9 @@ def region_framing(user_mask) -> np.ndarray:
     For a photo without a detected face: no rotation, the bounding box's
     centre goes to the centre of `detection.MOUTH_BOX`, and the box is
     scaled to just fit in it (its larger side, relative to the mouth box's,
-    decides), so the model sees a hole of the size and place it was
-    trained on, with the region's surroundings as context.
+    decides), so the model sees a hole of a mouth's size and place, with the
+    region's surroundings as context (`PhotoCompleter` reframes it for
+    models framed by the mask crop).
 
     Args:
       user_mask: bool (H, W), not all False.
@@ -513,11 +515,15 @@ class PhotoCompleter:
         return fills
 
 
-def is_grey(rgb, tolerance: int = GREY_TOLERANCE) -> bool:
-    """Whether an RGB uint8 image has no colour: its channels within `tolerance` everywhere."""
+def is_grey(rgb, tolerance: int = GREY_TOLERANCE, coloured_share: float = 0.01) -> bool:
+    """Whether an RGB uint8 image is a grey photo: channels within `tolerance` almost everywhere.
+
+    Under `coloured_share` of its pixels may differ more (a coloured date stamp,
+    a logo, chroma noise of a re-encoded scan).
+    """
     rgb = np.asarray(rgb, np.int16)
     spread = rgb.max(axis=-1) - rgb.min(axis=-1)
-    return bool(spread.max() <= tolerance)
+    return bool(np.mean(spread > tolerance) < coloured_share)
 
 
 def _box_area(box) -> float:

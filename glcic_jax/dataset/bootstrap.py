@@ -48,7 +48,7 @@ class NoTrainingData(Exception):
 
 
 def prepared_dir(source: str, images: int, framing: str = "canvas") -> pathlib.Path:
-    """data/<source>-aligned, or data/<source>-aligned-<images> for a sample."""
+    """data/<source>-aligned[-<images>] (a sample), or -maskcrop for the mask crop's framing."""
     suffix = f"-{images}" if images > 0 else ""
     kind = "aligned" if framing == "canvas" else framing.replace("_", "")
     return locations.data_home() / f"{source}-{kind}{suffix}"

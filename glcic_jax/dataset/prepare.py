@@ -21,8 +21,10 @@ count in `OUT/summary.json` and a flag in `Settings`:
 `framing` chooses the frame the faces are written in (`framing.FRAMINGS`):
 the study's aligned canvas (default), or the mask crop, zoomed out so that
 a worn mask's whole region (cheeks, under the chin) is in frame, for models
-trained on face-mask-shaped holes. The review's filters always look at the
-aligned canvas.
+trained on face-mask-shaped holes. The review's filters look at the aligned
+canvas (`outside` in the manifest is the canvas's), except the near-duplicate
+hash, which is of the written image; the manifest's affine and landmarks are
+in the written frame.
 
 `min_face` defaults to the study's 128 px. Pre-cropped small sets (LFW's
 150 px crops with ~100 px faces, CelebA's 89x109) need `min_face=0`; they are

@@ -205,10 +205,9 @@ def score_pipeline(completer: photo.PhotoCompleter, faces) -> list[dict]:
             a, b = metrics.to_float01(masked.clean), metrics.to_float01(image)
             row[f"{name}_psnr"] = metrics.psnr(a, b, truth)
             row[f"{name}_ssim"] = metrics.ssim_hole(a, b, truth)
-        y0, y1, x0, x1 = metrics.hole_bbox(truth)
         crops.append(
             [
-                cv2.resize(im[y0:y1, x0:x1], (LPIPS_SIDE, LPIPS_SIDE), interpolation=cv2.INTER_AREA)
+                metrics.hole_crop(im, truth, LPIPS_SIDE)
                 for im in (masked.clean, result.completed, telea)
             ]
         )

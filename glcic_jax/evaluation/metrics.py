@@ -98,6 +98,13 @@ def hole_bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
 # ---------------------------------------------------------------------------
 
 
+def hole_crop(image: np.ndarray, mask: np.ndarray, side: int) -> np.ndarray:
+    """The hole's bounding box of `image`, resized to side x side (for LPIPS of a region)."""
+    y0, y1, x0, x1 = hole_bbox(mask)
+    crop = np.ascontiguousarray(image[y0:y1, x0:x1])
+    return cv2.resize(crop, (side, side), interpolation=cv2.INTER_AREA)
+
+
 def mse(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
     """Mean squared error on [0, 1], over all channels of the masked pixels."""
     a, b, mask = _check_pair(a, b, mask)

@@ -26,6 +26,7 @@ A model framed by the study's canvas sees only the part of the mask inside
 its canvas (the canvas ends under the chin): its scores are over that part.
 """
 
+import collections
 import dataclasses
 
 import cv2
@@ -33,12 +34,15 @@ import numpy as np
 
 from glcic_jax.completion import postprocess
 from glcic_jax.dataset import folders
-from glcic_jax.evaluation import baselines, metrics, perceptual
+from glcic_jax.evaluation import baselines, mask_segmentation, metrics, paired, perceptual
 from glcic_jax.faces import detection, overlay
 from glcic_jax.faces import framing as framing_lib
 
+METRICS = ("psnr", "ssim", "lpips", "feature_distance", "delta_e", "colour_cast")
+# metrics.direction's names of the metrics where higher is better.
+PAIRED_NAMES = {"psnr": "psnr_hole", "ssim": "ssim_hole"}
 HOLD_SEED = 7_000  # the templates' jitter: apart from the training banks' seeds
-LPIPS_SIDE = 64
+LPIPS_SIDE = mask_segmentation.LPIPS_SIDE
 # Visible skin: under the eyes, above the nose tip, cheek to cheek (canvas box x0, y0, x1, y1).
 SKIN_BAND = (60.0, 104.0, 196.0, 136.0)
 # L* bin edges of the visible skin: dark | medium | light.
@@ -95,6 +99,7 @@ def skin_lightness(truth: np.ndarray, hole: np.ndarray, framing: str) -> float:
 
 
 def skin_bin(lightness: float) -> str:
+    """The `SKIN_LABELS` bin of a visible-skin L* ("unknown" for NaN)."""
     if not np.isfinite(lightness):
         return "unknown"
     return SKIN_LABELS[int(np.searchsorted(SKIN_BINS, lightness))]
@@ -110,15 +115,6 @@ def colour_errors(truth, fill, hole) -> tuple[float, float]:
     a, b = lab(truth)[hole], lab(fill)[hole]
     return float(np.linalg.norm(a - b, axis=-1).mean()), float(
         np.linalg.norm(a.mean(0) - b.mean(0))
-    )
-
-
-def _hole_crop(image, hole) -> np.ndarray:
-    y0, y1, x0, x1 = metrics.hole_bbox(hole)
-    return cv2.resize(
-        np.ascontiguousarray(image[y0:y1, x0:x1]),
-        (LPIPS_SIDE, LPIPS_SIDE),
-        interpolation=cv2.INTER_AREA,
     )
 
 
@@ -156,8 +152,10 @@ def score(completers: dict, faces: list[PastedFace], blend: bool = False, slow_m
             dists = np.full(len(faces), np.nan)
             if slow_metrics:
                 dists = perceptual.lpips(
-                    np.stack([_hole_crop(t, h) for t, h in zip(truth, hole)]),
-                    np.stack([_hole_crop(c, h) for c, h in zip(completed, hole)]),
+                    np.stack([metrics.hole_crop(t, h, LPIPS_SIDE) for t, h in zip(truth, hole)]),
+                    np.stack(
+                        [metrics.hole_crop(c, h, LPIPS_SIDE) for c, h in zip(completed, hole)]
+                    ),
                 )
             for i, f in enumerate(faces):
                 t, h, c = truth[i], hole[i], completed[i]
@@ -202,3 +200,73 @@ def sheet(frames: dict, labels: list[str], indices, side: int = 128) -> np.ndarr
         rows.append(np.concatenate([x for t in tiles for x in (t, gap)][:-1], axis=1))
         rows.append(np.full((3, rows[-1].shape[1], 3), 255, np.uint8))
     return np.concatenate(rows[:-1], axis=0)
+
+
+def _mean(values) -> float:
+    values = [v for v in values if np.isfinite(v)]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def _paired_lines(method, ours: dict, theirs: dict, metrics_: tuple) -> list[str]:
+    """Table rows: `ours` - `theirs` per face ({face: row}), one per metric."""
+    names = sorted(set(ours) & set(theirs))
+    lines = []
+    for metric in metrics_:
+        a = np.array([ours[n][metric] for n in names])
+        b = np.array([theirs[n][metric] for n in names])
+        d = paired.paired_difference(a, b, PAIRED_NAMES.get(metric, metric))
+        lines.append(
+            f"| {method} | {metric} | {d['mean_diff']:+.3f} [{d['ci_low']:+.3f},"
+            f" {d['ci_high']:+.3f}] | {d['a_better']} / {d['n']} |"
+        )
+    return lines
+
+
+def report(rows, labels) -> str:
+    """The markdown tables of `score`'s rows: means, paired differences, colour by skin bin.
+
+    Each model is paired per face with Telea in its own frame, and with the
+    first of `labels` when both see the faces in the same frame at the same
+    size (a canvas-framed model is scored on the part of the mask inside its
+    canvas, so it is not paired with a mask-crop one).
+    """
+    by = collections.defaultdict(dict)
+    for r in rows:
+        by[r["method"]][r["face"]] = r
+    frame = {m: next(iter(f.values()))["baseline"] for m, f in by.items()}
+    lines = ["| method | n | " + " | ".join(METRICS) + " |", "|---|---|" + "---|" * len(METRICS)]
+    for method, faces in by.items():
+        cells = " | ".join(f"{_mean(r[m] for r in faces.values()):.3f}" for m in METRICS)
+        lines.append(f"| {method} | {len(faces)} | {cells} |")
+    lines += ["", "Against Telea in the same frame, paired per face (95% bootstrap interval):", ""]
+    lines += ["| model | metric | difference | better than Telea |", "|---|---|---|---|"]
+    for method, faces in by.items():
+        if frame[method]:
+            lines += _paired_lines(method, faces, by[frame[method]], ("psnr", "lpips", "delta_e"))
+    first = labels[0]
+    same = [m for m in by if m != first and frame[m] and frame[m] == frame[first]]
+    if same:
+        lines += ["", f"Against {first}, paired per face (95% bootstrap interval):", ""]
+        lines += [f"| model | metric | difference | better than {first} |", "|---|---|---|---|"]
+        for method in same:
+            lines += _paired_lines(
+                method, by[method], by[first], ("psnr", "ssim", "lpips", "feature_distance")
+            )
+    lines += ["", f"Colour error by the visible skin's lightness (L* bins {SKIN_BINS}):", ""]
+    lines += ["| method | bin | n | delta_e | colour_cast | psnr |", "|---|---|---|---|---|---|"]
+    for method, faces in by.items():
+        bins = collections.defaultdict(list)
+        for r in faces.values():
+            bins[r["skin_bin"]].append(r)
+        for name in (*SKIN_LABELS, "unknown"):
+            rs = bins.get(name, [])
+            if rs:
+                lines.append(
+                    f"| {method} | {name} | {len(rs)} | {_mean(r['delta_e'] for r in rs):.2f} |"
+                    f" {_mean(r['colour_cast'] for r in rs):.2f} |"
+                    f" {_mean(r['psnr'] for r in rs):.2f} |"
+                )
+        dark = _mean(r["delta_e"] for r in bins.get("dark", []))
+        light = _mean(r["delta_e"] for r in bins.get("light", []))
+        lines.append(f"| {method} | dark / light delta_e | | {dark / light:.2f} | | |")
+    return "\n".join(lines) + "\n"

@@ -25,6 +25,7 @@ class FramingError(ValueError):
 
 
 def check(framing: str) -> str:
+    """`framing`, if it is one of `FRAMINGS`; else FramingError."""
     if framing not in FRAMINGS:
         raise FramingError(f"framing must be one of {', '.join(FRAMINGS)}, not {framing!r}")
     return framing

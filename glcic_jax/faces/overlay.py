@@ -370,7 +370,7 @@ def mask_bank(
     framing: str = "canvas",
     dilation: int = 0,
 ):
-    """n mask-shaped holes on the aligned canvas at `image_size`: the overlay hole regime.
+    """n mask-shaped holes in a `framing` frame at `image_size`: the overlay hole regime.
 
     Each hole is one template (uniform over all 21, turned ones included, so
     shapes vary) placed on the canonical face points with `jitter`, its

@@ -11,6 +11,7 @@ is on disk.
 import fcntl
 import gc
 import hashlib
+import json
 import logging
 import pathlib
 import shutil
@@ -103,7 +104,8 @@ class Checkpoints(RunReader):
         what was wrong, and the one before it is tried. The config check
         (`check_compatible`) runs on the first readable one: a config mismatch
         is the user's to fix and stops the run. `check(saved_config, config)`
-        replaces it for runs with other identity fields (the mask segmenter's).
+        replaces it for runs with other identity fields (the mask segmenter's)
+        and for branches (`branch_check`).
         """
         check = check_compatible if check is None else check
         for step in reversed(self.steps()):
@@ -278,40 +280,88 @@ def abstract_like(tree, sharding=None):
     )
 
 
-def start_branch(source_workdir, step: int | None, workdir, data_record: str) -> int:
+BRANCH_RECORD = "branch.json"
+
+
+def start_branch(source_workdir, step: int | None, workdir, data_record: str, config) -> int:
     """Copies one checkpoint of another run (and its data record) into a new workdir.
 
-    The new run then resumes from it (`check_branch`): the same networks,
+    The new run then resumes from it (`branch_check`): the same networks,
     optimizers, data order and hole stream, with its own phase schedule or
-    adversarial settings. Returns the step copied.
+    adversarial settings. The config is checked before anything is copied;
+    the data record is copied first and the checkpoint renamed into place
+    last, and `BRANCH_RECORD` says where it came from, so a branch killed
+    before its first save continues with `--resume`. Only process 0 copies.
+
+    Args:
+      source_workdir: the run to branch from (read only).
+      step: its checkpoint (None: the latest).
+      workdir: the new run's folder: no checkpoints yet.
+      data_record: the runs' data record file name (`train.DATA_FILES`).
+      config: the new run's config.
+
+    Returns:
+      The step copied.
 
     Raises:
-      CheckpointError: the source has no such checkpoint or data record, or
-        the new workdir already has checkpoints.
+      CheckpointError: the source has no such checkpoint or data record, the
+        new workdir already has checkpoints, or (ConfigMismatch) the config
+        changes more than a branch may.
     """
     source_workdir, workdir = pathlib.Path(source_workdir), pathlib.Path(workdir)
     if source_workdir.resolve() == workdir.resolve():
         raise CheckpointError("--branch_from must be another run than --workdir")
     target = checkpoint_dir(workdir)
     if target.is_dir() and any(p.name.isdigit() for p in target.iterdir()):
-        raise CheckpointError(f"{workdir} already has checkpoints: branch into a new --workdir")
+        raise CheckpointError(
+            f"{workdir} already has checkpoints: continue it with --resume, or branch into a"
+            " new --workdir"
+        )
     with RunReader(source_workdir) as reader:
         step = reader.existing(step)
+        source_config = reader.read_meta(step)["config"]
+    check_branch(source_config, config)
     record = source_workdir / data_record
     if not record.is_file():
         raise CheckpointError(f"--branch_from: {record} is missing")
-    target.mkdir(parents=True, exist_ok=True)
-    tmp = target / f".branch-{step}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    path = ocp.step.find_step_path(
-        checkpoint_dir(source_workdir), ocp.step.standard_name_format(), step=step
-    )
-    shutil.copytree(path, tmp)
-    tmp.rename(target / path.name)
-    shutil.copyfile(record, workdir / data_record)
+    if jax.process_index() == 0:
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(record, workdir / data_record)
+        branch = dict(source=str(source_workdir.absolute()), step=step, config=source_config)
+        tmp_record = workdir / (BRANCH_RECORD + ".tmp")
+        tmp_record.write_text(json.dumps(branch, indent=1))
+        tmp_record.replace(workdir / BRANCH_RECORD)
+        tmp = target / f".branch-{step}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        path = ocp.step.find_step_path(
+            checkpoint_dir(source_workdir), ocp.step.standard_name_format(), step=step
+        )
+        shutil.copytree(path, tmp)
+        tmp.rename(target / path.name)  # the commit point
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices("glcic_jax: branch copied")
     return step
 
 
 def check_branch(saved_config: dict, config) -> None:
     """`check_compatible` on the fields a branch must keep (`configs.BRANCH_FIELDS`)."""
     check_compatible(saved_config, config, fields=configs.BRANCH_FIELDS)
+
+
+def branch_check(workdir):
+    """The config check of a workdir's restores: a branch's copied checkpoint gets `check_branch`.
+
+    None for a run that is not a branch (the default `check_compatible`).
+    """
+    path = pathlib.Path(workdir) / BRANCH_RECORD
+    if not path.is_file():
+        return None
+    source_config = json.loads(path.read_text())["config"]
+
+    def check(saved_config: dict, config) -> None:
+        if saved_config == source_config:  # the copied checkpoint, saved by the source run
+            check_branch(saved_config, config)
+        else:
+            check_compatible(saved_config, config)
+
+    return check

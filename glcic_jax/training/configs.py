@@ -148,7 +148,8 @@ def get_config(name: str = "cpu64") -> ml_collections.ConfigDict:
         c.mask = "overlay"
         c.framing = "mask_crop"
         c.overlay_dilation = 8
-        # The mask crop's holes reach 200+ canvas pixels: a patch that holds most of one.
+        # local_patch is in pixels of a 256 frame: 192 is 240 canvas pixels in the
+        # mask crop, a patch that holds most of a worn mask's hole.
         c.local_patch = 192
     elif name == "tiny":
         c.image_size = 32
@@ -185,8 +186,12 @@ def validate(config) -> None:
 
     if config.mask not in holes.REGIMES:
         raise ConfigError(f"--mask must be one of {', '.join(holes.REGIMES)}, not {config.mask!r}")
-    if config.framing not in ("canvas", "mask_crop"):  # faces.framing.FRAMINGS
-        raise ConfigError(f"framing must be canvas or mask_crop, not {config.framing!r}")
+    from glcic_jax.faces import framing
+
+    if config.framing not in framing.FRAMINGS:
+        raise ConfigError(
+            f"framing must be one of {', '.join(framing.FRAMINGS)}, not {config.framing!r}"
+        )
     if config.framing != "canvas" and config.mask != "overlay":
         raise ConfigError(
             f"--mask={config.mask} holes are boxes on the study's canvas; framing"

@@ -175,15 +175,15 @@ def train_and_evaluate(
     configs.validate(config)
     workdir = pathlib.Path(workdir)
     make_workdir(workdir)
-    check = None
     if branch_from is not None:
         if resume:
             raise configs.ConfigError("--branch_from starts a new run: drop --resume")
-        step = checkpoint.start_branch(branch_from, branch_step, workdir, DATA_FILES)
+        step = checkpoint.start_branch(branch_from, branch_step, workdir, DATA_FILES, config)
         logging.warning("branching from %s at step %d", branch_from, step)
         if jax.process_index() == 0:
             (workdir / "config.json").write_text(config.to_json_best_effort(indent=1))
-        resume, check = True, checkpoint.check_branch
+        resume = True
+    check = checkpoint.branch_check(workdir)
     if config.batch_size % jax.device_count():
         raise configs.ConfigError(
             f"batch_size {config.batch_size} is not divisible by the {jax.device_count()} devices"
