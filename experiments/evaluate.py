@@ -53,6 +53,11 @@ def main(argv):
     try:
         steps = sweep.checkpoint_steps(_WORKDIR.value, requested)
         config = inference.load_config(_WORKDIR.value, steps[-1])
+        if config.get("framing", "canvas") != "canvas":
+            _fail(
+                f"{_WORKDIR.value} frames faces by the {config.framing!r}; the hole sets are boxes"
+                " on the study's canvas (score it with experiments/eval_pasted_masks.py)"
+            )
         eval_set = evalset.build_eval_set(
             _DATA_DIR.value, config.image_size, _MASK.value, _NUM_IMAGES.value
         )

@@ -176,3 +176,29 @@ def test_box_region_is_the_same_photo_pixels_in_either_frame(faces_dir):
         np.testing.assert_allclose(face.affine, want)
     a, b = regions["canvas"], regions["mask_crop"]
     assert a.sum() > 500 and (a & b).sum() / (a | b).sum() > 0.9
+
+
+def test_prepare_writes_the_mask_crop_and_evaluation_refuses_canvas_boxes_on_it(
+    faces_dir, tmp_path
+):
+    from glcic_jax.dataset import bootstrap, folders, prepare
+    from glcic_jax.evaluation import evalset
+
+    source = tmp_path / "photos"
+    source.mkdir()
+    for path in sorted((faces_dir / "test").glob("*.jpg"))[:3]:
+        (source / path.name).symlink_to(path)
+    settings = prepare.Settings(min_face=0, framing="mask_crop", test_fraction=0.5)
+    summary = prepare.build(source, tmp_path / "out", settings)
+    assert summary["kept"] == 3 and summary["mouth_landmarks_in_box"] is None
+    assert prepare.read_framing(tmp_path / "out") == "mask_crop"
+    row = prepare.read_manifest(tmp_path / "out")[0]
+    # The mouth's landmarks sit where the mask crop puts the canvas's mouth row (y 176 -> 128).
+    mouth_y = float(row["mouth_left"].split()[1])
+    assert abs(mouth_y - (176 - 16) * 0.8) < 12
+    assert (tmp_path / "out" / "contact_sheet.png").is_file()
+    with pytest.raises(folders.DataError, match="'mask_crop' framing"):
+        evalset.build_eval_set(tmp_path / "out", 32, "mouth")
+    with pytest.raises(prepare.PrepareError, match="framing must be one of"):
+        prepare.build(source, tmp_path / "bad", prepare.Settings(framing="chin"))
+    assert bootstrap.prepared_dir("celeba10k", 2000, "mask_crop").name == "celeba10k-maskcrop-2000"

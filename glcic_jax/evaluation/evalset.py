@@ -18,7 +18,7 @@ import jax
 import numpy as np
 
 from glcic_jax import holes
-from glcic_jax.dataset import folders
+from glcic_jax.dataset import folders, prepare
 
 # Seed of the random hole set; experiments/bench_baselines.py draws its holes
 # with the same default. Training draws its holes from
@@ -88,8 +88,16 @@ def build_eval_set(
         other reports.
 
     Raises:
-      folders.DataError: no data folder, or no readable test images in it.
+      folders.DataError: no data folder, no readable test images in it, or
+        faces prepared in another framing than the study's canvas (the hole
+        sets are canvas boxes).
     """
+    framing = prepare.read_framing(data_dir)
+    if framing not in (None, "canvas"):
+        raise folders.DataError(
+            f"{data_dir} holds faces in the {framing!r} framing; the {hole_set} hole set is a box"
+            " on the study's canvas (score mask-crop models with experiments/eval_pasted_masks.py)"
+        )
     files, images = [], []
     for path in folders.list_images(data_dir, "test"):
         if num_images is not None and len(images) >= num_images:
