@@ -16,8 +16,8 @@ from glcic_jax.completion import inference
 from glcic_jax.evaluation import pasted_masks
 
 N_FACES = 24
-MIN_MEAN_GAIN_DB = 2.5  # measured +MEASURED dB on these 24
-MIN_SHARE_BETTER = 0.8  # measured MEASURED of 24
+MIN_MEAN_GAIN_DB = 2.0  # measured +3.49 dB on these 24 (+3.10 on all 120)
+MIN_SHARE_BETTER = 0.8  # measured 23 of 24
 
 
 @pytest.fixture(scope="module")
