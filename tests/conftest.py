@@ -158,3 +158,22 @@ def _assert_networks_close(a, b, start):
 @pytest.fixture(scope="session")
 def assert_networks_close():
     return _assert_networks_close
+
+
+def _untrained_like(shipped):
+    """A Completer of `shipped`'s network and mean pixel with the weights training starts from."""
+    from flax import nnx
+
+    from glcic_jax.completion import inference
+    from glcic_jax.nets import factory
+
+    # The completion network draws first from the seed, as in training.
+    fresh = factory.completion_network(shipped.config, nnx.Rngs(shipped.config.seed))
+    _, params, stats = nnx.split(fresh, nnx.Param, nnx.BatchStat)
+    return inference.Completer(shipped.config, params, stats, shipped.mean_pixel, 0)
+
+
+@pytest.fixture(scope="session")
+def untrained_like():
+    """A function: a shipped Completer -> the same network with fresh weights (bars must fail it)."""
+    return _untrained_like

@@ -51,15 +51,8 @@ def test_shipped_photo_model_beats_telea_over_pasted_masks(faces):
     assert np.mean(gain > 0) >= MIN_SHARE_BETTER, f"better on {np.mean(gain > 0):.0%}"
 
 
-def test_untrained_photo_model_fails_the_same_bar(faces):
-    from flax import nnx
-
-    from glcic_jax.nets import factory
-
-    shipped = inference.Completer.photo_model()
-    fresh = factory.completion_network(shipped.config, nnx.Rngs(shipped.config.seed))
-    _, params, stats = nnx.split(fresh, nnx.Param, nnx.BatchStat)
-    completer = inference.Completer(shipped.config, params, stats, shipped.mean_pixel, 0)
+def test_untrained_photo_model_fails_the_same_bar(faces, untrained_like):
+    completer = untrained_like(inference.Completer.photo_model())
     assert _gain(completer, faces).mean() < MIN_MEAN_GAIN_DB
 
 

@@ -60,17 +60,9 @@ def test_shipped_model_beats_telea_in_the_mouth_box(aligned_lfw):
     assert np.mean(gain > 0) >= MIN_SHARE_BETTER, f"better on {np.mean(gain > 0):.0%}"
 
 
-def test_untrained_weights_fail_the_same_bar(aligned_lfw):
+def test_untrained_weights_fail_the_same_bar(aligned_lfw, untrained_like):
     """The bar is not trivially met: the shipped architecture with fresh weights misses it."""
-    from flax import nnx
-
-    from glcic_jax.nets import factory
-
-    shipped = inference.Completer.pretrained()
-    # The weights training starts from: the completion network draws first from the seed.
-    fresh = factory.completion_network(shipped.config, nnx.Rngs(shipped.config.seed))
-    _, params, stats = nnx.split(fresh, nnx.Param, nnx.BatchStat)
-    completer = inference.Completer(shipped.config, params, stats, shipped.mean_pixel, 0)
+    completer = untrained_like(inference.Completer.pretrained())
     eval_set = evalset.build_eval_set(aligned_lfw, completer.image_size, "mouth")
     ours = scoring.score(eval_set, completer.complete(eval_set.images, eval_set.holes))
     telea = scoring.run_baselines(eval_set, completer.mean_pixel, ("telea",))["telea"]
