@@ -97,7 +97,7 @@ def main(argv):
     out = pathlib.Path(_OUT.value)
     out.mkdir(parents=True, exist_ok=True)
     faces, skipped = pasted_masks.held_out_faces(photos, _SEED.value)
-    print(f"{len(faces)} faces ({len(skipped)} photos without a face at 0.9)")
+    print(f"{len(faces)} faces ({len(skipped)} photos unreadable or without a face at 0.9)")
     if not faces:
         sys.exit("eval_pasted_masks: no face found in any photo")
     rows, frames = pasted_masks.score(models, faces)

@@ -62,11 +62,18 @@ class PastedFace:
 
 
 def held_out_faces(paths, seed: int = HOLD_SEED, detector=None, templates_dir=None):
-    """(faces, skipped names): a template pasted on the dominant face of each photo."""
+    """(faces, skipped names): a template pasted on the dominant face of each photo.
+
+    A photo that does not decode, or has no face at 0.9, is skipped.
+    """
     detector = detector or detection.plain_mtcnn()
     faces, skipped = [], []
     for i, path in enumerate(paths):
-        rgb = folders.read_rgb(path)
+        try:
+            rgb = folders.read_rgb(path)
+        except (OSError, ValueError):  # PIL's unreadable-image errors are OSErrors
+            skipped.append(str(path))
+            continue
         face, _ = detection.dominant_face(detector.detect(rgb), 0.9, 0.5)
         if face is None:
             skipped.append(str(path))
