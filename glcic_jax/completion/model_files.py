@@ -20,6 +20,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from glcic_jax import npz_files
 from glcic_jax.completion import network, run_weights
 from glcic_jax.runs import CheckpointError
 
@@ -63,14 +64,7 @@ def save(path, config, gen, gen_stats, mean_pixel, step: int, storage: str = "fl
         config=config.to_dict() if hasattr(config, "to_dict") else dict(config),
     )
     arrays["mean_pixel"] = np.asarray(mean_pixel, np.float32)
-    arrays["header"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-    tmp.replace(path)
-    return path.stat().st_size
+    return npz_files.write(path, arrays, header)
 
 
 def read_header(path) -> dict:

@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from glcic_jax import npz_files
 from glcic_jax.faces import detection, mask_crop
 from glcic_jax.nets import segmentation
 
@@ -75,14 +76,7 @@ def save(path, params, config: dict, step: int, storage="bfloat16", thresholds=N
         config=dict(config),
         thresholds=dict(thresholds or {"min_share": MIN_SHARE, "margin": MARGIN}),
     )
-    arrays["header"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-    tmp.replace(path)
-    return path.stat().st_size
+    return npz_files.write(path, arrays, header)
 
 
 def load(path):
