@@ -212,7 +212,7 @@ def main(argv):
     in_effect = allocator.setup(FLAGS.allocator) or "the C library's defaults"
     print(f"allocator: {in_effect}, see glcic_jax/perf/allocator.py")
     from glcic_jax.dataset import bootstrap, folders, prepare
-    from glcic_jax.faces import overlay
+    from glcic_jax.face_masks import overlay
     from glcic_jax.training import checkpoint, configs, train
 
     # Orbax logs every save at INFO; the progress bar and metrics.jsonl say what matters.

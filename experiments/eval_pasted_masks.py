@@ -83,7 +83,7 @@ def main(argv):
     logging.set_verbosity(logging.ERROR)  # Orbax logs every checkpoint read at INFO
     from glcic_jax.completion import postprocess  # noqa: F401  (OpenCV before JAX's threads)
     from glcic_jax.evaluation import pasted_masks, tables
-    from glcic_jax.faces import overlay
+    from glcic_jax.face_masks import overlay
     from glcic_jax.runs import CheckpointError
 
     photos = _photos()[: _N.value]

@@ -27,6 +27,7 @@ from absl import app, flags, logging
 from tqdm import tqdm
 
 from glcic_jax import locations, runs
+from glcic_jax.evaluation import photo_pipeline
 
 _SEGMENTER = flags.DEFINE_string("segmenter", None, "Segmenter file (default: the shipped one).")
 _OUT = flags.DEFINE_string("out", None, "Output folder for the tables.")
@@ -92,9 +93,12 @@ def main(argv):
     logging.set_verbosity(logging.ERROR)
     from glcic_jax.completion import inference, photo
     from glcic_jax.dataset import folders
-    from glcic_jax.evaluation import mask_segmentation as ms
     from glcic_jax.evaluation import stats
-    from glcic_jax.faces import detection, mask_net, overlay, synthetic
+    from glcic_jax.face_masks import overlay
+    from glcic_jax.faces import detection
+    from glcic_jax.segmenter import evaluation as ms
+    from glcic_jax.segmenter import mask_net
+    from glcic_jax.segmenter.synthetic import generator as synthetic
 
     if _CEILING.value:
         for size, iou in ms.resolution_ceiling().items():
@@ -144,7 +148,7 @@ def main(argv):
         mask_segmenter=net,
     )
     faces = ms.plain_faces(sources, _N_PIPELINE.value, _SEED.value + 1)
-    pipe = ms.score_pipeline(completer, tqdm(faces, desc="pipeline"))
+    pipe = photo_pipeline.score_pipeline(completer, tqdm(faces, desc="pipeline"))
     _write_csv(out / "pipeline.csv", pipe)
     for metric in ("psnr", "ssim", "lpips"):
         ours = np.array([r[f"pipeline_{metric}"] for r in pipe])
@@ -222,7 +226,8 @@ def _step_seconds(size: int, repeats: int = 5) -> float:
 
     import jax
 
-    from glcic_jax.training import segmenter, segmenter_configs
+    from glcic_jax.segmenter import configs as segmenter_configs
+    from glcic_jax.segmenter import train as segmenter
 
     config = segmenter_configs.get_config("cpu")
     config.image_size = size
@@ -253,7 +258,7 @@ def _example_figures(ms, completer, faces, values, name, unit):
     folder = pathlib.Path(_FIGURES.value)
     folder.mkdir(parents=True, exist_ok=True)
     for kind, chosen in (("typical", order[middle : middle + k]), ("worst", order[:k])):
-        sheet = ms.example_sheet(completer, [faces[i] for i in chosen])
+        sheet = photo_pipeline.example_sheet(completer, [faces[i] for i in chosen])
         Image.fromarray(sheet).save(folder / f"{name}_{kind}.png")
         shown = ", ".join(f"{values[i]:.2f}" for i in chosen)
         print(f"wrote {folder / f'{name}_{kind}.png'} ({unit} {shown})")

@@ -45,7 +45,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from glcic_jax import locations
-from glcic_jax.faces import detection, overlay
+from glcic_jax.face_masks import overlay
+from glcic_jax.faces import detection
 
 VARIANTS = {
     "mtcnn": {"upscale_to": 0, "steps_threshold": (0.6, 0.7, 0.5), "mirror": False},
@@ -263,7 +264,7 @@ def main(argv):
                   f"{np.mean(synth_scores >= t) if len(synth_scores) else float('nan'):.1%})")  # fmt: skip
     if _MASKED_RULE.value:
         from glcic_jax.completion import photo as photo_lib
-        from glcic_jax.faces import mask_net
+        from glcic_jax.segmenter import mask_net
 
         net = mask_net.MaskNet.from_file(photo_lib.SEGMENTER_FILE)
         detector = detection.Detector()

@@ -1,5 +1,5 @@
 r"""Trains the mask segmentation network on synthetic masked faces: flags only, the work is
-glcic_jax.training.segmenter.
+glcic_jax.segmenter.train.
 
   python experiments/train_segmenter.py --workdir=runs/segmenter            # preset cpu
   python experiments/train_segmenter.py --workdir=runs/segmenter --resume   # next chunk
@@ -53,8 +53,11 @@ def preset_argv(argv: list[str]) -> list[str]:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from glcic_jax.faces import mask_net, overlay
-    from glcic_jax.training import checkpoint, segmenter, segmenter_configs
+    from glcic_jax.face_masks import overlay
+    from glcic_jax.segmenter import configs as segmenter_configs
+    from glcic_jax.segmenter import mask_net
+    from glcic_jax.segmenter import train as segmenter
+    from glcic_jax.training import checkpoint
 
     logging.set_verbosity(logging.WARNING)
     try:

@@ -56,6 +56,7 @@ def test_completion_never_imports_training(tiny_runs, tmp_path):
 
 def test_run_weights_equal_the_training_states(tiny_runs):
     """The partial read gives exactly the full state's completion network, mean pixel and output."""
+    from glcic_jax.nets import hole_filling
     from glcic_jax.training import checkpoint, steps
 
     run = tiny_runs["mouth"]
@@ -75,7 +76,7 @@ def test_run_weights_equal_the_training_states(tiny_runs):
     completer = inference.Completer.load(run, 5)
     images = np.random.default_rng(1).uniform(size=(3, 32, 32, 3)).astype(np.float32)
     holes = completer.regime_holes(3)
-    training_samples = steps.jit_complete(nets, config.image_size)(
+    training_samples = hole_filling.jit_complete(nets.gen_def, nets.compute_dtype, config.image_size)(
         state.gen, state.gen_stats, state.mean_pixel, images, inference.as_hole_masks(holes, 3, 32)
     )
     np.testing.assert_array_equal(completer.complete(images, holes), np.asarray(training_samples))

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from glcic_jax.faces import detection, overlay
+from glcic_jax.face_masks import overlay
+from glcic_jax.faces import detection
 
 MISSED_BY_MTCNN = (
     ("Fred_Huff_0001.jpg", "surgical_green"),

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from glcic_jax.faces import detection
+from glcic_jax.dataset import filters
+from glcic_jax.faces import align, detection
 
 
 def _face(eye_l, eye_r, nose, mouth_l, mouth_r, box=(0, 0, 100, 100), confidence=0.99):
@@ -31,28 +32,30 @@ def _rotated_face(angle_deg, center=(200.0, 150.0), eye_dist=40.0, eye_mouth=45.
     return _face(*(upright @ rot.T + np.array(center)), box=(150, 100, 250, 230))
 
 
-def test_mouth_box_matches_masks():
-    masks = pytest.importorskip("glcic_jax.holes")
-    top, left, height, width = masks.MOUTH_BOX
-    assert detection.MOUTH_BOX == (left, top, left + width, top + height)
+def test_mouth_hole_is_the_study_box():
+    """x=56, y=128, 144 wide, 96 high: one box, in the canvas's and the holes' conventions."""
+    from glcic_jax import holes
+
+    assert align.MOUTH_BOX == (56, 128, 200, 224)
+    assert holes.MOUTH_HOLE == (128, 56, 96, 144)  # (top, left, height, width)
 
 
 @pytest.mark.parametrize("angle", [-30.0, -7.5, 0.0, 12.0, 25.0])
 def test_alignment_levels_eyes_and_places_mouth(angle):
     face = _rotated_face(angle)
-    affine = detection.alignment(face)
-    out = detection.apply_affine(affine, face.landmarks)
+    affine = align.alignment(face)
+    out = align.apply_affine(affine, face.landmarks)
     assert out[0, 1] == pytest.approx(out[1, 1], abs=1e-6)  # Eyes level.
     mouth = (out[3] + out[4]) / 2
-    assert mouth[1] == pytest.approx(detection.MOUTH_TARGET[1], abs=1e-6)
-    assert abs(mouth[0] - detection.MOUTH_TARGET[0]) < 1e-6  # Symmetric model face.
-    assert mouth[1] - out[0, 1] == pytest.approx(detection.EYE_MOUTH_PX)
-    assert detection.in_box(out[3:])
+    assert mouth[1] == pytest.approx(align.MOUTH_TARGET[1], abs=1e-6)
+    assert abs(mouth[0] - align.MOUTH_TARGET[0]) < 1e-6  # Symmetric model face.
+    assert mouth[1] - out[0, 1] == pytest.approx(align.EYE_MOUTH_PX)
+    assert filters.in_box(out[3:])
 
 
 def test_alignment_scales_to_output_size():
     face = _rotated_face(10.0)
-    a256, a64 = detection.alignment(face, 256), detection.alignment(face, 64)
+    a256, a64 = align.alignment(face, 256), align.alignment(face, 64)
     np.testing.assert_allclose(a64, a256 / 4, atol=1e-9)
 
 
@@ -60,16 +63,16 @@ def test_warp_matches_affine():
     """A blurred dot lands where the affine says, for rotated and scaled faces."""
     for angle in (0.0, 17.0, -33.0):
         face = _rotated_face(angle)
-        affine = detection.alignment(face)
+        affine = align.alignment(face)
         image = np.zeros((300, 400, 3), np.uint8)
         dot = np.array([207.0, 163.0])
         image[int(dot[1]), int(dot[0])] = 255
         image = cv2.GaussianBlur(image, (0, 0), 2.0)
-        out = np.asarray(detection.warp(image, affine)).astype(np.float64)[..., 0]
+        out = np.asarray(align.warp(image, affine)).astype(np.float64)[..., 0]
         assert out.shape == (256, 256)
         ys, xs = np.mgrid[:256, :256]
         centroid = np.array([(xs * out).sum(), (ys * out).sum()]) / out.sum()
-        expected = detection.apply_affine(affine, dot[None])[0]
+        expected = align.apply_affine(affine, dot[None])[0]
         np.testing.assert_allclose(centroid, expected, atol=0.3)
 
 
@@ -78,18 +81,18 @@ def test_warp_copies_upright_face_at_scale_one():
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (400, 400, 3), dtype=np.uint8)
     face = _face((180, 100), (220, 100), (200, 140), (185, 180), (215, 180))
-    affine = detection.alignment(face)
+    affine = align.alignment(face)
     np.testing.assert_allclose(affine, [[1, 0, -72], [0, 1, -4]], atol=1e-9)
-    out = np.asarray(detection.warp(image, affine))
+    out = np.asarray(align.warp(image, affine))
     np.testing.assert_array_equal(out, image[4:260, 72:328])
 
 
 def test_outside_fraction():
     face = _face((180, 100), (220, 100), (200, 140), (185, 180), (215, 180))
-    affine = detection.alignment(face)
-    assert detection.outside_fraction(affine, (400, 400), 256) == 0.0
+    affine = align.alignment(face)
+    assert align.outside_fraction(affine, (400, 400), 256) == 0.0
     # The canvas spans x 72..328, y 4..260 of the source: a 300-wide photo loses 28 columns.
-    assert detection.outside_fraction(affine, (300, 400), 256) == pytest.approx(28 / 256, abs=0.02)
+    assert align.outside_fraction(affine, (300, 400), 256) == pytest.approx(28 / 256, abs=0.02)
 
 
 def test_dominant_face():
@@ -106,18 +109,18 @@ def test_dominant_face():
 
 def test_mouth_visible():
     good = _rotated_face(20.0)
-    assert detection.mouth_visible(good, (400, 300))
-    assert not detection.mouth_visible(good, (210, 300))  # Right eye beyond the photo.
+    assert filters.mouth_visible(good, (400, 300))
+    assert not filters.mouth_visible(good, (210, 300))  # Right eye beyond the photo.
     mouth_above_nose = _face((80, 100), (120, 100), (100, 150), (85, 130), (115, 130))
-    assert not detection.mouth_visible(mouth_above_nose, (300, 300))
+    assert not filters.mouth_visible(mouth_above_nose, (300, 300))
     tiny_mouth = _face((80, 100), (120, 100), (100, 120), (99, 140), (101, 140))
-    assert not detection.mouth_visible(tiny_mouth, (300, 300))
+    assert not filters.mouth_visible(tiny_mouth, (300, 300))
 
 
 def test_in_box():
-    assert detection.in_box(np.array([[56, 128], [200, 224]]))
-    assert not detection.in_box(np.array([[100, 150], [201, 150]]))
-    assert detection.in_box(np.array([[14, 32]]), size=64)
+    assert filters.in_box(np.array([[56, 128], [200, 224]]))
+    assert not filters.in_box(np.array([[100, 150], [201, 150]]))
+    assert filters.in_box(np.array([[14, 32]]), size=64)
 
 
 def test_detector_on_a_real_photo(shared_data):
@@ -129,7 +132,7 @@ def test_detector_on_a_real_photo(shared_data):
     assert reason == ""
     eye_y = face.landmarks[:2, 1].mean()
     assert eye_y < face.point("nose")[1] < face.point("mouth_left")[1]
-    assert detection.mouth_visible(face, (rgb.shape[1], rgb.shape[0]))
+    assert filters.mouth_visible(face, (rgb.shape[1], rgb.shape[0]))
     # Shrinking for detection gives the same face, in source pixels.
     shrunk = detection.Detector(max_side=100).detect(rgb)
     np.testing.assert_allclose(shrunk[0].landmarks, face.landmarks, atol=6)
@@ -138,13 +141,13 @@ def test_detector_on_a_real_photo(shared_data):
 
 def test_mouth_skin_fraction_synthetic():
     skin = np.zeros((256, 256, 3), np.uint8) + np.array([200, 150, 120], np.uint8)
-    assert detection.mouth_skin_fraction(skin) == 1.0
+    assert filters.mouth_skin_fraction(skin) == 1.0
     masked = skin.copy()
     masked[130:256, 50:210] = (90, 140, 220)  # A blue surgical mask.
-    assert detection.mouth_skin_fraction(masked) == 0.0
+    assert filters.mouth_skin_fraction(masked) == 0.0
     grey = np.full((64, 64, 3), 128, np.uint8)
     grey[40:, :] = 20  # A black mask on a grey photo: chroma cannot tell.
-    assert detection.mouth_skin_fraction(grey) == 1.0
+    assert filters.mouth_skin_fraction(grey) == 1.0
 
 
 def test_mouth_skin_fraction_with_mask_overlays(shared_data):
@@ -158,12 +161,12 @@ def test_mouth_skin_fraction_with_mask_overlays(shared_data):
     for path, name in zip(paths, names):
         rgb = np.asarray(Image.open(path).convert("RGB"))
         face, _ = detection.dominant_face(detector.detect(rgb))
-        aligned = detection.warp(rgb, detection.alignment(face))
-        assert detection.mouth_skin_fraction(np.asarray(aligned)) >= 0.4, path.name
+        aligned = align.warp(rgb, align.alignment(face))
+        assert filters.mouth_skin_fraction(np.asarray(aligned)) >= 0.4, path.name
         mask = Image.open(overlays / f"{name}.png").convert("RGBA")
         mask = mask.resize((170, round(170 * mask.height / mask.width)))
         aligned.paste(mask, (128 - 85, 120), mask)
-        assert detection.mouth_skin_fraction(np.asarray(aligned)) < 0.4, (path.name, name)
+        assert filters.mouth_skin_fraction(np.asarray(aligned)) < 0.4, (path.name, name)
 
 
 def test_mirrored_face_maps_back_and_keeps_left_left():

@@ -21,7 +21,7 @@ from PIL import Image
 
 from glcic_jax import locations
 from glcic_jax.dataset import bootstrap, lfw, prepare
-from glcic_jax.faces import overlay
+from glcic_jax.face_masks import overlay
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 LFW_PEOPLE = ("Test_Person_One",)  # One person with LFW_MIN_FACES photos passes the filter.

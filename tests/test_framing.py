@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from glcic_jax.completion import photo
-from glcic_jax.faces import detection, framing, mask_crop, overlay
+from glcic_jax.face_masks import overlay
+from glcic_jax.faces import align, detection, framing, mask_crop
+from glcic_jax.holes import overlay_bank
 from glcic_jax.training import checkpoint, configs, train
 
 
@@ -20,11 +22,11 @@ def _face():
 def test_frames_agree_with_the_alignment_and_the_mask_crop():
     face = _face()
     np.testing.assert_allclose(
-        framing.photo_affine(face, "canvas", 64), detection.alignment(face, 64), atol=1e-9
+        framing.photo_affine(face, "canvas", 64), align.alignment(face, 64), atol=1e-9
     )
     np.testing.assert_allclose(
-        framing.reframe(detection.alignment(face, 256), "canvas", 64),
-        detection.alignment(face, 64),
+        framing.reframe(align.alignment(face, 256), "canvas", 64),
+        align.alignment(face, 64),
         atol=1e-9,
     )
     np.testing.assert_allclose(
@@ -58,9 +60,9 @@ def templates(shared_data):
 
 
 def test_mask_crop_bank_covers_the_chin_and_dilation_grows_it(templates):
-    canvas, _ = overlay.mask_bank(64, 24, seed=5, templates_dir=templates)
-    crop, boxes = overlay.mask_bank(64, 24, seed=5, templates_dir=templates, framing="mask_crop")
-    grown, _ = overlay.mask_bank(
+    canvas, _ = overlay_bank.mask_bank(64, 24, seed=5, templates_dir=templates)
+    crop, boxes = overlay_bank.mask_bank(64, 24, seed=5, templates_dir=templates, framing="mask_crop")
+    grown, _ = overlay_bank.mask_bank(
         64, 24, seed=5, templates_dir=templates, framing="mask_crop", dilation=12
     )
     # On the canvas some masks run off the bottom edge (7 of these 24); in the mask crop none do.

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from glcic_jax import holes
+from glcic_jax.nets import hole_filling
 
 
 def test_random_holes_cover_the_studys_ranges():
@@ -86,7 +87,7 @@ def test_crop_and_fill():
     np.testing.assert_array_equal(crops[0], images[0, 1:5, 2:6])
     np.testing.assert_array_equal(crops[1], images[1, 3:7, 0:4])
     hole = holes.boxes_to_masks(jnp.asarray([[2, 2, 3, 3]] * 2), 8)
-    x = holes.fill_holes(images, hole, jnp.asarray([0.1, 0.2, 0.3]))
+    x = hole_filling.fill_holes(images, hole, jnp.asarray([0.1, 0.2, 0.3]))
     assert x.shape == (2, 8, 8, 4)
     np.testing.assert_allclose(x[0, 3, 3], [0.1, 0.2, 0.3, 1.0])
     np.testing.assert_array_equal(x[0, 0, 0, :3], images[0, 0, 0])

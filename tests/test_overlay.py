@@ -1,10 +1,12 @@
-"""Tests of glcic_jax.faces.overlay: anchors, face points, rendered masks and the hole bank."""
+"""Tests of glcic_jax.face_masks.overlay: anchors, face points, rendered masks and the hole bank."""
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from glcic_jax.faces import detection, overlay
+from glcic_jax.face_masks import overlay
+from glcic_jax.faces import align, detection
+from glcic_jax.holes import overlay_bank
 
 
 @pytest.fixture(scope="module")
@@ -49,11 +51,11 @@ def test_pick_variant_turns_with_the_nose():
 
 def test_missing_templates_dir_is_a_clear_error(tmp_path):
     with pytest.raises(overlay.OverlayError, match="not found"):
-        overlay.mask_bank(32, 2, 0, templates_dir=tmp_path / "nope")
+        overlay_bank.mask_bank(32, 2, 0, templates_dir=tmp_path / "nope")
 
 
 def test_mask_bank_shapes_boxes_and_determinism(templates_dir):
-    masks, boxes = overlay.mask_bank(64, 40, seed=3, templates_dir=templates_dir)
+    masks, boxes = overlay_bank.mask_bank(64, 40, seed=3, templates_dir=templates_dir)
     assert masks.shape == (40, 64, 64) and masks.dtype == np.float32
     assert boxes.shape == (40, 4) and boxes.dtype == np.int32
     assert set(np.unique(masks)) <= {0.0, 1.0}
@@ -63,8 +65,8 @@ def test_mask_bank_shapes_boxes_and_determinism(templates_dir):
         # A face mask: the lower face (the turned templates on a frontal face
         # reach up to y ~88 of 256, just under the eyes at 96) and over the mouth.
         assert top >= 64 * 80 / 256 and mask[44, 32] == 1.0
-    again, _ = overlay.mask_bank(64, 40, seed=3, templates_dir=templates_dir)
-    other, _ = overlay.mask_bank(64, 40, seed=4, templates_dir=templates_dir)
+    again, _ = overlay_bank.mask_bank(64, 40, seed=3, templates_dir=templates_dir)
+    other, _ = overlay_bank.mask_bank(64, 40, seed=4, templates_dir=templates_dir)
     np.testing.assert_array_equal(masks, again)
     assert not np.array_equal(masks, other)
     coverage = masks.mean(axis=(1, 2))
@@ -73,8 +75,8 @@ def test_mask_bank_shapes_boxes_and_determinism(templates_dir):
 
 
 def test_mask_bank_scales_with_image_size(templates_dir):
-    small, _ = overlay.mask_bank(32, 8, seed=0, templates_dir=templates_dir)
-    large, _ = overlay.mask_bank(128, 8, seed=0, templates_dir=templates_dir)
+    small, _ = overlay_bank.mask_bank(32, 8, seed=0, templates_dir=templates_dir)
+    large, _ = overlay_bank.mask_bank(128, 8, seed=0, templates_dir=templates_dir)
     shrunk = large.reshape(8, 32, 4, 32, 4).mean(axis=(2, 4))
     assert np.abs(shrunk - small).mean() < 0.05
 
@@ -82,9 +84,9 @@ def test_mask_bank_scales_with_image_size(templates_dir):
 def test_render_masked_changes_only_the_alpha_area(faces_dir, templates_dir):
     rgb = np.asarray(Image.open(sorted((faces_dir / "test").glob("*.jpg"))[0]).convert("RGB"))
     face = detection.Detector().detect(rgb)[0]
-    affine = detection.alignment(face)
-    aligned = np.asarray(detection.warp(rgb, affine))
-    landmarks = detection.apply_affine(affine, face.landmarks)
+    affine = align.alignment(face)
+    aligned = np.asarray(align.warp(rgb, affine))
+    landmarks = align.apply_affine(affine, face.landmarks)
     rng = np.random.default_rng(0)
     masked, alpha, name = overlay.render_masked(
         aligned, rng, landmarks, templates_dir=templates_dir

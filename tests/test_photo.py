@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from glcic_jax.completion import inference, photo
-from glcic_jax.faces import detection, overlay
+from glcic_jax.face_masks import overlay
+from glcic_jax.faces import align, detection
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # Measured: the mask-mode region against the pasted mask's alpha on these
@@ -79,8 +80,8 @@ def test_box_mode_fills_the_mouth_box_only(photos, completer):
     info = result.faces[0]
     assert info.method == "box" and info.affine.shape == (2, 3)
     # The photo region is the mouth box mapped back through the face's affine.
-    x0, y0, x1, y1 = detection.MOUTH_BOX
-    corners = detection.apply_affine(cv2.invertAffineTransform(info.affine), [(x0, y0), (x1, y1)])
+    x0, y0, x1, y1 = align.MOUTH_BOX
+    corners = align.apply_affine(cv2.invertAffineTransform(info.affine), [(x0, y0), (x1, y1)])
     ys, xs = np.nonzero(result.region)
     assert abs(xs.min() - corners[0, 0]) < 2 and abs(ys.max() - corners[1, 1]) < 2
     assert iou(result.region, alpha > 0.5) > 0.5

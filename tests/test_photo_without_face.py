@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from glcic_jax.completion import inference, photo
-from glcic_jax.faces import detection
+from glcic_jax.faces import align
 
 
 @pytest.fixture(scope="module")
@@ -26,9 +26,9 @@ def test_region_framing_puts_the_region_in_the_mouth_box():
     mask = np.zeros((300, 500), bool)
     mask[40:100, 300:480] = True  # 180 x 60: the width decides (144 / 180 < 96 / 60)
     affine = photo.region_framing(mask)
-    x0, y0, x1, y1 = detection.MOUTH_BOX
+    x0, y0, x1, y1 = align.MOUTH_BOX
     np.testing.assert_allclose(affine[:, :2], np.eye(2) * 144 / 180)
-    corners = detection.apply_affine(affine, [(299.5, 39.5), (479.5, 99.5)])
+    corners = align.apply_affine(affine, [(299.5, 39.5), (479.5, 99.5)])
     np.testing.assert_allclose(corners[:, 0], (x0, x1))
     assert y0 < corners[0, 1] < corners[1, 1] < y1
     np.testing.assert_allclose(corners.mean(0), ((x0 + x1) / 2, (y0 + y1) / 2))
@@ -52,7 +52,7 @@ def test_photo_sized_mask_without_a_face_changes_exactly_the_mask(completer, box
     assert np.isnan(info.landmarks).all() and info.landmarks.shape == (5, 2)
     # The region sits where the model's holes do.
     ys, xs = np.nonzero(info.region)
-    x0, y0, x1, y1 = detection.MOUTH_BOX
+    x0, y0, x1, y1 = align.MOUTH_BOX
     assert abs((xs.min() + xs.max()) / 2 - (x0 + x1) / 2) < 4
     assert abs((ys.min() + ys.max()) / 2 - (y0 + y1) / 2) < 4
 

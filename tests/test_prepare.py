@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from glcic_jax.dataset import prepare, review
-from glcic_jax.faces import detection
+from glcic_jax.dataset import filters, prepare, review
+from glcic_jax.faces import align, detection
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "experiments" / "prepare_data.py"
@@ -190,10 +190,10 @@ def test_build_outputs_manifest_and_summary(synthetic_source, tmp_path):
         affine = np.array(row["affine"].split(), float).reshape(2, 3)
         source_size = Image.open(synthetic_source / row["source"]).size
         landmarks = FakeDetector.UNIT * np.array(source_size)
-        expected = detection.apply_affine(affine, landmarks)
+        expected = align.apply_affine(affine, landmarks)
         for name, point in zip(detection.LANDMARKS, expected):
             np.testing.assert_allclose(np.array(row[name].split(), float), point, atol=0.01)
-        assert detection.in_box(expected[3:])
+        assert filters.in_box(expected[3:])
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["train", "test", "manifest.csv", "summary.json", "contact_sheet.png"]
     )

@@ -1,10 +1,12 @@
-"""Tests of glcic_jax.faces.segment: the worn face mask found on synthetic masked faces."""
+"""Tests of glcic_jax.segmenter.grabcut: the worn face mask found on synthetic masked faces."""
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from glcic_jax.faces import detection, overlay, segment
+from glcic_jax.face_masks import overlay
+from glcic_jax.faces import align, detection
+from glcic_jax.segmenter import grabcut as segment
 
 # Measured on 60 LFW test faces under random templates (seeded): IoU mean
 # 0.80 (min 0.49, the gas respirators whose cartridges stick out), coverage
@@ -25,9 +27,9 @@ def masked_faces(faces_dir):
     for path in sorted((faces_dir / "test").glob("*.jpg"))[:12]:
         rgb = np.asarray(Image.open(path).convert("RGB"))
         face = detector.detect(rgb)[0]
-        affine = detection.alignment(face)
-        landmarks = detection.apply_affine(affine, face.landmarks)
-        aligned = np.asarray(detection.warp(rgb, affine))
+        affine = align.alignment(face)
+        landmarks = align.apply_affine(affine, face.landmarks)
+        aligned = np.asarray(align.warp(rgb, affine))
         masked, alpha, name = overlay.render_masked(aligned, rng, landmarks)
         out.append((masked, alpha, landmarks, name))
     return out

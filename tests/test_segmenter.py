@@ -7,9 +7,12 @@ import pytest
 from flax import nnx
 
 from glcic_jax.completion import photo
-from glcic_jax.faces import detection, mask_net, synthetic
-from glcic_jax.nets import segmentation
-from glcic_jax.training import segmenter, segmenter_configs
+from glcic_jax.faces import detection
+from glcic_jax.segmenter import configs as segmenter_configs
+from glcic_jax.segmenter import mask_net
+from glcic_jax.segmenter import network as segmentation
+from glcic_jax.segmenter import train as segmenter
+from glcic_jax.segmenter.synthetic import generator as synthetic
 
 # The shipped segmenter on 50 held-out synthetic faces (the first 50 LFW test
 # faces, the test augmentations, seed 123): mean IoU measured 0.915 in the

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from glcic_jax.dataset import folders
-from glcic_jax.nets import formulations
+from glcic_jax.nets import formulations, hole_filling
 from glcic_jax.training import configs, steps
 
 
@@ -85,8 +85,8 @@ def test_inference_compiles_small_images_with_other_conv_kernels_same_result(set
     hole = np.zeros((2, size, size, 1), np.float32)
     hole[:, size // 2 :, size // 4 : 3 * size // 4] = 1
     weights = (state.gen, state.gen_stats, state.mean_pixel)
-    chosen = steps.jit_complete(nets, size)
-    plain = jax.jit(lambda *args: steps.complete(nets, *args))
+    chosen = hole_filling.jit_complete(nets.gen_def, nets.compute_dtype, size)
+    plain = jax.jit(functools.partial(hole_filling.complete, nets.gen_def, nets.compute_dtype))
 
     def library_calls(fn):  # instructions only: the text also names this test's frames
         text = fn.lower(*weights, images, hole).compile().as_text()

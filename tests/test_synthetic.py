@@ -6,9 +6,11 @@ import cv2
 import numpy as np
 import pytest
 
-from glcic_jax.faces import detection, overlay, synthetic, synthetic_mask
-from glcic_jax.faces import synthetic_prints as prints
-from glcic_jax.faces import synthetic_scene as scene
+from glcic_jax.face_masks import overlay
+from glcic_jax.faces import detection
+from glcic_jax.segmenter.synthetic import generator as synthetic
+from glcic_jax.segmenter.synthetic import mask as synthetic_mask
+from glcic_jax.segmenter.synthetic import prints, scene
 
 SIZE = 96
 

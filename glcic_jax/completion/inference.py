@@ -23,7 +23,8 @@ import ml_collections
 import numpy as np
 
 from glcic_jax import holes
-from glcic_jax.completion import model_files, network, postprocess, run_weights, sources
+from glcic_jax.completion import model_files, postprocess, run_weights, sources
+from glcic_jax.nets import hole_filling
 
 # The study's model: the mouth box on the aligned canvas (MODEL_CARD.md beside it).
 PRETRAINED = pathlib.Path(__file__).resolve().parent / "pretrained" / "mouth64.npz"
@@ -61,7 +62,7 @@ class Completer:
         self.batch_size = batch_size
         self.mean_pixel = np.asarray(mean_pixel, np.float32)  # the training set's, in [0, 1]
         self._weights = (gen, gen_stats, jnp.asarray(mean_pixel, jnp.float32))
-        self._run = network.jitted_complete(config)
+        self._run = hole_filling.jitted_complete(config)
 
     @classmethod
     def from_workdir(cls, workdir, step: int | None = None, batch_size: int = 16) -> "Completer":

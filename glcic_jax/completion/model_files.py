@@ -21,7 +21,8 @@ import ml_collections
 import numpy as np
 
 from glcic_jax import npz_files
-from glcic_jax.completion import network, run_weights
+from glcic_jax.completion import run_weights
+from glcic_jax.nets import hole_filling
 from glcic_jax.runs import CheckpointError
 
 FORMAT = "glcic-jax-model-1"
@@ -96,7 +97,7 @@ def load(path):
         raise ModelFileError(f"{path} is not a readable model file ({e})") from None
     config = ml_collections.ConfigDict(header["config"])
     trees = {}
-    for prefix, tree in zip(("gen", "gen_stats"), network.abstract_weights(config)):
+    for prefix, tree in zip(("gen", "gen_stats"), hole_filling.abstract_weights(config)):
         leaves, treedef = jax.tree_util.tree_flatten_with_path(tree)
         values = []
         for key_path, leaf in leaves:

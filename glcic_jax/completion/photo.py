@@ -9,7 +9,7 @@ For every face the detector finds (`detection.Detector`, run on a copy shrunk to
 
 1. frame it as the model was trained (`framing.photo_affine` at 256 px: the
    study's aligned canvas, or the mask crop for models trained on worn
-   masks' shapes; `detection.warp`, which only reads the face's own
+   masks' shapes; `align.warp`, which only reads the face's own
    neighbourhood);
 2. choose the region to fill (`region`):
    mask  the worn face mask, found by the trained segmenter (`faces.mask_net`,
@@ -20,7 +20,7 @@ For every face the detector finds (`detection.Detector`, run on a copy shrunk to
          `segmenter="grabcut"` uses `segment.segment_mask` on the canvas
          instead, for comparison (it falls back to the box when the segment
          is implausible, see `FaceResult.method`);
-   box   the study's mouth box (`detection.MOUTH_BOX`);
+   box   the study's mouth box (`align.MOUTH_BOX`);
    file  a user mask (`load_user_mask`): white = fill. Its size decides its
          frame: the photo's size means photo pixels (then warped onto each
          face's frame), 256x256 means the aligned canvas (the same region
@@ -65,8 +65,10 @@ from PIL import Image
 
 from glcic_jax.completion import postprocess
 from glcic_jax.dataset import folders
-from glcic_jax.faces import detection, mask_net, segment
+from glcic_jax.faces import align, detection
 from glcic_jax.faces import framing as framing_lib
+from glcic_jax.segmenter import grabcut as segment
+from glcic_jax.segmenter import mask_net
 
 REGIONS = ("box", "mask", "file")
 MASK_SEGMENTERS = ("net", "grabcut")
@@ -77,7 +79,7 @@ MASKED_MIN_CONFIDENCE = 0.7
 # The shipped mask segmenter (its card: pretrained/MASK_SEGMENTER_CARD.md).
 SEGMENTER_FILE = pathlib.Path(__file__).resolve().parent / "pretrained" / "mask_segmenter96.npz"
 MAX_PIXELS = 100_000_000  # larger photos are refused (decompression bombs)
-CANVAS = detection.CANVAS
+CANVAS = align.CANVAS
 # A frame whose channels differ by at most this (of 255) everywhere is a grey photo.
 GREY_TOLERANCE = 3
 # FaceResult.method -> what drew the region (the summary's "segmenter").
@@ -241,7 +243,7 @@ def region_framing(user_mask) -> np.ndarray:
     """The 2x3 affine that frames a photo-pixel region like a mouth on the 256 canvas.
 
     For a photo without a detected face: no rotation, the bounding box's
-    centre goes to the centre of `detection.MOUTH_BOX`, and the box is
+    centre goes to the centre of `align.MOUTH_BOX`, and the box is
     scaled to just fit in it (its larger side, relative to the mouth box's,
     decides), so the model sees a hole of a mouth's size and place, with the
     region's surroundings as context (`PhotoCompleter` reframes it for
@@ -251,11 +253,11 @@ def region_framing(user_mask) -> np.ndarray:
       user_mask: bool (H, W), not all False.
 
     Returns:
-      float (2, 3) array, photo pixels -> canvas (as `detection.alignment`).
+      float (2, 3) array, photo pixels -> canvas (as `align.alignment`).
     """
     ys, xs = np.nonzero(user_mask)
     centre = np.array([xs.min() + xs.max(), ys.min() + ys.max()], np.float64) / 2
-    x0, y0, x1, y1 = detection.MOUTH_BOX
+    x0, y0, x1, y1 = align.MOUTH_BOX
     scale = min((x1 - x0) / (xs.max() - xs.min() + 1), (y1 - y0) / (ys.max() - ys.min() + 1))
     target = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
     return np.array(
@@ -292,7 +294,7 @@ def paste_back(out, completed, region, affine, allowed=None) -> np.ndarray:
         + [[xs.min() - 1, ys.max() + 1], [xs.max() + 1, ys.max() + 1]],
         np.float64,
     )
-    src = detection.apply_affine(inverse, corners)
+    src = align.apply_affine(inverse, corners)
     x0, y0 = (max(0, int(math.floor(v)) - 1) for v in src.min(0))
     x1 = min(width, int(math.ceil(src[:, 0].max())) + 2)
     y1 = min(height, int(math.ceil(src[:, 1].max())) + 2)
@@ -436,7 +438,7 @@ class PhotoCompleter:
     def _prepare(self, rgb, face, region, user_mask):
         """(framed face, FaceResult, photo-pixel region or None) of one face."""
         affine = framing_lib.photo_affine(face, self.framing, CANVAS)
-        framed = np.asarray(detection.warp(rgb, affine, CANVAS))
+        framed = np.asarray(align.warp(rgb, affine, CANVAS))
         allowed, share = None, None
         if region == "box":
             chosen, method = self._from_canvas(segment.box_region(CANVAS)), "box"
@@ -449,9 +451,9 @@ class PhotoCompleter:
             else:
                 chosen, method = np.zeros((CANVAS, CANVAS), bool), "no_mask"
         elif region == "mask":  # GrabCut works on the study's canvas
-            canvas_affine = detection.alignment(face, CANVAS)
-            aligned = np.asarray(detection.warp(rgb, canvas_affine, CANVAS))
-            landmarks = detection.apply_affine(canvas_affine, face.landmarks)
+            canvas_affine = align.alignment(face, CANVAS)
+            aligned = np.asarray(align.warp(rgb, canvas_affine, CANVAS))
+            landmarks = align.apply_affine(canvas_affine, face.landmarks)
             chosen, method = segment.segment_mask(aligned, landmarks)
             chosen = self._from_canvas(chosen)
         else:
@@ -479,7 +481,7 @@ class PhotoCompleter:
         the paste's bound, exactly the mask's pixels change.
         """
         affine = framing_lib.reframe(region_framing(user_mask), self.framing, CANVAS)
-        aligned = np.asarray(detection.warp(rgb, affine, CANVAS))
+        aligned = np.asarray(align.warp(rgb, affine, CANVAS))
         chosen = user_region(user_mask, affine, rgb.shape)
         grow = 2 * math.ceil(math.sqrt(abs(np.linalg.det(affine[:, :2])))) + 1
         chosen = cv2.dilate(chosen.astype(np.uint8), np.ones((grow, grow), np.uint8)) > 0

@@ -11,7 +11,7 @@ import ml_collections
 import numpy as np
 
 from glcic_jax import runs
-from glcic_jax.completion import network
+from glcic_jax.nets import hole_filling
 
 
 def read(workdir, step: int | None = None):
@@ -22,7 +22,7 @@ def read(workdir, step: int | None = None):
     with runs.RunReader(workdir) as reader:
         meta = reader.read_meta(step)
         config = ml_collections.ConfigDict(meta["config"])
-        gen, gen_stats = network.abstract_weights(config)
+        gen, gen_stats = hole_filling.abstract_weights(config)
         target = dict(
             gen=gen, gen_stats=gen_stats, mean_pixel=jax.ShapeDtypeStruct((3,), np.float32)
         )

@@ -2,7 +2,7 @@
 
 `build(source, out, settings)` reads every image under `source` (sorted, so
 runs are reproducible; or a fixed sample of `max_images` of them), drops what the study removed by hand, aligns the rest
-with `detection.alignment`, removes near-duplicates and splits the survivors
+with `align.alignment`, removes near-duplicates and splits the survivors
 train/test by a seeded hash of their source path. Each drop has a reason, a
 count in `OUT/summary.json` and a flag in `Settings`:
 
@@ -11,9 +11,9 @@ count in `OUT/summary.json` and a flag in `Settings`:
   no_face              no detection at `min_confidence`
   multiple_faces       a second face at least `dominance` x the largest's area
   small_face           detector box's shorter side under `min_face` source px
-  mouth_not_visible    landmarks implausible (`detection.mouth_visible`)
+  mouth_not_visible    landmarks implausible (`filters.mouth_visible`)
   mouth_occluded       under `min_mouth_skin` of the aligned lower face has
-                       skin chroma (`detection.mouth_skin_fraction`): a face mask
+                       skin chroma (`filters.mouth_skin_fraction`): a face mask
   outside_frame        more than `max_outside` of the canvas falls off the photo
   near_duplicate       aligned image's 256-bit perceptual hash within
                        `dup_distance` bits of an earlier kept image's
@@ -52,8 +52,8 @@ import shutil
 import numpy as np
 from PIL import Image
 
-from glcic_jax.dataset import folders, review
-from glcic_jax.faces import detection, framing
+from glcic_jax.dataset import filters, folders, review
+from glcic_jax.faces import align, detection, framing
 
 SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 REASONS = (
@@ -101,7 +101,7 @@ class Settings:
     max_pixels: int = 64_000_000
     test_fraction: float = 0.2
     split_seed: int = 0
-    size: int = detection.CANVAS
+    size: int = align.CANVAS
     image_format: str = "png"
     detect_max_side: int = 1024
     # 0: every source image; else a fixed, evenly spaced sample of this many
@@ -199,18 +199,18 @@ def process(
     if min(face.width, face.height) < settings.min_face:
         return Result(rel, "small_face", face)
     image_size = (rgb.shape[1], rgb.shape[0])
-    if settings.require_mouth and not detection.mouth_visible(face, image_size):
+    if settings.require_mouth and not filters.mouth_visible(face, image_size):
         return Result(rel, "mouth_not_visible", face)
-    affine = detection.alignment(face, settings.size)
-    outside = detection.outside_fraction(affine, image_size, settings.size)
+    affine = align.alignment(face, settings.size)
+    outside = align.outside_fraction(affine, image_size, settings.size)
     if outside > settings.max_outside:
         return Result(rel, "outside_frame", face, affine, outside)
-    aligned = detection.warp(rgb, affine, settings.size)
-    if detection.mouth_skin_fraction(np.asarray(aligned)) < settings.min_mouth_skin:
+    aligned = align.warp(rgb, affine, settings.size)
+    if filters.mouth_skin_fraction(np.asarray(aligned)) < settings.min_mouth_skin:
         return Result(rel, "mouth_occluded", face, affine, outside)
     if settings.framing != "canvas":
         affine = framing.photo_affine(face, settings.framing, settings.size)
-        aligned = detection.warp(rgb, affine, settings.size)
+        aligned = align.warp(rgb, affine, settings.size)
     buffer = io.BytesIO()
     if settings.image_format == "jpg":
         aligned.save(buffer, "JPEG", quality=95)
@@ -362,7 +362,7 @@ def build(
         if len(kept) == len(hashes):
             hashes = np.concatenate([hashes, np.zeros_like(hashes)])
         hashes[len(kept)] = np.frombuffer(res.phash, np.uint8)
-        points = detection.apply_affine(res.affine, res.face.landmarks)
+        points = align.apply_affine(res.affine, res.face.landmarks)
         row = {
             "source": res.source,
             "file": name,
@@ -392,7 +392,7 @@ def build(
         writer.writerows(kept)
 
     in_box = sum(
-        detection.in_box(
+        filters.in_box(
             np.array([[float(v) for v in r[k].split()] for k in ("mouth_left", "mouth_right")]),
             size=settings.size,
         )

@@ -13,7 +13,8 @@ import pathlib
 import numpy as np
 from PIL import Image, ImageDraw
 
-from glcic_jax.faces import detection
+from glcic_jax.dataset import filters
+from glcic_jax.faces import align, detection
 from glcic_jax.faces import framing as framing_lib
 
 
@@ -38,7 +39,7 @@ def contact_sheet(
     sheet = Image.new("RGB", (cols * tile, math.ceil(len(rows) / cols) * tile), "white")
     draw = ImageDraw.Draw(sheet)
     k = tile / size
-    corners = np.reshape(np.asarray(detection.MOUTH_BOX, np.float64), (2, 2))
+    corners = np.reshape(np.asarray(align.MOUTH_BOX, np.float64), (2, 2))
     (bx0, by0), (bx1, by1) = framing_lib.canvas_points(corners, framing, tile)
     for i, row in enumerate(rows):
         ox, oy = (i % cols) * tile, (i // cols) * tile
@@ -64,7 +65,7 @@ def _mouth_in_box(path: str, size: int) -> int:
     if face is None:
         return -1
     mouth = np.stack([face.point("mouth_left"), face.point("mouth_right")])
-    return int(detection.in_box(mouth, size=size))
+    return int(filters.in_box(mouth, size=size))
 
 
 def redetect_in_box(out_dir, rows: list[dict], size: int, workers: int = 1) -> dict:

@@ -140,7 +140,7 @@ def _hole_description(eval_set: EvalSet) -> str:
     hole_set = eval_set.hole_set
     size = eval_set.image_size
     if hole_set == "mouth":
-        top, left, h, w = holes.MOUTH_BOX
+        top, left, h, w = holes.MOUTH_HOLE
         t, lft, hh, ww = (int(v) for v in eval_set.boxes[0])
         return (
             f"the study's mouth box on every image (x {left}, y {top}, {w} wide x {h} high on "

@@ -34,9 +34,11 @@ import numpy as np
 
 from glcic_jax.completion import postprocess
 from glcic_jax.dataset import folders
-from glcic_jax.evaluation import baselines, mask_segmentation, metrics, paired, perceptual
-from glcic_jax.faces import detection, overlay
+from glcic_jax.evaluation import baselines, metrics, paired, perceptual
+from glcic_jax.face_masks import overlay
+from glcic_jax.faces import align, detection
 from glcic_jax.faces import framing as framing_lib
+from glcic_jax.segmenter import evaluation as mask_segmentation
 
 METRICS = ("psnr", "ssim", "lpips", "feature_distance", "delta_e", "colour_cast")
 # metrics.direction's names of the metrics where higher is better.
@@ -87,7 +89,7 @@ def held_out_faces(paths, seed: int = HOLD_SEED, detector=None, templates_dir=No
 def framed(pasted: PastedFace, framing: str, size: int):
     """(face without the mask uint8 (S, S, 3), hole bool (S, S)) in a model's frame."""
     affine = framing_lib.photo_affine(pasted.face, framing, size)
-    truth = np.asarray(detection.warp(pasted.rgb, affine, size))
+    truth = np.asarray(align.warp(pasted.rgb, affine, size))
     alpha = cv2.warpAffine(pasted.alpha, affine, (size, size), flags=cv2.INTER_LINEAR)
     return truth, alpha > 0.5
 

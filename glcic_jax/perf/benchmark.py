@@ -16,6 +16,7 @@ import numpy as np
 from flax import nnx
 
 from glcic_jax import holes
+from glcic_jax.nets import hole_filling
 from glcic_jax.nets.formulations import Formulations
 from glcic_jax.training import configs, steps
 
@@ -76,7 +77,8 @@ def compile_phase(
       config: the networks and batch (`bench_config`).
       phase: one of `PHASES`.
       inference_options: XLA options for inference instead of
-        `steps.inference_compiler_options`'s.
+        `formulations.inference_compiler_options`'s (the
+        users' completion path, `nets.hole_filling`).
       formulations: how the layers compute; None: as in training, the
         backend's default.
     """
@@ -97,7 +99,9 @@ def compile_phase(
         weights = (state.gen, state.gen_stats, state.mean_pixel)
         t = time.perf_counter()
         compiled = (
-            steps.jit_complete(nets, config.image_size, inference_options)
+            hole_filling.jit_complete(
+                nets.gen_def, nets.compute_dtype, config.image_size, inference_options
+            )
             .lower(*weights, images, hole)
             .compile()
         )

@@ -10,6 +10,8 @@ tiny     32px, width 8: tests, seconds.
 
 import ml_collections
 
+from glcic_jax.faces import align
+
 PRESETS = ("paper", "seed", "cpu64", "photo64", "tiny")
 
 # Fields that define the networks, the data they see and the random streams:
@@ -207,9 +209,9 @@ def validate(config) -> None:
 
     if models.discriminator_depth(config.image_size) > len(models.DISCRIMINATOR_CHANNELS):
         raise ConfigError(f"image_size {config.image_size} is larger than the paper's 256 allows")
-    if not 32 <= config.local_patch <= holes.CANVAS:
+    if not 32 <= config.local_patch <= align.CANVAS:
         raise ConfigError(
-            f"local_patch must be 32..{holes.CANVAS} (canvas pixels), not {config.local_patch}"
+            f"local_patch must be 32..{align.CANVAS} (canvas pixels), not {config.local_patch}"
         )
     if config.real_patches not in REAL_PATCHES:
         raise ConfigError(

@@ -24,7 +24,7 @@ import optax
 from flax import nnx, struct
 
 from glcic_jax import holes
-from glcic_jax.nets import factory, formulations
+from glcic_jax.nets import factory, hole_filling
 from glcic_jax.training import configs
 
 
@@ -165,7 +165,7 @@ def _draw(state: TrainState, nets: Networks, batch, bank):
     rng = jax.random.fold_in(_step_stream(nets.seed), state.step)
     hole_rng, real_rng = jax.random.split(rng)
     hole, boxes = holes.sample_holes(hole_rng, nets.mask, n, nets.image_size, bank)
-    x = holes.fill_holes(images, hole, state.mean_pixel)
+    x = hole_filling.fill_holes(images, hole, state.mean_pixel)
     fake_origins = holes.hole_patch_origins(boxes, nets.image_size, nets.patch_size)
     if nets.real_patches == "hole":
         real_origins = fake_origins
@@ -220,7 +220,7 @@ def discriminator_step(state: TrainState, batch, bank=None, *, nets: Networks):
     """Phase 2: the discriminator alone, against the current completions."""
     images, hole, x, fake_origins, real_origins = _draw(state, nets, batch, bank)
     out, gen_stats = nets.generate(state.gen, state.gen_stats, x, train=True)
-    fake = holes.composite(images, jax.lax.stop_gradient(out), hole)
+    fake = hole_filling.composite(images, jax.lax.stop_gradient(out), hole)
     disc, disc_stats, opt, metrics = _discriminator_update(
         state, nets, fake, fake_origins, images, real_origins
     )
@@ -245,13 +245,13 @@ def joint_step(state: TrainState, batch, bank=None, *, nets: Networks):
         return out, stats
 
     out, gen_vjp, gen_stats = jax.vjp(gen_fn, state.gen, has_aux=True)
-    fake = holes.composite(images, jax.lax.stop_gradient(out), hole)
+    fake = hole_filling.composite(images, jax.lax.stop_gradient(out), hole)
     disc, disc_stats, disc_opt, metrics = _discriminator_update(
         state, nets, fake, fake_origins, images, real_origins
     )
 
     def gen_loss_fn(out):
-        completed = holes.composite(images, out, hole)
+        completed = hole_filling.composite(images, out, hole)
         logits, _ = nets.discriminate(disc, disc_stats, completed, fake_origins, train=True)
         mse = completion_loss(out, images, hole)
         adversarial = _bce(logits, 1.0)
@@ -274,23 +274,6 @@ def joint_step(state: TrainState, batch, bank=None, *, nets: Networks):
 
 
 PHASE_STEPS = {1: completion_step, 2: discriminator_step, 3: joint_step}
-
-
-def complete(nets: Networks, gen, gen_stats, mean_pixel, images, hole):
-    """Eval-mode completion of [0, 1] images: the network's pixels in the hole only."""
-    x = holes.fill_holes(images, hole, mean_pixel)
-    out, _ = nets.generate(gen, gen_stats, x, train=False)
-    return holes.composite(images, out.astype(jnp.float32), hole)
-
-
-def jit_complete(nets: Networks, image_size: int, compiler_options: dict | None = None):
-    """`complete` jitted as (gen, gen_stats, mean_pixel, images, hole) -> images.
-
-    `compiler_options` default: `formulations.inference_compiler_options(image_size)`.
-    """
-    if compiler_options is None:
-        compiler_options = formulations.inference_compiler_options(image_size)
-    return jax.jit(functools.partial(complete, nets), compiler_options=compiler_options)
 
 
 def jit_steps(nets: Networks, state_sharding=None, batch_sharding=None):

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from glcic_jax import holes
 from glcic_jax.dataset import folders, prepare
+from glcic_jax.nets import hole_filling
 from glcic_jax.training import checkpoint, configs, data, steps
 from glcic_jax.training.writer import MetricWriter, image_grid, prepare_log
 
@@ -240,7 +241,7 @@ def _train(config, workdir, data_dir, resume, ckpts, check=None) -> int:
     if bank is not None:
         bank = jax.device_put(bank, replicated)
     train_steps = steps.jit_steps(nets, replicated, batch_sharding)
-    jitted_complete = steps.jit_complete(nets, config.image_size)
+    jitted_complete = hole_filling.jit_complete(nets.gen_def, nets.compute_dtype, config.image_size)
 
     def complete(s, x, m):
         return jitted_complete(s.gen, s.gen_stats, s.mean_pixel, x, m)
@@ -272,7 +273,7 @@ def _train(config, workdir, data_dir, resume, ckpts, check=None) -> int:
 
     def save_samples(step):
         out = complete(state, sample_x, sample_m)
-        masked = holes.composite(sample_x, jnp.ones_like(sample_x) * 0.5, sample_m)
+        masked = hole_filling.composite(sample_x, jnp.ones_like(sample_x) * 0.5, sample_m)
         grid = image_grid([np.asarray(masked), np.asarray(out), np.asarray(sample_x)])
         writer.write_image(step, "samples", grid)
 

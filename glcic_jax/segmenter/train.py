@@ -32,9 +32,11 @@ from flax import nnx, struct
 from tqdm import tqdm
 
 from glcic_jax.dataset import folders
-from glcic_jax.faces import mask_net, synthetic
-from glcic_jax.nets import segmentation
-from glcic_jax.training import checkpoint, segmenter_configs
+from glcic_jax.segmenter import configs as segmenter_configs
+from glcic_jax.segmenter import mask_net
+from glcic_jax.segmenter import network as segmentation
+from glcic_jax.segmenter.synthetic import generator as synthetic
+from glcic_jax.training import checkpoint
 from glcic_jax.training.train import StopRequested, make_workdir
 from glcic_jax.training.writer import MetricWriter, image_grid, prepare_log
 

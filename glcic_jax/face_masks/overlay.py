@@ -26,8 +26,8 @@ They fit a frontal adult face; beards, open mouths and strong yaw make them
 less exact (MaskTheFace's left/right templates exist for yaw; `pick_variant`
 chooses one from the nose offset).
 
-Everything here is numpy/OpenCV on the host: `mask_bank` builds a fixed
-bank of holes once, which training samples from (the third hole regime).
+Everything here is numpy/OpenCV on the host; `holes.overlay_bank` draws the
+overlay hole regime's bank from these templates.
 """
 
 import functools
@@ -38,8 +38,7 @@ import cv2
 import numpy as np
 
 from glcic_jax import locations
-from glcic_jax.faces import detection
-from glcic_jax.faces import framing as framing_lib
+from glcic_jax.faces import align
 
 # The templates' folder name, looked for by `locations.find` (data/, then the
 # mirror) wherever a function's `templates_dir` is None.
@@ -340,7 +339,7 @@ def render_masked(
     """An aligned face wearing a face mask: for synthetic masked test photos.
 
     Args:
-      aligned: RGB uint8 (S, S, 3) face aligned by `detection.alignment(face, S)`.
+      aligned: RGB uint8 (S, S, 3) face aligned by `align.alignment(face, S)`.
       rng: numpy generator; picks the style (unless `template` is given) and
         the jitter.
       landmarks: the face's (5, 2) landmarks on this canvas (default: the
@@ -354,72 +353,12 @@ def render_masked(
     """
     size = aligned.shape[0]
     if landmarks is None:
-        landmarks = CANONICAL * size / detection.CANVAS
+        landmarks = CANONICAL * size / align.CANVAS
     if template is None:
         template = pick_variant(landmarks, FRONTAL[rng.integers(len(FRONTAL))])
     points = jitter(face_points(landmarks), rng)
     masked, alpha = paste(aligned, points, template, templates_dir)
     return masked, alpha, template
-
-
-def mask_bank(
-    image_size: int,
-    n: int,
-    seed: int,
-    templates_dir=None,
-    framing: str = "canvas",
-    dilation: int = 0,
-):
-    """n mask-shaped holes in a `framing` frame at `image_size`: the overlay hole regime.
-
-    Each hole is one template (uniform over all 21, turned ones included, so
-    shapes vary) placed on the canonical face points with `jitter`, its
-    alpha > 0.5, clipped to the canvas. Deterministic for a seed.
-
-    Args:
-      image_size: side of the model's images.
-      n: number of holes.
-      seed: numpy seed.
-      templates_dir: the templates' folder; None: `default_templates_dir()`.
-      framing: the frame the holes are drawn in (`framing.FRAMINGS`).
-      dilation: each hole is grown by a random 0..`dilation` canvas pixels
-        (a photo's mask region is the segmenter's, grown by a margin).
-
-    Returns:
-      (masks float32 (n, S, S) in {0, 1}, boxes int32 (n, 4) as (top, left,
-      height, width): each mask's bounding box).
-    """
-    rng = np.random.default_rng(seed)
-    load_templates(templates_dir)  # Fail early, with the folder in the message.
-    if framing == "canvas":  # the banks of runs before framing, bit for bit
-        base = face_points(CANONICAL * image_size / detection.CANVAS)
-    else:
-        base = framing_lib.canvas_points(face_points(CANONICAL), framing, image_size)
-    # Its own stream, so the templates and jitters are the same with or without dilation.
-    grow_rng = np.random.default_rng([seed, 1])
-    # Canvas pixels -> frame pixels, for the dilation.
-    frame_scale = math.sqrt(abs(np.linalg.det(framing_lib.from_canvas(framing, image_size)[:, :2])))
-    out = np.zeros((n, image_size, image_size), np.float32)
-    boxes = np.zeros((n, 4), np.int32)
-    for i in range(n):
-        template = TEMPLATES[rng.integers(len(TEMPLATES))]
-        points = jitter(base, rng)
-        _, alpha, (y0, x0) = warp_template(
-            template, points, (image_size, image_size), templates_dir
-        )
-        h, w = alpha.shape
-        out[i, y0 : y0 + h, x0 : x0 + w] = alpha > 0.5
-        if dilation:
-            radius = round(grow_rng.integers(dilation + 1) * frame_scale)
-            if radius:
-                disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)
-                out[i] = cv2.dilate(out[i], disc)
-        ys, xs = np.nonzero(out[i])
-        if len(ys) == 0:  # Cannot happen on the canonical face; keep the box valid.
-            boxes[i] = (0, 0, 1, 1)
-            continue
-        boxes[i] = (ys.min(), xs.min(), ys.max() - ys.min() + 1, xs.max() - xs.min() + 1)
-    return out, boxes
 
 
 def paste_on_photo(rgb, face, rng: np.random.Generator, template=None, templates_dir=None):
@@ -440,11 +379,11 @@ def paste_on_photo(rgb, face, rng: np.random.Generator, template=None, templates
     Returns:
       (masked RGB uint8 (H, W, 3), alpha float32 (H, W), template name).
     """
-    affine = detection.alignment(face, detection.CANVAS)
-    landmarks = detection.apply_affine(affine, face.landmarks)
+    affine = align.alignment(face, align.CANVAS)
+    landmarks = align.apply_affine(affine, face.landmarks)
     if template is None:
         template = pick_variant(landmarks, FRONTAL[rng.integers(len(FRONTAL))])
     points = jitter(face_points(landmarks), rng)
-    points = detection.apply_affine(cv2.invertAffineTransform(affine), points)
+    points = align.apply_affine(cv2.invertAffineTransform(affine), points)
     masked, alpha = paste(rgb, points, template, templates_dir)
     return masked, alpha, template

@@ -5,7 +5,7 @@
     found.masked, found.region, found.mask_share
 
 For each detected face the photo is warped into the face's mask crop
-(`mask_crop.crop_affine`, rendered by `detection.warp` like the aligned
+(`mask_crop.crop_affine`, rendered by `align.warp` like the aligned
 canvas), the network gives a probability per crop pixel, and that map is
 warped back into the photo (bilinear) over the crop's bounding box only, so
 the region has the photo's resolution and is not limited to the aligned
@@ -33,8 +33,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from glcic_jax import npz_files
-from glcic_jax.faces import detection, mask_crop
-from glcic_jax.nets import segmentation
+from glcic_jax.faces import align, detection, mask_crop
+from glcic_jax.segmenter import network as segmentation
 
 FORMAT = "glcic-jax-mask-segmenter-1"
 STORAGE_DTYPES = ("float32", "bfloat16")
@@ -160,7 +160,7 @@ class MaskNet:
     def crop(self, rgb, face: detection.Face):
         """(uint8 (S, S, 3) mask crop of the face, its 2x3 affine from photo pixels)."""
         affine = mask_crop.crop_affine(face, self.size)
-        return np.asarray(detection.warp(rgb, affine, self.size)), affine
+        return np.asarray(align.warp(rgb, affine, self.size)), affine
 
     def segment(self, rgb, face: detection.Face) -> FaceMask:
         """The worn mask of `face` in photo `rgb` (module docstring)."""
@@ -182,7 +182,7 @@ def to_photo(crop_probability, affine, photo_shape, margin: float) -> np.ndarray
     size = crop_probability.shape[0]
     height, width = photo_shape[:2]
     inverse = cv2.invertAffineTransform(affine)
-    corners = detection.apply_affine(
+    corners = align.apply_affine(
         inverse, [[-0.5, -0.5], [size, -0.5], [size, size], [-0.5, size]]
     )
     x0, y0 = (max(0, int(math.floor(v))) for v in corners.min(0))

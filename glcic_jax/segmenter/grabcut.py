@@ -9,7 +9,7 @@ known positions, seeded by the face's five landmarks:
      covers it.
    - probably mask: the expected mask outline (`overlay.face_points`, the
      polygon a-b-c-f-e-d, grown by 15%), except pixels with skin chroma
-     (`detection.SKIN_CR`/`SKIN_CB` in YCrCb), which start as probably face.
+     (`SKIN_CR`/`SKIN_CB` in YCrCb), which start as probably face.
    - sure not mask: everything above the eyes' line plus 10% of the
      eye-to-mouth height (eyes, brows and forehead: no mask reaches there).
    - probably not mask: the rest (cheeks' sides, neck, background).
@@ -45,7 +45,9 @@ Failure cases (by design or measured on synthetic masks):
 import cv2
 import numpy as np
 
-from glcic_jax.faces import detection, overlay
+from glcic_jax.face_masks import overlay
+from glcic_jax.faces import align
+from glcic_jax.faces.skin import SKIN_CB, SKIN_CR
 
 DILATE = 6  # px at 256: the mask's border and its shadow on the skin
 MIN_AREA = 0.3  # of the mouth box's area
@@ -53,16 +55,16 @@ MAX_AREA = 0.6  # of the canvas
 ITERATIONS = 4
 
 
-def box_region(size: int = detection.CANVAS) -> np.ndarray:
+def box_region(size: int = align.CANVAS) -> np.ndarray:
     """The study's mouth box as a bool (size, size) region."""
-    k = size / detection.CANVAS
-    x0, y0, x1, y1 = (round(v * k) for v in detection.MOUTH_BOX)
+    k = size / align.CANVAS
+    x0, y0, x1, y1 = (round(v * k) for v in align.MOUTH_BOX)
     region = np.zeros((size, size), bool)
     region[y0:y1, x0:x1] = True
     return region
 
 
-def seed_region(landmarks, size: int = detection.CANVAS) -> np.ndarray:
+def seed_region(landmarks, size: int = align.CANVAS) -> np.ndarray:
     """The sure-mask seed (bool (size, size)) below the nose, between the mouth corners."""
     pts = np.asarray(landmarks, np.float64)
     nose, mouth_l, mouth_r = pts[2], pts[3], pts[4]
@@ -84,10 +86,10 @@ def skin(rgb) -> np.ndarray:
         return np.zeros(crcb.shape[:2], bool)
     cr, cb = crcb[..., 0], crcb[..., 1]
     return (
-        (cr >= detection.SKIN_CR[0])
-        & (cr <= detection.SKIN_CR[1])
-        & (cb >= detection.SKIN_CB[0])
-        & (cb <= detection.SKIN_CB[1])
+        (cr >= SKIN_CR[0])
+        & (cr <= SKIN_CR[1])
+        & (cb >= SKIN_CB[0])
+        & (cb <= SKIN_CB[1])
     )
 
 
@@ -113,7 +115,7 @@ def segment_mask(aligned, landmarks=None, iterations: int = ITERATIONS):
     """The worn face mask on an aligned face, as the region to fill.
 
     Args:
-      aligned: RGB uint8 (S, S, 3) face from `detection.warp(rgb, alignment(face, S), S)`.
+      aligned: RGB uint8 (S, S, 3) face from `align.warp(rgb, alignment(face, S), S)`.
       landmarks: its (5, 2) landmarks on this canvas (default: the canonical
         ones, `overlay.CANONICAL`, scaled to S).
       iterations: GrabCut iterations.
@@ -125,7 +127,7 @@ def segment_mask(aligned, landmarks=None, iterations: int = ITERATIONS):
     aligned = np.ascontiguousarray(np.asarray(aligned, np.uint8))
     size = aligned.shape[0]
     if landmarks is None:
-        landmarks = overlay.CANONICAL * size / detection.CANVAS
+        landmarks = overlay.CANONICAL * size / align.CANVAS
     labels = trimap(aligned, landmarks)
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     # GrabCut works in BGR internally but any consistent order is fine.
@@ -133,7 +135,7 @@ def segment_mask(aligned, landmarks=None, iterations: int = ITERATIONS):
     fg = ((labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)).astype(np.uint8)
     region = _seeded_component(fg, seed_region(landmarks, size))
     region = _fill_holes(region)
-    k = max(1, round(DILATE * size / detection.CANVAS))
+    k = max(1, round(DILATE * size / align.CANVAS))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1))
     region = cv2.dilate(region.astype(np.uint8), kernel) > 0
     box = box_region(size)

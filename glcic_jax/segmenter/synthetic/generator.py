@@ -63,12 +63,11 @@ import tempfile
 import cv2
 import numpy as np
 
-from glcic_jax.faces import detection, mask_crop, overlay
-from glcic_jax.faces import synthetic_mask as mask
-from glcic_jax.faces import synthetic_photometric as photometric
-from glcic_jax.faces import synthetic_prints as prints
-from glcic_jax.faces import synthetic_scene as scene
-from glcic_jax.faces.synthetic_prints import TEST_HUES, TEST_PRINTS, TRAIN_PRINTS  # noqa: F401
+from glcic_jax.dataset import filters
+from glcic_jax.face_masks import overlay
+from glcic_jax.faces import align, detection, mask_crop
+from glcic_jax.segmenter.synthetic import mask, photometric, prints, scene
+from glcic_jax.segmenter.synthetic.prints import TEST_HUES, TEST_PRINTS, TRAIN_PRINTS  # noqa: F401
 
 SPLITS = ("train", "test")
 # Faces below this detector confidence are not used as sources.
@@ -138,7 +137,7 @@ def find_sources(paths, detector=None, progress=True) -> list:
     """The largest confident face of each photo, as `SourceFace`s.
 
     Photos that do not decode, have no face at `MIN_CONFIDENCE`, or whose
-    landmarks describe no plausible mouth (`detection.mouth_visible`: a mask
+    landmarks describe no plausible mouth (`filters.mouth_visible`: a mask
     placed on wrong landmarks floats) are skipped.
 
     Args:
@@ -158,7 +157,7 @@ def find_sources(paths, detector=None, progress=True) -> list:
         if rgb is None:
             continue
         faces = [f for f in detector.detect(rgb) if f.confidence >= MIN_CONFIDENCE]
-        if not faces or not detection.mouth_visible(faces[0], (rgb.shape[1], rgb.shape[0])):
+        if not faces or not filters.mouth_visible(faces[0], (rgb.shape[1], rgb.shape[0])):
             continue
         landmarks = tuple((float(x), float(y)) for x, y in faces[0].landmarks)
         sources.append(SourceFace(path=str(path), landmarks=landmarks))
@@ -352,7 +351,7 @@ def synthesize(rgb, landmarks, rng: np.random.Generator, size: int, split="train
     template = overlay.pick_variant(source, style)
     affine = _frame(source, size, frame_rng, regime)
     image, inside, backdrop, photo_scale = _warp_photo(np.asarray(rgb), affine, size)
-    face = scene.FaceFrame.of(detection.apply_affine(affine, source))
+    face = scene.FaceFrame.of(align.apply_affine(affine, source))
     label = np.zeros((size, size), bool)
     appearance, tint = "", None
     if masked:

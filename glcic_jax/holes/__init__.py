@@ -19,9 +19,11 @@ import math
 import jax
 import jax.numpy as jnp
 
-CANVAS = 256
-# The study's fixed mouth hole: x=56, y=128, 144 wide, 96 high.
-MOUTH_BOX = (128, 56, 96, 144)  # (top, left, height, width)
+from glcic_jax.faces.align import CANVAS, MOUTH_BOX
+
+# The study's fixed mouth hole (x=56, y=128, 144 wide, 96 high) as a hole box:
+# `align.MOUTH_BOX` as (top, left, height, width).
+MOUTH_HOLE = (MOUTH_BOX[1], MOUTH_BOX[0], MOUTH_BOX[3] - MOUTH_BOX[1], MOUTH_BOX[2] - MOUTH_BOX[0])
 # The study's random holes: top-left in 5..145, sides in 48..96 (inclusive).
 RANDOM_TOP_LEFT = (5, 145)
 RANDOM_SIDE = (48, 96)
@@ -31,8 +33,8 @@ RANDOM_SIDE = (48, 96)
 RANDOM_EXTENT = RANDOM_TOP_LEFT[1] + RANDOM_SIDE[1]  # 241
 LOCAL_PATCH = 160
 BOX_REGIMES = ("mouth", "random", "random_mouthsize")
-# "overlay": face-mask-shaped holes from the 21 face-mask templates (glcic_jax.faces.overlay)
-# placed on the aligned face (glcic_jax.faces.overlay), drawn from a fixed bank.
+# "overlay": face-mask-shaped holes from the 21 face-mask templates placed on
+# the aligned face (glcic_jax.face_masks.overlay), drawn from a fixed bank (holes.overlay_bank).
 REGIMES = BOX_REGIMES + ("overlay",)
 OVERLAY_BANK_SEED_OFFSET = 1  # evaluation banks use seed + this, training banks the seed
 
@@ -59,7 +61,7 @@ def scale_boxes(canvas_boxes, image_size: int):
 def sample_canvas_boxes(rng, regime: str, n: int):
     """n holes of `regime` on the 256 canvas, int32 (n, 4)."""
     if regime == "mouth":
-        return jnp.tile(jnp.asarray(MOUTH_BOX, jnp.int32), (n, 1))
+        return jnp.tile(jnp.asarray(MOUTH_HOLE, jnp.int32), (n, 1))
     if regime == "random":
         corner_rng, side_rng = jax.random.split(rng)
         lo, hi = RANDOM_TOP_LEFT
@@ -68,7 +70,7 @@ def sample_canvas_boxes(rng, regime: str, n: int):
         sides = jax.random.randint(side_rng, (n, 2), lo, hi + 1)
         return jnp.concatenate([corner, sides], axis=-1).astype(jnp.int32)
     if regime == "random_mouthsize":
-        height, width = MOUTH_BOX[2:]
+        height, width = MOUTH_HOLE[2:]
         lo = RANDOM_TOP_LEFT[0]
         top = jax.random.randint(rng, (n,), lo, RANDOM_EXTENT - height + 1)
         left = jax.random.randint(jax.random.fold_in(rng, 1), (n,), lo, RANDOM_EXTENT - width + 1)
@@ -93,9 +95,9 @@ def hole_bank(
     """
     if regime != "overlay":
         return None
-    from glcic_jax.faces import overlay  # OpenCV templates: only this regime needs them
+    from glcic_jax.holes import overlay_bank  # OpenCV templates: only this regime needs them
 
-    bank_masks, boxes = overlay.mask_bank(
+    bank_masks, boxes = overlay_bank.mask_bank(
         image_size, size, seed, framing=framing, dilation=dilation
     )
     return jnp.asarray(bank_masks, jnp.uint8), jnp.asarray(boxes, jnp.int32)
@@ -105,7 +107,7 @@ def sample_holes(rng, regime: str, n: int, image_size: int, bank=None):
     """n holes of `regime`: (n, S, S, 1) float masks and their (n, 4) bounding boxes."""
     if regime == "overlay":
         if bank is None:
-            raise ValueError("the overlay regime draws from a hole bank (masks.hole_bank)")
+            raise ValueError("the overlay regime draws from a hole bank (hole_bank)")
         bank_masks, bank_boxes = bank
         index = jax.random.randint(rng, (n,), 0, bank_masks.shape[0])
         return bank_masks[index][..., None].astype(jnp.float32), bank_boxes[index]
@@ -142,14 +144,3 @@ def crop_patches(images, origins, size: int):
         )
 
     return jax.vmap(crop)(images, origins)
-
-
-def fill_holes(images, masks, mean_pixel):
-    """The network's input: hole set to the training mean pixel, plus the mask channel."""
-    filled = images * (1.0 - masks) + mean_pixel * masks
-    return jnp.concatenate([filled, masks], axis=-1)
-
-
-def composite(images, completions, masks):
-    """Known pixels from the image, hole pixels from the network."""
-    return images * (1.0 - masks) + completions * masks

@@ -1,4 +1,4 @@
-"""Scoring mask segmentation and the whole photo pipeline where the truth is known.
+"""Scoring mask segmentation where the truth is known: held-out masked faces, region scores.
 
 Two held-out sets of masked faces, both from faces the segmenter never
 trained on (the test splits):
@@ -19,6 +19,8 @@ Region scores against the true mask (alpha > 0.5), in photo pixels:
   iou      |pred & truth| / |pred | truth| of the segment itself (undilated)
   remnant  share of the truth the filled region (dilated) leaves unfilled
   spill    share of the filled region outside the truth
+
+The whole photo pipeline on the same faces: `evaluation.photo_pipeline`.
 """
 
 import dataclasses
@@ -27,9 +29,11 @@ import math
 import cv2
 import numpy as np
 
-from glcic_jax.completion import photo
-from glcic_jax.evaluation import metrics, perceptual
-from glcic_jax.faces import detection, mask_crop, mask_net, overlay, segment, synthetic
+from glcic_jax.face_masks import overlay
+from glcic_jax.faces import align, detection, mask_crop
+from glcic_jax.segmenter import grabcut as segment
+from glcic_jax.segmenter import mask_net
+from glcic_jax.segmenter.synthetic import generator as synthetic
 
 PHOTO_SIDE = 256
 LPIPS_SIDE = 64  # the mask's bounding box is scaled to this for LPIPS
@@ -63,9 +67,9 @@ def region_scores(segment_region, filled_region, truth) -> dict:
 
 def grabcut_region(rgb, face) -> np.ndarray:
     """GrabCut's region (`segment.segment_mask`, dilated as it ships) in photo pixels."""
-    affine = detection.alignment(face, detection.CANVAS)
-    aligned = np.asarray(detection.warp(rgb, affine, detection.CANVAS))
-    landmarks = detection.apply_affine(affine, face.landmarks)
+    affine = align.alignment(face, align.CANVAS)
+    aligned = np.asarray(align.warp(rgb, affine, align.CANVAS))
+    landmarks = align.apply_affine(affine, face.landmarks)
     region, _ = segment.segment_mask(aligned, landmarks)
     # A square map and its affine back into the photo, undilated: the segmenter's own mapping.
     return mask_net.to_photo(region.astype(np.float32), affine, rgb.shape, 0.0)
@@ -97,7 +101,7 @@ def augmented_faces(sources, n: int, seed: int, templates_dir=None) -> list[Mask
             unmasked=0.0,
         )  # fmt: skip
         affine = mask_crop.landmarks_affine(source.landmarks, affine_size)
-        landmarks = detection.apply_affine(affine, np.asarray(source.landmarks))
+        landmarks = align.apply_affine(affine, np.asarray(source.landmarks))
         out.append(
             MaskedFace(
                 sample.image, sample.label, None, sample.template, sample.yaw, landmarks,
@@ -120,7 +124,7 @@ def plain_faces(sources, n: int, seed: int, templates_dir=None) -> list[MaskedFa
         landmarks = np.asarray(source.landmarks, np.float64) * k  # pixel centres: close enough
         face = detection.Face((0.0, 0.0, 0.0, 0.0), 1.0, landmarks)
         style = overlay.FRONTAL[i % len(overlay.FRONTAL)]
-        canvas_landmarks = detection.apply_affine(detection.alignment(face), landmarks)
+        canvas_landmarks = align.apply_affine(align.alignment(face), landmarks)
         template = overlay.pick_variant(canvas_landmarks, style)
         masked, alpha, template = overlay.paste_on_photo(
             big, face, rng, template=template, templates_dir=templates_dir
@@ -187,53 +191,6 @@ def unmasked_shares(net: mask_net.MaskNet, detector, sources, n: int, min_confid
     return np.asarray(shares)
 
 
-def score_pipeline(completer: photo.PhotoCompleter, faces) -> list[dict]:
-    """PSNR, SSIM and LPIPS over the true mask's pixels: the pipeline against Telea.
-
-    Telea fills the same region the pipeline filled (its segmentation, not
-    the truth), so the comparison is of the completion; a face the pipeline
-    left alone keeps its mask in both.
-    """
-    rows, crops = [], []
-    for masked in faces:
-        result = completer.complete(masked.photo, "mask")
-        region = result.region.astype(np.uint8)
-        telea = cv2.inpaint(masked.photo, region, 5, cv2.INPAINT_TELEA)
-        row = dict(style=style_of(masked.template), yaw_bin=yaw_bin(masked.yaw))
-        truth = masked.truth
-        for name, image in (("pipeline", result.completed), ("telea", telea)):
-            a, b = metrics.to_float01(masked.clean), metrics.to_float01(image)
-            row[f"{name}_psnr"] = metrics.psnr(a, b, truth)
-            row[f"{name}_ssim"] = metrics.ssim_hole(a, b, truth)
-        crops.append(
-            [
-                metrics.hole_crop(im, truth, LPIPS_SIDE)
-                for im in (masked.clean, result.completed, telea)
-            ]
-        )
-        rows.append(row)
-    clean, ours, telea = (np.stack(c).astype(np.float32) / 255.0 for c in zip(*crops))
-    for row, d_ours, d_telea in zip(
-        rows, perceptual.lpips(clean, ours), perceptual.lpips(clean, telea)
-    ):
-        row["pipeline_lpips"], row["telea_lpips"] = float(d_ours), float(d_telea)
-    return rows
-
-
-def example_sheet(completer: photo.PhotoCompleter, faces) -> np.ndarray:
-    """masked input | filled region | completion | the face without its mask, one face per row."""
-    rows = []
-    for masked in faces:
-        result = completer.complete(masked.photo, "mask")
-        panels = [masked.photo, photo.region_view(masked.photo, result), result.completed]
-        if masked.clean is not None:
-            panels.append(masked.clean)
-        gap = np.full((masked.photo.shape[0], 4, 3), 255, np.uint8)
-        row = np.concatenate([x for p in panels for x in (p, gap)][:-1], axis=1)
-        rows.append(np.concatenate([row, np.full((4, row.shape[1], 3), 255, np.uint8)], axis=0))
-    return np.concatenate(rows, axis=0)
-
-
 def resolution_ceiling(sizes=(64, 96, 128, 160), n: int = 60, seed: int = 0, templates_dir=None):
     """IoU of a perfect probability map shrunk to each crop size and scaled back up.
 
@@ -244,7 +201,7 @@ def resolution_ceiling(sizes=(64, 96, 128, 160), n: int = 60, seed: int = 0, tem
     rng = np.random.default_rng(seed)
     side = 640
     affine = mask_crop.from_canvas(side)
-    points = detection.apply_affine(affine, overlay.face_points(overlay.CANONICAL))
+    points = align.apply_affine(affine, overlay.face_points(overlay.CANONICAL))
     scores = {s: [] for s in sizes}
     for i in range(n):
         template = overlay.FRONTAL[i % len(overlay.FRONTAL)]

@@ -22,7 +22,7 @@ import math
 import cv2
 import numpy as np
 
-from glcic_jax.faces import synthetic_prints as prints
+from glcic_jax.segmenter.synthetic import prints
 
 
 def jpeg(rgb, quality: int) -> np.ndarray:

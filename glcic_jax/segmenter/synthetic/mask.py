@@ -17,10 +17,9 @@ import math
 import cv2
 import numpy as np
 
-from glcic_jax.faces import overlay
-from glcic_jax.faces import synthetic_prints as prints
-from glcic_jax.faces import synthetic_scene as scene
-from glcic_jax.faces.synthetic_prints import TEST_PRINTS, TRAIN_PRINTS
+from glcic_jax.face_masks import overlay
+from glcic_jax.segmenter.synthetic import prints, scene
+from glcic_jax.segmenter.synthetic.prints import TEST_PRINTS, TRAIN_PRINTS
 
 # Turned heads (`face_points`): the nose tip stands this far (eye distances)
 # in front of the eyes, so sin(yaw) = nose offset / depth; the head turns

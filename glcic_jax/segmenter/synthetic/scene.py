@@ -23,8 +23,9 @@ import math
 import cv2
 import numpy as np
 
-from glcic_jax.faces import detection, overlay
-from glcic_jax.faces import synthetic_prints as prints
+from glcic_jax.face_masks import overlay
+from glcic_jax.faces import skin
+from glcic_jax.segmenter.synthetic import prints
 
 
 @dataclasses.dataclass(frozen=True)
@@ -220,12 +221,12 @@ def smooth(x, sigma: float):
 
 
 def _skin_like(rgb) -> bool:
-    """Whether a colour has skin chroma (`detection.SKIN_CR`, `SKIN_CB`), any brightness."""
+    """Whether a colour has skin chroma (`skin.SKIN_CR`, `SKIN_CB`), any brightness."""
     r, g, b = (float(c) for c in rgb)
     y = 0.299 * r + 0.587 * g + 0.114 * b
     cr, cb = (r - y) * 0.713 + 128, (b - y) * 0.564 + 128
-    return detection.SKIN_CR[0] <= cr <= detection.SKIN_CR[1] and (
-        detection.SKIN_CB[0] <= cb <= detection.SKIN_CB[1]
+    return skin.SKIN_CR[0] <= cr <= skin.SKIN_CR[1] and (
+        skin.SKIN_CB[0] <= cb <= skin.SKIN_CB[1]
     )
 
 
