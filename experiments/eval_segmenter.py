@@ -12,11 +12,11 @@ remnant and spill at each --margins dilation), DIR/pipeline.csv (PSNR, SSIM,
 LPIPS over the true mask of the pipeline, completing with --model, default
 the shipped photo model, and of Telea on the same region),
 DIR/unmasked_shares.csv, DIR/summary.json, and prints the tables that
-docs/photos.md quotes. Wiring only: the work is in
-glcic_jax/evaluation/mask_segmentation.py.
+docs/photos.md quotes. Wiring only: the held-out faces, their scores and the
+segmenter's summaries are in glcic_jax/segmenter/evaluation.py, the whole
+pipeline's in glcic_jax/evaluation/photo_pipeline.py.
 """
 
-import collections
 import csv
 import json
 import pathlib
@@ -62,22 +62,6 @@ def _write_csv(path, rows):
         writer.writerows(rows)
 
 
-def _mean(rows, key, where=lambda r: True):
-    values = [r[key] for r in rows if where(r) and np.isfinite(r[key])]
-    return float(np.mean(values)) if values else float("nan")
-
-
-def _table(rows, group, keys):
-    """{group value: {key: mean}} plus "all"."""
-    out = {"all": {k: _mean(rows, k) for k in keys} | {"n": len(rows)}}
-    groups = collections.defaultdict(list)
-    for r in rows:
-        groups[r[group]].append(r)
-    for name, rs in sorted(groups.items()):
-        out[name] = {k: _mean(rs, k) for k in keys} | {"n": len(rs)}
-    return out
-
-
 def _print_table(title, table, keys):
     print(f"\n{title}")
     print("| group | n | " + " | ".join(keys) + " |")
@@ -93,12 +77,10 @@ def main(argv):
     logging.set_verbosity(logging.ERROR)
     from glcic_jax.completion import inference, photo
     from glcic_jax.dataset import folders
-    from glcic_jax.evaluation import stats
     from glcic_jax.face_masks import overlay
     from glcic_jax.faces import detection
     from glcic_jax.segmenter import evaluation as ms
     from glcic_jax.segmenter import mask_net
-    from glcic_jax.segmenter.synthetic import generator as synthetic
 
     if _CEILING.value:
         for size, iou in ms.resolution_ceiling().items():
@@ -121,14 +103,7 @@ def main(argv):
         if root is None:
             sys.exit(f"error: face folder {name} not found ({locations.candidates(name)})")
         paths += folders.list_images(root, "test")
-    sources_file = out / "test_sources.json"
-    if sources_file.exists():
-        sources = synthetic.load_sources(sources_file)
-    else:
-        sources = synthetic.find_sources(paths)
-        synthetic.save_sources(sources, sources_file)
-    order = np.random.default_rng(_SEED.value).permutation(len(sources))
-    sources = [sources[i] for i in order]
+    sources = ms.held_out_sources(paths, out / "test_sources.json", _SEED.value)
     detector = detection.Detector()
     margins = [float(m) for m in _MARGINS.value]
 
@@ -150,15 +125,11 @@ def main(argv):
     faces = ms.plain_faces(sources, _N_PIPELINE.value, _SEED.value + 1)
     pipe = photo_pipeline.score_pipeline(completer, tqdm(faces, desc="pipeline"))
     _write_csv(out / "pipeline.csv", pipe)
-    for metric in ("psnr", "ssim", "lpips"):
-        ours = np.array([r[f"pipeline_{metric}"] for r in pipe])
-        telea = np.array([r[f"telea_{metric}"] for r in pipe])
-        diff = stats.summarize(ours - telea)
-        summary[f"pipeline_{metric}"] = dict(
-            pipeline=float(np.nanmean(ours)), telea=float(np.nanmean(telea)), difference=diff
-        )
+    summary |= photo_pipeline.pipeline_summary(pipe)
+    for metric in photo_pipeline.PIPELINE_METRICS:
+        means, diff = summary[f"pipeline_{metric}"], summary[f"pipeline_{metric}"]["difference"]
         print(
-            f"pipeline {metric}: {np.nanmean(ours):.3f} vs Telea {np.nanmean(telea):.3f}, paired"
+            f"pipeline {metric}: {means['pipeline']:.3f} vs Telea {means['telea']:.3f}, paired"
             f" difference {diff['mean']:+.3f} [{diff['ci_low']:+.3f}, {diff['ci_high']:+.3f}]"
         )
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
@@ -186,32 +157,14 @@ def _score_segmentation(ms, net, detector, sources, margins, out):
     shares = ms.unmasked_shares(net, detector, sources, _N.value, _MIN_CONFIDENCE.value)
     _write_csv(out / "unmasked_shares.csv", [{"mask_share": float(s)} for s in shares])
 
-    keys = [
-        "net_iou",
-        "net_remnant",
-        "net_spill",
-        "grabcut_iou",
-        "grabcut_remnant",
-        "grabcut_spill",
-    ]
-    summary = {}
-    for kind in ("augmented", "plain"):
-        sel = [r for r in rows if r["set"] == kind]
-        for group in ("style", "yaw_bin"):
-            table = _table(sel, group, keys)
-            summary[f"{kind}_by_{group}"] = table
-            _print_table(f"{kind} masks by {group}", table, keys)
-        margin_keys = [f"remnant_m{m:g}" for m in margins] + [f"spill_m{m:g}" for m in margins]
-        summary[f"{kind}_margins"] = {k: _mean(sel, k) for k in margin_keys}
+    summary = ms.segmentation_summary(rows, shares, net.min_share, margins)
+    keys = list(ms.SEGMENTER_KEYS)
+    for kind in ms.HELD_OUT_SETS:
+        for group in ms.SUMMARY_GROUPS:
+            _print_table(f"{kind} masks by {group}", summary[f"{kind}_by_{group}"], keys)
         print(f"{kind}: remnant / spill by dilation:", json.dumps(summary[f"{kind}_margins"]))
-        summary[f"{kind}_detected"] = float(np.mean([r["detected"] for r in sel]))
-        summary[f"{kind}_called_masked"] = float(np.mean([r["masked"] for r in sel]))
         print(f"{kind}: detected {summary[f'{kind}_detected']:.3f}, called masked "
               f"{summary[f'{kind}_called_masked']:.3f}")  # fmt: skip
-    summary["unmasked_called_masked"] = float(np.mean(shares >= net.min_share))
-    summary["unmasked_share_quantiles"] = np.quantile(shares, [0.5, 0.9, 0.99, 1.0]).tolist()
-    masked_shares = np.array([r["mask_share"] for r in rows])
-    summary["masked_share_quantiles"] = np.quantile(masked_shares, [0.0, 0.01, 0.1, 0.5]).tolist()
     print(
         f"unmasked faces called masked: {summary['unmasked_called_masked']:.3f}; mask share"
         f" quantiles unmasked {summary['unmasked_share_quantiles']}, masked"
@@ -245,19 +198,12 @@ def _step_seconds(size: int, repeats: int = 5) -> float:
 
 
 def _example_figures(ms, completer, faces, values, name, unit):
-    """Typical (median of `values`) and worst (lowest) LFW faces as PNGs named `name`_*.
-
-    LFW faces only: they may be published; CelebA's may not.
-    """
+    """Typical and worst LFW faces (`photo_pipeline.example_picks`) as PNGs named `name`_*."""
     from PIL import Image
 
-    lfw = [i for i, f in enumerate(faces) if "/faces/" in f.source]
-    order = sorted(lfw, key=lambda i: values[i])
-    k = _PER_FIGURE.value
-    middle = len(order) // 2 - k // 2
     folder = pathlib.Path(_FIGURES.value)
     folder.mkdir(parents=True, exist_ok=True)
-    for kind, chosen in (("typical", order[middle : middle + k]), ("worst", order[:k])):
+    for kind, chosen in photo_pipeline.example_picks(faces, values, _PER_FIGURE.value).items():
         sheet = photo_pipeline.example_sheet(completer, [faces[i] for i in chosen])
         Image.fromarray(sheet).save(folder / f"{name}_{kind}.png")
         shown = ", ".join(f"{values[i]:.2f}" for i in chosen)

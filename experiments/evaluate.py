@@ -53,7 +53,7 @@ def main(argv):
     try:
         steps = sweep.checkpoint_steps(_WORKDIR.value, requested)
         config = inference.load_config(_WORKDIR.value, steps[-1])
-        if config.get("framing", "canvas") != "canvas":
+        if config.framing != "canvas":
             _fail(
                 f"{_WORKDIR.value} frames faces by the {config.framing!r}; the hole sets are boxes"
                 " on the study's canvas (score it with experiments/eval_pasted_masks.py)"

@@ -14,14 +14,14 @@ import sys
 from absl import app, flags, logging
 
 from glcic_jax import runs
-from glcic_jax.completion import model_files
+from glcic_jax.completion import model_io
 
 _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Training run folder (has checkpoints/).", required=True
 )
 _OUT = flags.DEFINE_string("out", None, "Model folder to write.", required=True)
 _STEPS = flags.DEFINE_list("steps", None, "Checkpoint steps (default: all).")
-_STORAGE = flags.DEFINE_enum("storage", "float32", model_files.STORAGE_DTYPES, "Weight storage.")
+_STORAGE = flags.DEFINE_enum("storage", "float32", model_io.STORAGE_DTYPES, "Weight storage.")
 
 
 def main(argv):
@@ -40,8 +40,8 @@ def main(argv):
         sys.exit(f"error: {e}")
     out = pathlib.Path(_OUT.value)
     for step in wanted:
-        path = out / model_files.step_file_name(step)
-        size = model_files.export_checkpoint(_WORKDIR.value, step, path, _STORAGE.value)
+        path = out / model_io.step_file_name(step)
+        size = model_io.export_checkpoint(_WORKDIR.value, step, path, _STORAGE.value)
         print(f"step {step}: {path} ({size / 2**20:.1f} MB, {_STORAGE.value})")
 
 

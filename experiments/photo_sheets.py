@@ -19,6 +19,8 @@ import numpy as np
 from absl import app, flags
 from PIL import Image
 
+from glcic_jax import images
+
 _RUN = flags.DEFINE_string("run", None, "complete.py's output folder.", required=True)
 _OUT = flags.DEFINE_string("out", None, "Folder for the sheets.", required=True)
 _PER_SHEET = flags.DEFINE_integer("per_sheet", 12, "Pictures per sheet.")
@@ -79,7 +81,7 @@ def main(argv):
         side = run / row["side_by_side"] if row.get("side_by_side") else None
         if side is None or not side.is_file():
             continue
-        picture = np.asarray(Image.open(side).convert("RGB"))
+        picture = images.read_rgb(side)
         k = _HEIGHT.value / picture.shape[0]
         size = (max(1, round(picture.shape[1] * k)), _HEIGHT.value)
         picture = cv2.resize(picture, size, interpolation=cv2.INTER_AREA)

@@ -19,7 +19,11 @@ import numpy as np
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 RECORD = REPO_ROOT / "tests" / "data" / "behaviour_record.npz"
 STUDY_MODELS = ("mouth", "random", "random_mouthsize")
-PHOTO_FACES = ("Ahmet_Necdet_Sezer_0001.jpg", "Ain_Seppik_0001.jpg", "Alvaro_Silva_Calderon_0002.jpg")
+PHOTO_FACES = (
+    "Ahmet_Necdet_Sezer_0001.jpg",
+    "Ain_Seppik_0001.jpg",
+    "Alvaro_Silva_Calderon_0002.jpg",
+)
 
 
 def fixed_images(n: int, size: int, seed: int) -> np.ndarray:

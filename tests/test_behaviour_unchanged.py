@@ -6,10 +6,9 @@ elsewhere XLA may pick other CPU kernels, so there the bar is 1e-5 (a moved
 or changed computation differs by far more).
 """
 
+import behaviour_record
 import numpy as np
 import pytest
-
-import behaviour_record
 
 
 @pytest.fixture(scope="module")

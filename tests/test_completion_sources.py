@@ -11,7 +11,7 @@ import pytest
 from flax import nnx
 
 from glcic_jax import runs
-from glcic_jax.completion import inference, model_files, run_weights, sources
+from glcic_jax.completion import inference, model_io
 from glcic_jax.nets import factory
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -21,10 +21,10 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 _NO_TRAINING_SCRIPT = """
 import sys
 import numpy as np
-from glcic_jax.completion import inference, model_files
+from glcic_jax.completion import inference, model_io
 
 run, path = sys.argv[1], sys.argv[2]
-model_files.export_checkpoint(run, 10, path)
+model_io.export_checkpoint(run, 10, path)
 assert inference.run_steps(run) == [5, 10] and inference.load_config(run).mask == "mouth"
 images = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), np.uint8)
 for completer in (inference.Completer.load(run), inference.Completer.load(path)):
@@ -60,7 +60,7 @@ def test_run_weights_equal_the_training_states(tiny_runs):
     from glcic_jax.training import checkpoint, steps
 
     run = tiny_runs["mouth"]
-    config, gen, gen_stats, mean_pixel, step = run_weights.read(run, 5)
+    config, gen, gen_stats, mean_pixel, step = model_io.read_run_weights(run, 5)
     assert step == 5
     nets = steps.build_networks(config)
     abstract = jax.eval_shape(lambda: steps.init_state(config, nets, np.zeros(3)))
@@ -76,28 +76,28 @@ def test_run_weights_equal_the_training_states(tiny_runs):
     completer = inference.Completer.load(run, 5)
     images = np.random.default_rng(1).uniform(size=(3, 32, 32, 3)).astype(np.float32)
     holes = completer.regime_holes(3)
-    training_samples = hole_filling.jit_complete(nets.gen_def, nets.compute_dtype, config.image_size)(
-        state.gen, state.gen_stats, state.mean_pixel, images, inference.as_hole_masks(holes, 3, 32)
-    )
+    training_samples = hole_filling.jit_complete(
+        nets.gen_def, nets.compute_dtype, config.image_size
+    )(state.gen, state.gen_stats, state.mean_pixel, images, inference.as_hole_masks(holes, 3, 32))
     np.testing.assert_array_equal(completer.complete(images, holes), np.asarray(training_samples))
 
 
 def test_resolve_tells_the_three_kinds_apart(tiny_runs, tmp_path):
     run, folder = tiny_runs["random"], tmp_path / "models"
     for step in (5, 10):
-        model_files.export_checkpoint(run, step, folder / model_files.step_file_name(step))
-    latest = sources.resolve(run)
-    assert (latest.kind, latest.path, latest.step, latest.steps) == (sources.RUN, run, 10, (5, 10))
+        model_io.export_checkpoint(run, step, folder / model_io.step_file_name(step))
+    latest = model_io.resolve(run)
+    assert (latest.kind, latest.path, latest.step, latest.steps) == (model_io.RUN, run, 10, (5, 10))
     assert latest.config.mask == "random"
-    assert sources.resolve(run, 5).step == 5
-    in_folder = sources.resolve(folder, 5)
-    assert (in_folder.kind, in_folder.step, in_folder.steps) == (sources.MODEL_FOLDER, 5, (5, 10))
-    assert in_folder.path == folder / model_files.step_file_name(5)
-    one_file = sources.resolve(in_folder.path)
-    assert (one_file.kind, one_file.step, one_file.steps) == (sources.MODEL_FILE, 5, (5,))
+    assert model_io.resolve(run, 5).step == 5
+    in_folder = model_io.resolve(folder, 5)
+    assert (in_folder.kind, in_folder.step, in_folder.steps) == (model_io.MODEL_FOLDER, 5, (5, 10))
+    assert in_folder.path == folder / model_io.step_file_name(5)
+    one_file = model_io.resolve(in_folder.path)
+    assert (one_file.kind, one_file.step, one_file.steps) == (model_io.MODEL_FILE, 5, (5,))
     assert one_file.config.to_dict() == latest.config.to_dict()
     with pytest.raises(runs.CheckpointError, match="no checkpoint at step 7"):
-        sources.resolve(run, 7)
+        model_io.resolve(run, 7)
 
 
 def _fresh_model_file(path, step: int):
@@ -106,7 +106,7 @@ def _fresh_model_file(path, step: int):
     config.update(compute_dtype="float32", mask="mouth", seed=0)
     gen = factory.completion_network(config, nnx.Rngs(0))
     _, params, stats = nnx.split(gen, nnx.Param, nnx.BatchStat)
-    model_files.save(path, config, params, stats, np.full(3, 0.5), step)
+    model_io.save(path, config, params, stats, np.full(3, 0.5), step)
 
 
 def test_sources_that_hold_no_such_model_raise_one_line_errors(tmp_path):
@@ -117,14 +117,14 @@ def test_sources_that_hold_no_such_model_raise_one_line_errors(tmp_path):
     (tmp_path / "checkpoints").mkdir()
     with pytest.raises(runs.CheckpointError, match=f"no checkpoints in {tmp_path}$"):
         inference.load_config(tmp_path)
-    with pytest.raises(model_files.ModelFileError, match="model file .* does not exist"):
+    with pytest.raises(model_io.ModelFileError, match="model file .* does not exist"):
         inference.Completer.load(tmp_path / "none.npz")
 
     folder = tmp_path / "models"
-    _fresh_model_file(folder / model_files.step_file_name(3), 3)
+    _fresh_model_file(folder / model_io.step_file_name(3), 3)
     assert inference.run_steps(folder) == [3]
     assert inference.Completer.load(folder).step == 3
     with pytest.raises(runs.CheckpointError, match=r"no model file for step 4 in .*: have \[3\]"):
         inference.load_config(folder, 4)
     with pytest.raises(runs.CheckpointError, match="holds step 3, not 4"):
-        inference.Completer.load(folder / model_files.step_file_name(3), 4)
+        inference.Completer.load(folder / model_io.step_file_name(3), 4)

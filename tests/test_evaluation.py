@@ -238,16 +238,14 @@ def test_compare_script(runs, faces_dir, tmp_path):
 
 def test_compare_script_three_model_folders(runs, faces_dir, tmp_path):
     """Exported model folders stand in for workdirs; a third model adds its two pairs."""
-    from glcic_jax.completion import model_files
+    from glcic_jax.completion import model_io
 
     folders = {}
     for label, run in (("random", runs["random"]), ("mouth", runs["mouth"]),
                        ("random_mouthsize", runs["random"])):  # fmt: skip
         folders[label] = tmp_path / "models" / label
         for step in (5, 10):
-            model_files.export_checkpoint(
-                run, step, folders[label] / model_files.step_file_name(step)
-            )
+            model_io.export_checkpoint(run, step, folders[label] / model_io.step_file_name(step))
     out = tmp_path / "report"
     result = script(
         "compare.py",

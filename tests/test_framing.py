@@ -61,7 +61,9 @@ def templates(shared_data):
 
 def test_mask_crop_bank_covers_the_chin_and_dilation_grows_it(templates):
     canvas, _ = overlay_bank.mask_bank(64, 24, seed=5, templates_dir=templates)
-    crop, boxes = overlay_bank.mask_bank(64, 24, seed=5, templates_dir=templates, framing="mask_crop")
+    crop, boxes = overlay_bank.mask_bank(
+        64, 24, seed=5, templates_dir=templates, framing="mask_crop"
+    )
     grown, _ = overlay_bank.mask_bank(
         64, 24, seed=5, templates_dir=templates, framing="mask_crop", dilation=12
     )

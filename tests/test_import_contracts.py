@@ -22,7 +22,7 @@ def _lint_imports(root: pathlib.Path) -> subprocess.CompletedProcess:
 def test_contracts_are_kept():
     result = _lint_imports(ROOT)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    assert "Contracts: 5 kept, 0 broken." in result.stdout
+    assert "Contracts: 7 kept, 0 broken." in result.stdout
 
 
 def test_an_upward_import_breaks_the_layers(tmp_path):
@@ -35,3 +35,19 @@ def test_an_upward_import_breaks_the_layers(tmp_path):
     result = _lint_imports(tmp_path)
     assert result.returncode != 0
     assert "glcic_jax.nets.models -> glcic_jax.training.configs" in result.stdout
+
+
+def test_completion_importing_the_synthetic_faces_breaks_two_contracts(tmp_path):
+    """Completion may use the segmenter's model, never the data it was trained on."""
+    shutil.copytree(
+        ROOT / "glcic_jax", tmp_path / "glcic_jax", ignore=shutil.ignore_patterns("*.npz", "*.png")
+    )
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    photo = tmp_path / "glcic_jax" / "completion" / "photo.py"
+    photo.write_text(
+        photo.read_text() + "\nfrom glcic_jax.segmenter.synthetic import generator  # noqa\n"
+    )
+    result = _lint_imports(tmp_path)
+    assert result.returncode != 0
+    assert "Contracts: 5 kept, 2 broken." in result.stdout
+    assert "glcic_jax.completion.photo -> glcic_jax.segmenter.synthetic.generator" in result.stdout

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from glcic_jax.completion import inference, photo
+from glcic_jax import images
+from glcic_jax.completion import inference, photo, photo_views
 from glcic_jax.face_masks import overlay
 from glcic_jax.faces import align, detection
 
@@ -150,7 +151,7 @@ def test_no_postprocess_and_no_face(photos, completer):
     empty = completer.complete(gradient, "mask")
     assert empty.status == "no_face" and empty.faces == [] and not empty.region.any()
     np.testing.assert_array_equal(empty.completed, gradient)
-    side = photo.side_by_side(gradient, empty)
+    side = photo_views.side_by_side(gradient, empty)
     assert side.shape == (240, 3 * 320 + 8, 3)
 
 
@@ -159,7 +160,7 @@ def test_large_photo_keeps_its_size_and_pixels(faces_dir, detector, completer):
     masked, _ = masked_photo(path, detector, size=(2400, 1800), scale=8.0, at=(700, 300))
     result = completer.complete(masked, "box")
     check_only_region_changed(masked, result)
-    side = photo.side_by_side(masked, result)
+    side = photo_views.side_by_side(masked, result)
     assert side.shape[0] == 1024
 
 
@@ -187,7 +188,7 @@ def test_load_photo_takes_90_megapixels_under_the_limit(tmp_path):
     # Above Pillow's hard limit (twice its warning) the message names that limit.
     Image.new("1", (15000, 12000)).save(tmp_path / "huge.png")
     hard = 2 * Image.MAX_IMAGE_PIXELS
-    assert photo.pixel_limit(500_000_000) == hard
+    assert images.pixel_limit(500_000_000) == hard
     with pytest.raises(photo.PhotoError, match=f"more than {hard:,} pixels"):
         photo.load_photo(tmp_path / "huge.png", max_pixels=500_000_000)
 

@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from glcic_jax.completion import inference, photo
+from glcic_jax.completion import inference, paste, photo
 from glcic_jax.faces import align
 
 
@@ -25,7 +25,7 @@ def textured_photo(height=240, width=320) -> np.ndarray:
 def test_region_framing_puts_the_region_in_the_mouth_box():
     mask = np.zeros((300, 500), bool)
     mask[40:100, 300:480] = True  # 180 x 60: the width decides (144 / 180 < 96 / 60)
-    affine = photo.region_framing(mask)
+    affine = paste.region_framing(mask)
     x0, y0, x1, y1 = align.MOUTH_BOX
     np.testing.assert_allclose(affine[:, :2], np.eye(2) * 144 / 180)
     corners = align.apply_affine(affine, [(299.5, 39.5), (479.5, 99.5)])

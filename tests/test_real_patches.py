@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from glcic_jax import holes
+from glcic_jax import config_upgrade, holes
 from glcic_jax.training import checkpoint, configs, steps
 
 
@@ -98,7 +98,7 @@ def test_a_checkpoint_from_before_the_field_resumes_as_uniform_only():
         checkpoint.ConfigMismatch, match="real_patches='uniform' in the checkpoint but 'hole' now"
     ):
         checkpoint.check_compatible(saved, config)
-    assert steps.real_patches(configs.ml_collections.ConfigDict(saved)) == "uniform"
+    assert steps.build_networks(config_upgrade.upgrade(saved)).real_patches == "uniform"
     # Other trainers' fields and defaults are theirs: no legacy value is mixed in.
     checkpoint.check_compatible({}, {"depth": 3}, fields=("depth",), defaults={"depth": 3})
 

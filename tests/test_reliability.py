@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from glcic_jax import images
 from glcic_jax.dataset import folders, prepare
 from glcic_jax.training import checkpoint, configs, data, steps, train, writer
 
@@ -256,7 +257,7 @@ def test_exif_orientation_is_applied(tmp_path):
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90 clockwise to display"
     stored.save(tmp_path / "phone.jpg", exif=exif, quality=95)
-    rgb = folders.read_rgb(tmp_path / "phone.jpg")
+    rgb = images.read_rgb(tmp_path / "phone.jpg")
     assert rgb.shape == (96, 64, 3)
     assert rgb[:40].mean() > 200 and rgb[56:].mean() < 50
     rgb, reason = prepare.load_image(tmp_path / "phone.jpg", 10**8)

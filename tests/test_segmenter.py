@@ -12,6 +12,7 @@ from glcic_jax.segmenter import configs as segmenter_configs
 from glcic_jax.segmenter import mask_net
 from glcic_jax.segmenter import network as segmentation
 from glcic_jax.segmenter import train as segmenter
+from glcic_jax.segmenter.synthetic import face_sources
 from glcic_jax.segmenter.synthetic import generator as synthetic
 
 # The shipped segmenter on 50 held-out synthetic faces (the first 50 LFW test
@@ -24,13 +25,13 @@ SHIPPED_MIN_IOU = 0.85
 @pytest.fixture(scope="module")
 def lfw_sources(faces_dir):
     paths = sorted(str(p) for p in (faces_dir / "train").glob("*.jpg"))[:24]
-    return synthetic.find_sources(paths, progress=False)
+    return face_sources.find_sources(paths, progress=False)
 
 
 @pytest.fixture(scope="module")
 def lfw_test_sources(faces_dir):
     paths = sorted(str(p) for p in (faces_dir / "test").glob("*.jpg"))[:50]
-    return synthetic.find_sources(paths, progress=False)
+    return face_sources.find_sources(paths, progress=False)
 
 
 def tiny_config(**overrides):
@@ -56,7 +57,7 @@ def test_network_learns_a_fixed_batch(lfw_sources):
 def test_training_run_writes_its_logs_checkpoint_and_file(lfw_sources, tmp_path):
     workdir = tmp_path / "run"
     workdir.mkdir()
-    synthetic.save_sources(lfw_sources, workdir / segmenter.SOURCES_FILE)
+    face_sources.save_sources(lfw_sources, workdir / segmenter.SOURCES_FILE)
     config = tiny_config(total_steps=4, checkpoint_every=4, log_every=2, sample_every=4)
     assert segmenter.train_segmenter(config, workdir, []) == 4
     records = [json.loads(line) for line in (workdir / "metrics.jsonl").open()]
@@ -75,7 +76,7 @@ def test_training_run_writes_its_logs_checkpoint_and_file(lfw_sources, tmp_path)
 def test_training_resumes_to_the_same_weights(lfw_sources, tmp_path):
     # One run of 6 steps against two chunks of 3: the same batches, the same weights.
     sources = tmp_path / "sources.json"
-    synthetic.save_sources(lfw_sources, sources)
+    face_sources.save_sources(lfw_sources, sources)
     straight, chunked = tmp_path / "straight", tmp_path / "chunked"
     for workdir in (straight, chunked):
         workdir.mkdir()
@@ -141,7 +142,7 @@ def shipped_iou(net, sources) -> float:
     rng = np.random.default_rng(123)
     scores = []
     for source in sources:
-        rgb = synthetic.read_source(source)
+        rgb = face_sources.read_source(source)
         sample = synthetic.synthesize(
             rgb, source.landmarks, rng, net.size, split="test", unmasked=0.0
         )

@@ -7,6 +7,7 @@ import jax
 import numpy as np
 import pytest
 
+from glcic_jax import config_upgrade
 from glcic_jax.dataset import folders
 from glcic_jax.nets import formulations, hole_filling
 from glcic_jax.training import configs, steps
@@ -111,7 +112,7 @@ def test_local_patch_sets_the_local_discriminators_input():
     jax.eval_shape(functools.partial(steps.PHASE_STEPS[2], nets=nets), state, batch)  # patches fit
     saved = config.to_dict()
     del saved["local_patch"]  # a config saved before the field: the 160 it used
-    assert steps.local_patch_size(configs.ml_collections.ConfigDict(saved)) == 20
+    assert steps.local_patch_size(config_upgrade.upgrade(saved)) == 20
     config.local_patch = 300
     with pytest.raises(configs.ConfigError, match="local_patch"):
         configs.validate(config)

@@ -8,9 +8,9 @@ import pytest
 
 from glcic_jax.face_masks import overlay
 from glcic_jax.faces import detection
+from glcic_jax.segmenter.synthetic import face_sources, prints, scene
 from glcic_jax.segmenter.synthetic import generator as synthetic
 from glcic_jax.segmenter.synthetic import mask as synthetic_mask
-from glcic_jax.segmenter.synthetic import prints, scene
 
 SIZE = 96
 
@@ -124,12 +124,12 @@ def test_frontal_face_points_are_overlays_and_turned_ones_hug_the_face():
 
 def test_sources_round_trip_and_batch(faces_dir, templates_dir, tmp_path):
     paths = sorted((faces_dir / "test").glob("*.jpg"))[:3]
-    sources = synthetic.find_sources(paths, progress=False)
+    sources = face_sources.find_sources(paths, progress=False)
     assert 2 <= len(sources) <= 3
     assert all(len(s.landmarks) == len(detection.LANDMARKS) for s in sources)
     file = tmp_path / "sources.json"
-    synthetic.save_sources(sources, file)
-    assert synthetic.load_sources(file) == sources
+    face_sources.save_sources(sources, file)
+    assert face_sources.load_sources(file) == sources
     assert list(tmp_path.iterdir()) == [file]  # no temporary file left behind
     images, labels = synthetic.batch(
         sources, np.random.default_rng(1), 64, 5, "test", templates_dir
@@ -143,10 +143,10 @@ def test_sources_round_trip_and_batch(faces_dir, templates_dir, tmp_path):
 def test_bad_sources_and_split_are_one_line_errors(tmp_path, photo):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    with pytest.raises(synthetic.SourcesError, match="cannot read face sources") as e:
-        synthetic.load_sources(bad)
+    with pytest.raises(face_sources.SourcesError, match="cannot read face sources") as e:
+        face_sources.load_sources(bad)
     assert "\n" not in str(e.value)
-    with pytest.raises(synthetic.SourcesError, match="no face sources"):
+    with pytest.raises(face_sources.SourcesError, match="no face sources"):
         synthetic.batch([], np.random.default_rng(0), 64, 1)
     with pytest.raises(ValueError, match="split must be one of"):
         synthetic.synthesize(photo[0], photo[1], np.random.default_rng(0), 64, split="val")

@@ -6,8 +6,8 @@
     completed = completer.complete(images, holes)       # (N, S, S, 3) in [0, 1]
 
 A *run* is a training workdir (Orbax checkpoints), a model folder of
-exported `step_<N>.npz` files or one such file (`glcic_jax.completion.model_files`); all
-load the same way (`glcic_jax.completion.sources` tells them apart). Only the
+exported `step_<N>.npz` files or one such file (`glcic_jax.completion.model_io`); all
+load the same way (`glcic_jax.completion.model_io.resolve` tells them apart). Only the
 completion network is built and read, from the config stored with the
 weights; nothing here imports the training code.
 
@@ -23,7 +23,7 @@ import ml_collections
 import numpy as np
 
 from glcic_jax import holes
-from glcic_jax.completion import model_files, postprocess, run_weights, sources
+from glcic_jax.completion import model_io, postprocess
 from glcic_jax.nets import hole_filling
 
 # The study's model: the mouth box on the aligned canvas (MODEL_CARD.md beside it).
@@ -57,8 +57,7 @@ class Completer:
         self.config = config
         self.step = step
         self.image_size = config.image_size
-        # How the model's faces are framed (faces.framing); models before framing: the canvas.
-        self.framing = config.get("framing", "canvas")
+        self.framing = config.framing  # how the model's faces are framed (faces.framing)
         self.batch_size = batch_size
         self.mean_pixel = np.asarray(mean_pixel, np.float32)  # the training set's, in [0, 1]
         self._weights = (gen, gen_stats, jnp.asarray(mean_pixel, jnp.float32))
@@ -67,12 +66,12 @@ class Completer:
     @classmethod
     def from_workdir(cls, workdir, step: int | None = None, batch_size: int = 16) -> "Completer":
         """The checkpoint at `step` (default: the latest) of a training run."""
-        return cls(*run_weights.read(workdir, step), batch_size)
+        return cls(*model_io.read_run_weights(workdir, step), batch_size)
 
     @classmethod
     def from_model_file(cls, path, batch_size: int = 16) -> "Completer":
-        """A model file written by `glcic_jax.completion.model_files` (raises ModelFileError)."""
-        config, gen, gen_stats, mean_pixel, step = model_files.load(path)
+        """A model file written by `glcic_jax.completion.model_io` (raises ModelFileError)."""
+        config, gen, gen_stats, mean_pixel, step = model_io.load(path)
         return cls(config, gen, gen_stats, mean_pixel, step, batch_size)
 
     @classmethod
@@ -91,8 +90,8 @@ class Completer:
 
         Raises runs.CheckpointError (one line) when there is no such model.
         """
-        source = sources.resolve(run, step)
-        gen, gen_stats, mean_pixel = sources.load_weights(source)
+        source = model_io.resolve(run, step)
+        gen, gen_stats, mean_pixel = model_io.load_weights(source)
         return cls(source.config, gen, gen_stats, mean_pixel, source.step, batch_size)
 
     def complete(self, images, holes, postprocess_blend: bool = False) -> np.ndarray:
@@ -131,10 +130,10 @@ class Completer:
         bank = holes.hole_bank(
             regime,
             size,
-            self.config.get("overlay_bank", 1000),
+            self.config.overlay_bank,
             bank_seed,
             self.framing,
-            self.config.get("overlay_dilation", 0),
+            self.config.overlay_dilation,
         )
         return np.asarray(holes.sample_holes(jax.random.key(seed), regime, n, size, bank)[0])
 
@@ -144,7 +143,7 @@ def run_steps(run) -> list[int]:
 
     Raises runs.CheckpointError (one line) when there are none.
     """
-    return list(sources.resolve(run).steps)
+    return list(model_io.resolve(run).steps)
 
 
 def load_config(run, step: int | None = None) -> ml_collections.ConfigDict:
@@ -152,4 +151,4 @@ def load_config(run, step: int | None = None) -> ml_collections.ConfigDict:
 
     Raises runs.CheckpointError (one line) when there is no such model.
     """
-    return sources.resolve(run, step).config
+    return model_io.resolve(run, step).config

@@ -12,7 +12,7 @@ For every face the detector finds (`detection.Detector`, run on a copy shrunk to
    masks' shapes; `align.warp`, which only reads the face's own
    neighbourhood);
 2. choose the region to fill (`region`):
-   mask  the worn face mask, found by the trained segmenter (`faces.mask_net`,
+   mask  the worn face mask, found by the trained segmenter (`segmenter.mask_net`,
          the default `segmenter="net"`) in the face's mask crop and mapped
          into the photo at its own resolution, so it is not cut at the
          aligned canvas (a mask under the chin is found whole). A face the
@@ -47,7 +47,7 @@ Faces are handled one after the other from the original photo, so
 overlapping faces do not see each other's fills. A photo with no face at
 `min_confidence` comes back unchanged with status "no_face", unless the
 region is a user mask in photo pixels: that is completed all the same, framed
-on the canvas as a mouth would be (`region_framing`, method "file_no_face").
+on the canvas as a mouth would be (`paste.region_framing`, method "file_no_face").
 
 Resolution: the fill has the model's resolution (64 px for cpu64 models,
 256 px for paper-size ones) scaled to the face's size in the photo, so a
@@ -56,15 +56,13 @@ large face gets a soft fill; the pixels around it keep full resolution.
 
 import dataclasses
 import math
-import os
 import pathlib
 
 import cv2
 import numpy as np
-from PIL import Image
 
-from glcic_jax.completion import postprocess
-from glcic_jax.dataset import folders
+from glcic_jax import images
+from glcic_jax.completion import paste, postprocess
 from glcic_jax.faces import align, detection
 from glcic_jax.faces import framing as framing_lib
 from glcic_jax.segmenter import grabcut as segment
@@ -158,57 +156,37 @@ class PhotoResult:
 
 
 def load_photo(path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """A photo as upright RGB uint8 (EXIF orientation applied).
+    """A photo as upright RGB uint8 (EXIF orientation applied; `images.read_rgb`).
 
-    Any size up to `max_pixels` is decoded: `folders.read_rgb` applies this
-    limit itself, so Pillow's lower warning threshold (about 89 million
-    pixels) does not refuse first. Pillow's hard refusal (twice that) still
-    holds, so the limit named in the message is the smaller of the two.
+    Any size up to `max_pixels` is decoded: Pillow's lower warning threshold
+    (about 89 million pixels) does not refuse first. Pillow's hard refusal
+    (twice that) still holds, so the limit named in the message is the
+    smaller of the two (`images.pixel_limit`).
 
     Raises:
       PhotoError: missing, not a regular file, unreadable, or over the limit.
     """
     try:
-        rgb = folders.read_rgb(path, max_pixels, refuse_degenerate=False)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise PhotoError(f"{path}: more than {pixel_limit(max_pixels):,} pixels, refused") from None
-    except FileNotFoundError:  # also a link to nothing
-        raise PhotoError(f"{path}: no such file") from None
-    except PermissionError:
-        raise PhotoError(f"{path}: permission denied") from None
-    except Exception as e:  # Pillow's decoders raise many types on damaged data.
-        if not os.path.isfile(path):  # a folder, FIFO or device with an image's name
-            raise PhotoError(f"{path}: not a regular file") from None
-        raise PhotoError(f"{path}: not a readable image ({e.__class__.__name__})") from None
+        rgb = images.read_rgb(path, max_pixels)
+    except images.ImageError as e:
+        raise PhotoError(str(e)) from None
     return np.ascontiguousarray(rgb)
 
 
-def pixel_limit(max_pixels: int = MAX_PIXELS) -> int:
-    """The largest photo `load_photo` decodes: `max_pixels`, or Pillow's hard limit if lower."""
-    if Image.MAX_IMAGE_PIXELS is None:  # a program that switched Pillow's check off
-        return max_pixels
-    return min(max_pixels, 2 * Image.MAX_IMAGE_PIXELS)
-
-
-def load_user_mask(path) -> np.ndarray:
-    """A user's region PNG as bool (H, W): white (luminance > 127) means fill.
+def load_user_mask(path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """A user's region picture as bool (H, W): white (luminance > 127) means fill.
 
     An image with a non-trivial alpha channel uses the alpha instead (opaque
-    = fill), so a mask painted on a transparent layer works too.
+    = fill), so a mask painted on a transparent layer works too
+    (`images.read_mask`). Its EXIF orientation is applied, as the photo's is.
 
     Raises:
-      PhotoError: the file is missing or not an image.
+      PhotoError: the file is missing, not an image, or over the photo's limit.
     """
     try:
-        with Image.open(path) as im:
-            im.load()
-            if "A" in im.getbands():
-                alpha = np.asarray(im.getchannel("A"))
-                if alpha.min() < 255:
-                    return alpha > 127
-            return np.asarray(im.convert("L")) > 127
-    except (OSError, ValueError) as e:
-        raise PhotoError(f"mask file {path}: not a readable image ({e.__class__.__name__})")
+        return images.read_mask(path, max_pixels) > 127
+    except images.ImageError as e:
+        raise PhotoError(f"mask file {e}") from None
 
 
 def user_region(user_mask, affine, photo_shape) -> np.ndarray:
@@ -237,97 +215,6 @@ def user_region(user_mask, affine, photo_shape) -> np.ndarray:
         f"mask file is {shape[1]}x{shape[0]}; it must be the photo's size "
         f"({photo_shape[1]}x{photo_shape[0]}) or {CANVAS}x{CANVAS} (aligned face)"
     )
-
-
-def region_framing(user_mask) -> np.ndarray:
-    """The 2x3 affine that frames a photo-pixel region like a mouth on the 256 canvas.
-
-    For a photo without a detected face: no rotation, the bounding box's
-    centre goes to the centre of `align.MOUTH_BOX`, and the box is
-    scaled to just fit in it (its larger side, relative to the mouth box's,
-    decides), so the model sees a hole of a mouth's size and place, with the
-    region's surroundings as context (`PhotoCompleter` reframes it for
-    models framed by the mask crop).
-
-    Args:
-      user_mask: bool (H, W), not all False.
-
-    Returns:
-      float (2, 3) array, photo pixels -> canvas (as `align.alignment`).
-    """
-    ys, xs = np.nonzero(user_mask)
-    centre = np.array([xs.min() + xs.max(), ys.min() + ys.max()], np.float64) / 2
-    x0, y0, x1, y1 = align.MOUTH_BOX
-    scale = min((x1 - x0) / (xs.max() - xs.min() + 1), (y1 - y0) / (ys.max() - ys.min() + 1))
-    target = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
-    return np.array(
-        [[scale, 0.0, target[0] - scale * centre[0]], [0.0, scale, target[1] - scale * centre[1]]]
-    )
-
-
-def paste_back(out, completed, region, affine, allowed=None) -> np.ndarray:
-    """Copies a completed canvas's region into the photo `out` in place.
-
-    The canvas is warped back with the inverse of `affine`, over the
-    region's bounding box in the photo only (memory stays small for any
-    photo). When the face is smaller than the canvas the completion is
-    blurred first (Gaussian, sigma 0.5 per shrink factor) so it does not alias.
-
-    Args:
-      out: RGB uint8 (H, W, 3) photo, modified.
-      completed: RGB uint8 (256, 256, 3) completed canvas.
-      region: bool (256, 256) pixels to copy.
-      affine: 2x3 photo -> canvas.
-      allowed: optional bool (H, W): never write outside it (a user's photo mask).
-
-    Returns:
-      bool (H, W): the photo pixels that were written.
-    """
-    height, width = out.shape[:2]
-    written = np.zeros((height, width), bool)
-    ys, xs = np.nonzero(region)
-    if len(ys) == 0:
-        return written
-    inverse = cv2.invertAffineTransform(affine)
-    corners = np.array(
-        [[xs.min() - 1, ys.min() - 1], [xs.max() + 1, ys.min() - 1]]
-        + [[xs.min() - 1, ys.max() + 1], [xs.max() + 1, ys.max() + 1]],
-        np.float64,
-    )
-    src = align.apply_affine(inverse, corners)
-    x0, y0 = (max(0, int(math.floor(v)) - 1) for v in src.min(0))
-    x1 = min(width, int(math.ceil(src[:, 0].max())) + 2)
-    y1 = min(height, int(math.ceil(src[:, 1].max())) + 2)
-    if x1 <= x0 or y1 <= y0:
-        return written
-    # Photo pixel (u + x0, v + y0) -> canvas: the affine with a shifted origin.
-    local = affine.copy()
-    local[:, 2] += affine[:, :2] @ np.array([x0, y0], np.float64)
-    shrink = math.sqrt(abs(np.linalg.det(affine[:, :2])))  # canvas px per photo px
-    source, flags = completed, cv2.INTER_CUBIC
-    if shrink > 1.0:
-        source = cv2.GaussianBlur(completed, (0, 0), 0.5 * shrink)
-        flags = cv2.INTER_LINEAR
-    size = (x1 - x0, y1 - y0)
-    colour = cv2.warpAffine(
-        source, local, size, flags=flags | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
-    )
-    inside = (
-        cv2.warpAffine(
-            region.astype(np.float32),
-            local,
-            size,
-            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-            borderMode=cv2.BORDER_CONSTANT,
-            borderValue=0,
-        )
-        > 0.5
-    )
-    if allowed is not None:
-        inside &= allowed[y0:y1, x0:x1]
-    out[y0:y1, x0:x1][inside] = colour[inside]
-    written[y0:y1, x0:x1] = inside
-    return written
 
 
 class PhotoCompleter:
@@ -423,9 +310,9 @@ class PhotoCompleter:
         )
         # A region in photo pixels bounds the fill exactly, despite the two resamplings.
         for (_, info, allowed), fill in zip(todo, fills):
-            written = paste_back(out, fill, info.region, info.affine, allowed)
+            written = paste.paste_back(out, fill, info.region, info.affine, allowed)
             if allowed is not None:
-                written |= inpaint_rest(out, allowed & ~written & ~changed)
+                written |= paste.inpaint_rest(out, allowed & ~written & ~changed)
             info.filled = int(written.sum())
             changed |= written
         return PhotoResult("ok", out, changed, [info for _, info, _ in prepared])
@@ -480,7 +367,7 @@ class PhotoCompleter:
         the two resamplings cannot lose an edge pixel: with the user mask as
         the paste's bound, exactly the mask's pixels change.
         """
-        affine = framing_lib.reframe(region_framing(user_mask), self.framing, CANVAS)
+        affine = framing_lib.reframe(paste.region_framing(user_mask), self.framing, CANVAS)
         aligned = np.asarray(align.warp(rgb, affine, CANVAS))
         chosen = user_region(user_mask, affine, rgb.shape)
         grow = 2 * math.ceil(math.sqrt(abs(np.linalg.det(affine[:, :2])))) + 1
@@ -491,7 +378,7 @@ class PhotoCompleter:
         info = FaceResult(box, 0.0, landmarks, affine, "file_no_face", chosen)
         out = rgb.copy()
         fill = self._fill([aligned], [chosen])[0]
-        written = paste_back(out, fill, chosen, affine, user_mask)
+        written = paste.paste_back(out, fill, chosen, affine, user_mask)
         info.filled = int(written.sum())
         return PhotoResult("ok", out, written, [info])
 
@@ -532,54 +419,7 @@ def _box_area(box) -> float:
     return max(box[2] - box[0], 0.0) * max(box[3] - box[1], 0.0)
 
 
-def inpaint_rest(out, rest, radius: int = 5) -> np.ndarray:
-    """Fills `rest` (bool (H, W)) in the photo `out` in place with Telea; returns `rest`.
-
-    For the part of a photo region the aligned canvas does not reach. Works
-    on the region's bounding box plus a margin, so a large photo costs little.
-    """
-    ys, xs = np.nonzero(rest)
-    if len(ys) == 0:
-        return rest
-    height, width = out.shape[:2]
-    pad = 2 * radius + 2
-    y0, y1 = max(0, ys.min() - pad), min(height, ys.max() + pad + 1)
-    x0, x1 = max(0, xs.min() - pad), min(width, xs.max() + pad + 1)
-    hole = rest[y0:y1, x0:x1].astype(np.uint8)
-    out[y0:y1, x0:x1] = cv2.inpaint(out[y0:y1, x0:x1], hole, radius, cv2.INPAINT_TELEA)
-    return rest
-
-
 def _resize(image, size: int, interpolation=cv2.INTER_AREA):
     if image.shape[0] == size:
         return image
     return cv2.resize(image, (size, size), interpolation=interpolation)
-
-
-def region_view(rgb, result: PhotoResult) -> np.ndarray:
-    """The debug picture: the filled region tinted red and outlined, face boxes in green."""
-    view = np.asarray(rgb, np.uint8).copy()
-    region = result.region
-    tint = np.array([255, 0, 0], np.float32)
-    view[region] = np.round(0.5 * view[region] + 0.5 * tint).astype(np.uint8)
-    thick = max(1, round(max(rgb.shape[:2]) / 400))
-    contours, _ = cv2.findContours(
-        region.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
-    )
-    cv2.drawContours(view, contours, -1, (255, 0, 0), thick)
-    for face in result.faces:
-        x0, y0, x1, y1 = (round(v) for v in face.box)
-        cv2.rectangle(view, (x0, y0), (x1, y1), (0, 255, 0), thick)
-    return view
-
-
-def side_by_side(rgb, result: PhotoResult, max_height: int = 1024) -> np.ndarray:
-    """input | filled region (`region_view`) | completion, shrunk to `max_height`."""
-    panels = [np.asarray(rgb, np.uint8), region_view(rgb, result), result.completed]
-    height, width = panels[0].shape[:2]
-    k = min(1.0, max_height / height)
-    if k < 1.0:
-        size = (max(1, round(width * k)), max(1, round(height * k)))
-        panels = [cv2.resize(p, size, interpolation=cv2.INTER_AREA) for p in panels]
-    gap = np.full((panels[0].shape[0], 4, 3), 255, np.uint8)
-    return np.concatenate([panels[0], gap, panels[1], gap, panels[2]], axis=1)

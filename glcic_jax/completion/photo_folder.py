@@ -42,7 +42,7 @@ import time
 import numpy as np
 from PIL import Image
 
-from glcic_jax.completion import photo
+from glcic_jax.completion import photo, photo_views
 from glcic_jax.dataset import prepare
 
 SUMMARY_NAME = "completion_summary.csv"
@@ -194,7 +194,7 @@ def complete_photos(completer, photos, root, out_dir, region="mask", user_mask=N
             result = completer.complete(rgb, region, user_mask)
             output.parent.mkdir(parents=True, exist_ok=True)
             save_png(result.completed, output)
-            save_png(photo.side_by_side(rgb, result), side)
+            save_png(photo_views.side_by_side(rgb, result), side)
         except photo.PhotoError as e:
             row.status, row.error = FAILED, str(e)
         except OSError as e:  # a full disk or a folder that went away: that photo fails

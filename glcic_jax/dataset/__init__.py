@@ -1,1 +1,1 @@
-"""Building a face dataset: collect (Selenium), download, prepare (align and crop), review."""
+"""Building a face dataset: collect (Selenium), download, prepare (align and crop), filters (which faces stay), review, folders (splits)."""

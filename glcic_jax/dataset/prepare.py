@@ -52,7 +52,8 @@ import shutil
 import numpy as np
 from PIL import Image
 
-from glcic_jax.dataset import filters, folders, review
+from glcic_jax import images
+from glcic_jax.dataset import filters, review
 from glcic_jax.faces import align, detection, framing
 
 SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
@@ -140,7 +141,7 @@ def sample_sources(sources: list, n: int) -> list:
 
 
 def load_image(path: pathlib.Path, max_pixels: int) -> tuple[np.ndarray | None, str]:
-    """Decodes a photo safely, upright (EXIF orientation applied), as RGB (`folders.read_rgb`).
+    """Decodes a photo safely, upright (EXIF orientation applied), as RGB (`images.read_rgb`).
 
     Args:
       path: the file.
@@ -151,11 +152,9 @@ def load_image(path: pathlib.Path, max_pixels: int) -> tuple[np.ndarray | None, 
     """
     try:
         # Degenerate sizes are left to the face detector (they end as no_face).
-        return folders.read_rgb(path, max_pixels, refuse_degenerate=False), ""
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        return None, "decompression_bomb"
-    except Exception:  # Pillow raises many types on bad data.  # noqa: BLE001
-        return None, "corrupt"
+        return images.read_rgb(path, max_pixels), ""
+    except images.ImageError as e:
+        return None, "decompression_bomb" if e.reason == "too_large" else "corrupt"
 
 
 def phash(image: np.ndarray) -> bytes:

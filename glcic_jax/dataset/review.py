@@ -13,6 +13,7 @@ import pathlib
 import numpy as np
 from PIL import Image, ImageDraw
 
+from glcic_jax import images
 from glcic_jax.dataset import filters
 from glcic_jax.faces import align, detection
 from glcic_jax.faces import framing as framing_lib
@@ -43,8 +44,8 @@ def contact_sheet(
     (bx0, by0), (bx1, by1) = framing_lib.canvas_points(corners, framing, tile)
     for i, row in enumerate(rows):
         ox, oy = (i % cols) * tile, (i // cols) * tile
-        with Image.open(pathlib.Path(out_dir) / row["file"]) as im:
-            sheet.paste(im.convert("RGB").resize((tile, tile), Image.Resampling.LANCZOS), (ox, oy))
+        face = Image.fromarray(images.read_rgb(pathlib.Path(out_dir) / row["file"]))
+        sheet.paste(face.resize((tile, tile), Image.Resampling.LANCZOS), (ox, oy))
         draw.rectangle((ox + bx0, oy + by0, ox + bx1, oy + by1), outline=(255, 0, 0), width=2)
         for key in ("mouth_left", "mouth_right"):
             x, y = (float(v) * k for v in row[key].split())
@@ -59,8 +60,7 @@ def _mouth_in_box(path: str, size: int) -> int:
     """-1: no face found; else 1 if both mouth corners are in the box, 0 if not."""
     if "detector" not in _DETECTOR:
         _DETECTOR["detector"] = detection.plain_mtcnn()
-    with Image.open(path) as im:
-        rgb = np.asarray(im.convert("RGB"))
+    rgb = images.read_rgb(path)
     face, _ = detection.dominant_face(_DETECTOR["detector"].detect(rgb), 0.5, 1.1)
     if face is None:
         return -1

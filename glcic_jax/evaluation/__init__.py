@@ -12,4 +12,7 @@ metrics     the per-image metrics (PSNR, SSIM, L1, the study's feature distance)
 baselines   completion without training: mean fill, OpenCV inpainting
 perceptual  LPIPS
 stats       bootstrap intervals and the sign test (scipy.stats)
+pasted_masks    completion models given the true pasted mask on held-out faces
+photo_pipeline  the whole photo pipeline on held-out pasted masks, against Telea
+detection   the face detector's recall, false positives and the masked-face rule
 """

@@ -32,8 +32,8 @@ import dataclasses
 import cv2
 import numpy as np
 
+from glcic_jax import images
 from glcic_jax.completion import postprocess
-from glcic_jax.dataset import folders
 from glcic_jax.evaluation import baselines, metrics, paired, perceptual
 from glcic_jax.face_masks import overlay
 from glcic_jax.faces import align, detection
@@ -72,8 +72,8 @@ def held_out_faces(paths, seed: int = HOLD_SEED, detector=None, templates_dir=No
     faces, skipped = [], []
     for i, path in enumerate(paths):
         try:
-            rgb = folders.read_rgb(path)
-        except (OSError, ValueError):  # PIL's unreadable-image errors are OSErrors
+            rgb = images.read_rgb(path, refuse_degenerate=True)
+        except images.ImageError:
             skipped.append(str(path))
             continue
         face, _ = detection.dominant_face(detector.detect(rgb), 0.9, 0.5)

@@ -37,7 +37,7 @@ import pathlib
 import cv2
 import numpy as np
 
-from glcic_jax import locations
+from glcic_jax import images, locations
 from glcic_jax.faces import align
 
 # The templates' folder name, looked for by `locations.find` (data/, then the
@@ -183,10 +183,10 @@ def _load_templates(templates_dir: pathlib.Path) -> dict:
     out = {}
     for name in TEMPLATES:
         path = templates_dir / f"{name}.png"
-        rgba = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if rgba is None or rgba.ndim != 3 or rgba.shape[2] != 4:
-            raise OverlayError(f"missing or not an RGBA PNG: {path}")
-        rgba = cv2.cvtColor(rgba, cv2.COLOR_BGRA2RGBA)
+        try:
+            rgba = images.read_rgba(path)
+        except images.ImageError as e:
+            raise OverlayError(f"face-mask template {e}") from None
         k = min(1.0, _TEMPLATE_SIDE / max(rgba.shape[:2]))
         if k < 1.0:
             size = (round(rgba.shape[1] * k), round(rgba.shape[0] * k))

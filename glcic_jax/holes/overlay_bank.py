@@ -47,7 +47,9 @@ def mask_bank(
     if framing == "canvas":  # the banks of runs before framing, bit for bit
         base = overlay.face_points(overlay.CANONICAL * image_size / align.CANVAS)
     else:
-        base = framing_lib.canvas_points(overlay.face_points(overlay.CANONICAL), framing, image_size)
+        base = framing_lib.canvas_points(
+            overlay.face_points(overlay.CANONICAL), framing, image_size
+        )
     # Its own stream, so the templates and jitters are the same with or without dilation.
     grow_rng = np.random.default_rng([seed, 1])
     # Canvas pixels -> frame pixels, for the dilation.

@@ -5,7 +5,7 @@ trained on (the test splits):
 
 - "augmented": `synthetic.synthesize(split="test")` rendered at `PHOTO_SIDE`
   and used as a photo: the held-out template colours and prints, lighting,
-  blur, noise and JPEG of the test families (faces/synthetic.py says which).
+  blur, noise and JPEG of the test families (segmenter/synthetic/generator.py says which).
 - "plain": the template pasted on the test photo itself, enlarged to
   `PHOTO_SIDE` first (`overlay.paste_on_photo`, MaskTheFace's own colours),
   which also gives the clean face under the mask: the pipeline's PSNR, SSIM
@@ -20,11 +20,17 @@ Region scores against the true mask (alpha > 0.5), in photo pixels:
   remnant  share of the truth the filled region (dilated) leaves unfilled
   spill    share of the filled region outside the truth
 
+Summaries of those per-face rows (`segmentation_summary`: means per template
+style and yaw bin, remnant and spill per dilation, detection and "called
+masked" rates) take the rows as they are, so they are checked without a network.
+
 The whole photo pipeline on the same faces: `evaluation.photo_pipeline`.
 """
 
+import collections
 import dataclasses
 import math
+import pathlib
 
 import cv2
 import numpy as np
@@ -33,12 +39,24 @@ from glcic_jax.face_masks import overlay
 from glcic_jax.faces import align, detection, mask_crop
 from glcic_jax.segmenter import grabcut as segment
 from glcic_jax.segmenter import mask_net
+from glcic_jax.segmenter.synthetic import face_sources
 from glcic_jax.segmenter.synthetic import generator as synthetic
 
 PHOTO_SIDE = 256
 LPIPS_SIDE = 64  # the mask's bounding box is scaled to this for LPIPS
 # Yaw bins from `synthetic.Sample.yaw` / the nose offset, in eye distances.
 YAW_BINS = ((0.0, 0.06, "frontal"), (0.06, 0.12, "slight"), (0.12, math.inf, "turned"))
+HELD_OUT_SETS = ("augmented", "plain")
+SUMMARY_GROUPS = ("style", "yaw_bin")
+# The region scores averaged per group: the network's and GrabCut's.
+SEGMENTER_KEYS = (
+    "net_iou",
+    "net_remnant",
+    "net_spill",
+    "grabcut_iou",
+    "grabcut_remnant",
+    "grabcut_spill",
+)
 
 
 def yaw_bin(yaw: float) -> str:
@@ -88,6 +106,30 @@ class MaskedFace:
     source: str = ""  # the face photo it was made from
 
 
+def held_out_sources(paths, cache, seed: int) -> list:
+    """The faces of the held-out photos, shuffled: `face_sources.find_sources`, cached.
+
+    Finding the faces runs the detector on every photo, so the sources are
+    kept in `cache` and read from it when it exists.
+
+    Args:
+      paths: the test photos.
+      cache: a JSON file (`face_sources.save_sources`).
+      seed: seeds the order.
+
+    Returns:
+      `face_sources.SourceFace`s in a random order fixed by `seed`.
+    """
+    cache = pathlib.Path(cache)
+    if cache.exists():
+        sources = face_sources.load_sources(cache)
+    else:
+        sources = face_sources.find_sources(paths)
+        face_sources.save_sources(sources, cache)
+    order = np.random.default_rng(seed).permutation(len(sources))
+    return [sources[i] for i in order]
+
+
 def augmented_faces(sources, n: int, seed: int, templates_dir=None) -> list[MaskedFace]:
     """n held-out masked faces with the test augmentations, as `PHOTO_SIDE` photos."""
     rng = np.random.default_rng(seed)
@@ -95,7 +137,7 @@ def augmented_faces(sources, n: int, seed: int, templates_dir=None) -> list[Mask
     out = []
     for i in range(n):
         source = sources[i % len(sources)]
-        rgb = synthetic.read_source(source)
+        rgb = face_sources.read_source(source)
         sample = synthetic.synthesize(
             rgb, source.landmarks, rng, affine_size, split="test", templates_dir=templates_dir,
             unmasked=0.0,
@@ -117,7 +159,7 @@ def plain_faces(sources, n: int, seed: int, templates_dir=None) -> list[MaskedFa
     out = []
     for i in range(n):
         source = sources[i % len(sources)]
-        rgb = synthetic.read_source(source)
+        rgb = face_sources.read_source(source)
         k = PHOTO_SIDE / max(rgb.shape[:2])
         size = (round(rgb.shape[1] * k), round(rgb.shape[0] * k))
         big = cv2.resize(rgb, size, interpolation=cv2.INTER_CUBIC)
@@ -182,13 +224,64 @@ def unmasked_shares(net: mask_net.MaskNet, detector, sources, n: int, min_confid
     """The net's mask share on n held-out faces without a mask (for the masked threshold)."""
     shares = []
     for source in sources[:n]:
-        rgb = synthetic.read_source(source)
+        rgb = face_sources.read_source(source)
         faces = [f for f in detector.detect(rgb) if f.confidence >= min_confidence]
         face = (
             faces[0] if faces else detection.Face((0, 0, 0, 0), 1.0, np.asarray(source.landmarks))
         )
         shares.append(net.segment(rgb, face).mask_share)
     return np.asarray(shares)
+
+
+def mean_of(rows: list[dict], key: str) -> float:
+    """Mean of `key` over the rows where it is finite; NaN when none is."""
+    values = [r[key] for r in rows if np.isfinite(r[key])]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def group_means(rows: list[dict], group: str, keys) -> dict:
+    """{"all" and each value of `group`, sorted: {key: `mean_of`, "n": rows}}."""
+    out = {"all": {k: mean_of(rows, k) for k in keys} | {"n": len(rows)}}
+    groups = collections.defaultdict(list)
+    for r in rows:
+        groups[r[group]].append(r)
+    for name, rs in sorted(groups.items()):
+        out[name] = {k: mean_of(rs, k) for k in keys} | {"n": len(rs)}
+    return out
+
+
+def segmentation_summary(rows: list[dict], unmasked, min_share: float, margins) -> dict:
+    """The segmenter's tables from `score_segmenters` rows of both held-out sets.
+
+    Args:
+      rows: per-face rows, each with "set" (one of `HELD_OUT_SETS`).
+      unmasked: `unmasked_shares` (faces without a mask).
+      min_share: the net's mask share from which a face is called masked.
+      margins: the dilations the rows were scored at.
+
+    Returns:
+      Per set: "{set}_by_style" and "{set}_by_yaw_bin" (`group_means` of
+      `SEGMENTER_KEYS`), "{set}_margins" (mean remnant and spill per
+      dilation), "{set}_detected" and "{set}_called_masked" (shares of
+      faces); then "unmasked_called_masked" (the share of unmasked faces at
+      `min_share` or more) and the quantiles of the unmasked (0.5, 0.9, 0.99,
+      1) and masked (0, 0.01, 0.1, 0.5) faces' mask shares.
+    """
+    summary = {}
+    for kind in HELD_OUT_SETS:
+        sel = [r for r in rows if r["set"] == kind]
+        for group in SUMMARY_GROUPS:
+            summary[f"{kind}_by_{group}"] = group_means(sel, group, SEGMENTER_KEYS)
+        margin_keys = [f"remnant_m{m:g}" for m in margins] + [f"spill_m{m:g}" for m in margins]
+        summary[f"{kind}_margins"] = {k: mean_of(sel, k) for k in margin_keys}
+        summary[f"{kind}_detected"] = float(np.mean([r["detected"] for r in sel]))
+        summary[f"{kind}_called_masked"] = float(np.mean([r["masked"] for r in sel]))
+    unmasked = np.asarray(unmasked)
+    summary["unmasked_called_masked"] = float(np.mean(unmasked >= min_share))
+    summary["unmasked_share_quantiles"] = np.quantile(unmasked, [0.5, 0.9, 0.99, 1.0]).tolist()
+    masked_shares = np.array([r["mask_share"] for r in rows])
+    summary["masked_share_quantiles"] = np.quantile(masked_shares, [0.0, 0.01, 0.1, 0.5]).tolist()
+    return summary
 
 
 def resolution_ceiling(sizes=(64, 96, 128, 160), n: int = 60, seed: int = 0, templates_dir=None):

@@ -85,12 +85,7 @@ def skin(rgb) -> np.ndarray:
     if np.abs(crcb - 128).mean() < 4:
         return np.zeros(crcb.shape[:2], bool)
     cr, cb = crcb[..., 0], crcb[..., 1]
-    return (
-        (cr >= SKIN_CR[0])
-        & (cr <= SKIN_CR[1])
-        & (cb >= SKIN_CB[0])
-        & (cb <= SKIN_CB[1])
-    )
+    return (cr >= SKIN_CR[0]) & (cr <= SKIN_CR[1]) & (cb >= SKIN_CB[0]) & (cb <= SKIN_CB[1])
 
 
 def trimap(aligned, landmarks) -> np.ndarray:

@@ -182,9 +182,7 @@ def to_photo(crop_probability, affine, photo_shape, margin: float) -> np.ndarray
     size = crop_probability.shape[0]
     height, width = photo_shape[:2]
     inverse = cv2.invertAffineTransform(affine)
-    corners = align.apply_affine(
-        inverse, [[-0.5, -0.5], [size, -0.5], [size, size], [-0.5, size]]
-    )
+    corners = align.apply_affine(inverse, [[-0.5, -0.5], [size, -0.5], [size, size], [-0.5, size]])
     x0, y0 = (max(0, int(math.floor(v))) for v in corners.min(0))
     x1 = min(width, int(math.ceil(corners[:, 0].max())) + 1)
     y1 = min(height, int(math.ceil(corners[:, 1].max())) + 1)

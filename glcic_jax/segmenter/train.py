@@ -1,7 +1,7 @@
 """Training the mask segmentation network on synthetic masked faces, in resumable chunks.
 
 `train_segmenter(config, workdir, face_dirs, resume)` follows the completion
-runs' conventions: a preset config (`segmenter_configs`), Orbax checkpoints
+runs' conventions: a preset config (`segmenter.configs`), Orbax checkpoints
 with checksums and a fallback to the last intact one, metrics.jsonl and
 TensorBoard, sample grids, a progress bar, SIGTERM/SIGINT saving and
 stopping at the current step.
@@ -9,13 +9,17 @@ stopping at the current step.
 Data: the training split of each face folder in `face_dirs` (`folders.list_images`;
 their landmarks found once by MTCNN and kept
 in WORKDIR/sources.json), each drawn with a random template and the
-training augmentations of `faces.synthetic`. Batch t is drawn from a
+training augmentations of `segmenter.synthetic`. Batch t is drawn from a
 generator seeded by (seed, t), so a resumed run sees exactly the batches a
 run without the break would have; the stream's checkpointed state is the
 step. The next batch is rendered on a thread while the current step runs.
 
 Loss: binary cross-entropy plus soft Dice (the Dice term keeps the small
 masks of distant faces from being lost to the many background pixels).
+
+For experiments/train_segmenter.py, which only reads flags: the default face
+folders (`default_face_dirs`), the export thresholds a flag leaves out
+(`export_thresholds`) and the errors it reports in one line (`USER_ERRORS`).
 """
 
 import concurrent.futures
@@ -31,16 +35,32 @@ import optax
 from flax import nnx, struct
 from tqdm import tqdm
 
+from glcic_jax import locations
 from glcic_jax.dataset import folders
+from glcic_jax.face_masks import overlay
 from glcic_jax.segmenter import configs as segmenter_configs
 from glcic_jax.segmenter import mask_net
 from glcic_jax.segmenter import network as segmentation
+from glcic_jax.segmenter.synthetic import face_sources
 from glcic_jax.segmenter.synthetic import generator as synthetic
 from glcic_jax.training import checkpoint
-from glcic_jax.training.train import StopRequested, make_workdir
+from glcic_jax.training.loop import StopRequested, make_workdir
 from glcic_jax.training.writer import MetricWriter, image_grid, prepare_log
 
 SOURCES_FILE = "sources.json"
+# The face folders a run trains on when none are named, in data/ or the lab's
+# mirror (`locations.find`): CelebA's first 10,000 and 600 LFW crops.
+DEFAULT_FACES = ("celeba10k", "faces")
+# What a user can fix, reported as one line: a config field or face folder,
+# a checkpoint, the mask templates, a --workdir that is a file or not writable.
+USER_ERRORS = (
+    segmenter_configs.ConfigError,
+    checkpoint.CheckpointError,
+    overlay.OverlayError,
+    FileExistsError,
+    NotADirectoryError,
+    PermissionError,
+)
 
 
 @struct.dataclass
@@ -152,7 +172,7 @@ def prepare_sources(workdir: pathlib.Path, face_dirs, resuming: bool):
     """The training faces and their landmarks: found once, then read from WORKDIR/sources.json."""
     path = workdir / SOURCES_FILE
     if path.exists():
-        return synthetic.load_sources(path)
+        return face_sources.load_sources(path)
     if resuming:
         raise checkpoint.CheckpointError(f"--resume: {path} is missing; the run cannot continue")
     paths = []
@@ -164,11 +184,26 @@ def prepare_sources(workdir: pathlib.Path, face_dirs, resuming: bool):
         if not found:
             raise segmenter_configs.ConfigError(f"no training images in face folder {d}")
         paths.extend(found)
-    sources = synthetic.find_sources(paths)
+    sources = face_sources.find_sources(paths)
     if not sources:
         raise segmenter_configs.ConfigError("no face was found in the face folders")
-    synthetic.save_sources(sources, path)
+    face_sources.save_sources(sources, path)
     return sources
+
+
+def default_face_dirs() -> list[pathlib.Path]:
+    """The folders of DEFAULT_FACES, where `locations.find` finds them.
+
+    Raises:
+      segmenter_configs.ConfigError: one is in none of the places looked in.
+    """
+    found = [locations.find(name) for name in DEFAULT_FACES]
+    for name, path in zip(DEFAULT_FACES, found):
+        if path is None:
+            raise segmenter_configs.ConfigError(
+                f"face folder {name} not found ({locations.candidates(name)}): pass --faces"
+            )
+    return found
 
 
 def _check_compatible(saved, config):
@@ -181,8 +216,14 @@ def _check_compatible(saved, config):
 
 
 def train_segmenter(config, workdir, face_dirs, resume: bool = False) -> int:
-    """Train one chunk; returns the step reached (and checkpointed)."""
+    """Train one chunk; returns the step reached (and checkpointed).
+
+    Raises:
+      USER_ERRORS: a bad config, no faces, a checkpoint that cannot resume,
+        missing mask templates (checked at once, before minutes of face finding).
+    """
     segmenter_configs.validate(config)
+    overlay.load_templates()
     workdir = pathlib.Path(workdir)
     make_workdir(workdir)
     ckpts = checkpoint.Checkpoints(workdir, max_to_keep=config.max_checkpoints)
@@ -278,6 +319,14 @@ def overlay_view(images, masks) -> np.ndarray:
     m = np.asarray(masks, bool)
     out[m] = 0.5 * out[m] + 0.5 * np.array([255.0, 0.0, 0.0])
     return np.round(out).astype(np.uint8)
+
+
+def export_thresholds(min_share: float | None = None, margin: float | None = None) -> dict:
+    """The thresholds an exported segmenter file carries: those given, else mask_net's defaults."""
+    return {
+        "min_share": mask_net.MIN_SHARE if min_share is None else min_share,
+        "margin": mask_net.MARGIN if margin is None else margin,
+    }
 
 
 def export(workdir, out, step: int | None = None, storage="bfloat16", thresholds=None) -> int:

@@ -289,7 +289,7 @@ def build(
     # Imported here so loading or serving a survey never starts JAX.
     import jax
 
-    from glcic_jax import holes
+    from glcic_jax import holes, images
     from glcic_jax.completion.inference import Completer, run_steps
     from glcic_jax.dataset import folders
     from glcic_jax.runs import CheckpointError
@@ -328,7 +328,10 @@ def build(
         if mask != model:
             logging.warning("the --%s run was trained on %s holes", model, mask)
 
-    originals = np.stack([folders.load_image(f, size) for f in files])
+    try:
+        originals = np.stack([folders.load_image(f, size) for f in files])
+    except images.ImageError as e:
+        raise SurveyError(f"a chosen test image cannot be used: {e}") from None
     boxes = holes.sample_boxes(jax.random.key(0), "mouth", n, size)
     hole_masks = np.asarray(holes.boxes_to_masks(boxes, size))
     completions = {

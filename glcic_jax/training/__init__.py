@@ -1,1 +1,1 @@
-"""Training: presets (configs), the data stream, pure steps, the loop, Orbax checkpoints, metric logging."""
+"""Training GLCIC: presets (configs/), the data stream, pure steps, the loop and its shared helpers, Orbax checkpoints, metric logging."""

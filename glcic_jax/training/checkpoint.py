@@ -25,6 +25,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 
+from glcic_jax import config_upgrade
 from glcic_jax.runs import (
     ITEMS,
     TMP_DIR_SUFFIX,
@@ -251,13 +252,16 @@ class ConfigMismatch(CheckpointError):
 def check_compatible(saved_config: dict, config, fields=None, defaults=None) -> None:
     """Raise ConfigMismatch naming every identity field that differs.
 
-    `fields` and `defaults` default to the completion runs' (`configs`).
+    `fields` default to the completion runs' (`configs`), whose saved config
+    is upgraded (`config_upgrade`): a field newer than the checkpoint has the
+    value that run trained with. Other runs pass the `defaults` of fields
+    their checkpoints may lack.
     """
-    fields = configs.IDENTITY_FIELDS if fields is None else fields
-    # A field newer than the checkpoint had its legacy value there, else its default.
-    if defaults is None:
-        defaults = {**configs.base_config().to_dict(), **configs.LEGACY_DEFAULTS}
-    saved = {f: saved_config.get(f, defaults[f]) for f in fields}
+    if fields is None:
+        fields = configs.IDENTITY_FIELDS
+        saved_config = config_upgrade.upgrade(saved_config)
+    defaults = {} if defaults is None else defaults
+    saved = {f: saved_config[f] if f in saved_config else defaults[f] for f in fields}
     diffs = [
         f"{f}={saved[f]!r} in the checkpoint but {config[f]!r} now"
         for f in fields

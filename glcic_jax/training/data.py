@@ -1,7 +1,9 @@
 """A prepared face folder -> fixed-size training batches, and the data's mean pixel.
 
-Images are decoded by `glcic_jax.dataset.folders` and kept as uint8 (N, S, S,
-3) batches; the network's [0, 1] scaling happens on the device.
+Images are decoded by `glcic_jax.images` and cropped to the training size by
+`glcic_jax.dataset.folders.try_load_image` (a file that cannot be used is
+skipped and counted), and kept as uint8 (N, S, S, 3) batches; the network's
+[0, 1] scaling happens on the device.
 
 Order and position come from grain: the training stream is a seeded shuffle
 that reshuffles each epoch, decoded on background threads, and its iterator

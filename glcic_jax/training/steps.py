@@ -25,7 +25,6 @@ from flax import nnx, struct
 
 from glcic_jax import holes
 from glcic_jax.nets import factory, hole_filling
-from glcic_jax.training import configs
 
 
 @struct.dataclass
@@ -80,13 +79,8 @@ def make_optimizer(name: str, learning_rate: float) -> optax.GradientTransformat
 
 
 def local_patch_size(config) -> int:
-    """The local patch in pixels (configs saved before `local_patch` used 160)."""
-    return holes.patch_size(config.image_size, config.get("local_patch", holes.LOCAL_PATCH))
-
-
-def real_patches(config) -> str:
-    """Where the real local patches are cut (configs saved before the field: "uniform")."""
-    return config.get("real_patches", configs.LEGACY_DEFAULTS["real_patches"])
+    """The local patch in pixels of the config's image size."""
+    return holes.patch_size(config.image_size, config.local_patch)
 
 
 def _modules(config, seed: int):
@@ -106,8 +100,8 @@ def build_networks(config) -> Networks:
         seed=config.seed,
         alpha=config.alpha,
         compute_dtype=jnp.dtype(config.compute_dtype),
-        real_patches=real_patches(config),
-        real_label=1.0 - config.get("d_label_smoothing", 0.0),
+        real_patches=config.real_patches,
+        real_label=1.0 - config.d_label_smoothing,
     )
 
 

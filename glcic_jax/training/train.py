@@ -10,8 +10,6 @@ import json
 import logging
 import os
 import pathlib
-import signal
-import threading
 import time
 
 import jax
@@ -26,35 +24,10 @@ from glcic_jax import holes
 from glcic_jax.dataset import folders, prepare
 from glcic_jax.nets import hole_filling
 from glcic_jax.training import checkpoint, configs, data, steps
+from glcic_jax.training.loop import StopRequested, make_workdir
 from glcic_jax.training.writer import MetricWriter, image_grid, prepare_log
 
 DATA_FILES = "data_files.json"
-
-
-class StopRequested:
-    """Turns SIGTERM/SIGINT into a flag the loop polls between steps."""
-
-    def __init__(self):
-        self.signal = None
-        self._previous = {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        self.signal = signal.Signals(signum).name
-        # A second signal acts as usual (Ctrl-C twice kills at once).
-        signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
-
-    def __exit__(self, *exc):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-    def __bool__(self):
-        return self.signal is not None
 
 
 def _write_json_atomic(path: pathlib.Path, obj) -> None:
@@ -149,19 +122,6 @@ def _mean_metrics(fetched):
     """Average a window of per-step metric dicts, already on the host."""
     keys = sorted({k for m in fetched for k in m})
     return {k: float(np.mean([m[k] for m in fetched if k in m])) for k in keys}
-
-
-def make_workdir(workdir: pathlib.Path) -> None:
-    """Create the run folder, or stop in one line when it cannot be written to."""
-    if workdir.exists() and not workdir.is_dir():
-        raise configs.ConfigError(f"--workdir {workdir} is a file, not a folder")
-    try:
-        workdir.mkdir(parents=True, exist_ok=True)
-        probe = workdir / f".write-test-{os.getpid()}"
-        probe.touch()
-        probe.unlink()
-    except OSError as e:
-        raise configs.ConfigError(f"cannot write to --workdir {workdir}: {e.strerror}") from None
 
 
 def train_and_evaluate(

@@ -11,34 +11,34 @@ colours, the source photos' backgrounds or the paste's edges.
 Train families (split="train"; probabilities and ranges in `_TRAIN`):
   framing     the crop moved as a face detector's landmark error moves it on a
               masked face (scale, rotation, shift).
-  geometry    face points that follow a turned head (`synthetic_mask`), a
+  geometry    face points that follow a turned head (`mask`), a
               stronger `overlay.jitter`, per-point noise, pitch (chin and nose
               bridge moved), one side compressed, the mask pulled under the
               nose or down on the chin, its alpha grown or shrunk 1-2 px, its
               edge softened to the photo's own sharpness.
-  appearance  recoloured (`synthetic_prints`: any train hue, pastels, black,
+  appearance  recoloured (`prints`: any train hue, pastels, black,
               white, grey) keeping the template's shading and pleats (its
               luminance over its mean), or printed (stripes, checks, dots,
               smooth noise or camouflage, logo-like shapes) in perspective with
               the mask, or its own colours; lit like the face, with a light
               gradient and a contact shadow on the skin.
   context     neck, clothes, scarf and wall where the photo ends, walls and
-              clothes often near the mask's colour (`synthetic_scene`).
+              clothes often near the mask's colour (`scene`).
   occlusion   a hand, fingers or a glove over the mask's edge, hair strands,
               glasses frames (not mask in the label).
-  photometric `synthetic_photometric.degrade_train`; sometimes the crop is
+  photometric `photometric.degrade_train`; sometimes the crop is
               mirrored past a line under or beside the face, as a real crop of
               a tight photo is; left-right flips.
 Bare faces (probability `unmasked`) have an empty label; some carry a scarf
 up to the chin, a beard or a hand at the mouth: hard negatives.
 
 Held out for split="test" (`_TEST`; the caller passes test sources):
-  - colours: solid recolours only in `synthetic_prints.TEST_HUES` (yellows
+  - colours: solid recolours only in `prints.TEST_HUES` (yellows
     50..70 and violets 285..320 degrees), hues train never draws;
   - prints: `TEST_PRINTS` (chevrons, florals, lettering), families train
     never draws, in test hues and neutrals;
   - half the masks in the templates' own colours (MaskTheFace's);
-  - photometric: `synthetic_photometric.degrade_test`, its own chain;
+  - photometric: `photometric.degrade_test`, its own chain;
   - milder geometry (`overlay.jitter`'s defaults, a smaller framing error);
     context and occluder families as in train, at lower rates (not held out).
 `Sample.appearance` names each sample's colour family or print.
@@ -54,44 +54,23 @@ Cost: 4.2-4.4 ms a sample at 128 px on one core (LFW sources, split="train";
 
 import dataclasses
 import functools
-import json
 import math
-import os
-import pathlib
-import tempfile
 
 import cv2
 import numpy as np
 
-from glcic_jax.dataset import filters
 from glcic_jax.face_masks import overlay
-from glcic_jax.faces import align, detection, mask_crop
-from glcic_jax.segmenter.synthetic import mask, photometric, prints, scene
+from glcic_jax.faces import align, mask_crop
+from glcic_jax.segmenter.synthetic import face_sources, mask, photometric, prints, scene
 from glcic_jax.segmenter.synthetic.prints import TEST_HUES, TEST_PRINTS, TRAIN_PRINTS  # noqa: F401
 
 SPLITS = ("train", "test")
-# Faces below this detector confidence are not used as sources.
-MIN_CONFIDENCE = 0.9
-_SOURCES_VERSION = 1
 # How often each frontal template style is drawn: surgical masks (three
 # colourings of one shape) are the commonest in photos, respirators rare.
 _STYLES = {
     "surgical": 1.0, "surgical_blue": 1.0, "surgical_green": 1.0,
     "cloth": 1.5, "KN95": 1.5, "N95": 1.0, "gas": 0.5,
 }  # fmt: skip
-
-
-@dataclasses.dataclass(frozen=True)
-class SourceFace:
-    """A face photo on disk and its five MTCNN landmarks.
-
-    Attributes:
-      path: the photo.
-      landmarks: five (x, y) pairs in photo pixels, `detection.LANDMARKS` order.
-    """
-
-    path: str
-    landmarks: tuple
 
 
 @dataclasses.dataclass
@@ -116,89 +95,6 @@ class Sample:
     appearance: str = ""
 
 
-class SourcesError(Exception):
-    """Face sources that cannot be read; the message is one line for the user."""
-
-
-# ---------------------------------------------------------------- sources
-
-
-def _read_rgb(path) -> np.ndarray | None:
-    """The photo as RGB uint8, upright (EXIF applied), or None when unreadable.
-
-    OpenCV decodes here, not `dataset.folders`: faces sits below dataset in
-    the import layers (pyproject.toml).
-    """
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
-def find_sources(paths, detector=None, progress=True) -> list:
-    """The largest confident face of each photo, as `SourceFace`s.
-
-    Photos that do not decode, have no face at `MIN_CONFIDENCE`, or whose
-    landmarks describe no plausible mouth (`filters.mouth_visible`: a mask
-    placed on wrong landmarks floats) are skipped.
-
-    Args:
-      paths: photo files.
-      detector: a `detection.Detector`; None makes one.
-      progress: show a tqdm bar.
-
-    Returns:
-      The sources, in the order of `paths`.
-    """
-    from tqdm import tqdm
-
-    detector = detector or detection.plain_mtcnn()
-    sources = []
-    for path in tqdm(list(paths), desc="faces", unit="photo", disable=not progress):
-        rgb = _read_rgb(path)
-        if rgb is None:
-            continue
-        faces = [f for f in detector.detect(rgb) if f.confidence >= MIN_CONFIDENCE]
-        if not faces or not filters.mouth_visible(faces[0], (rgb.shape[1], rgb.shape[0])):
-            continue
-        landmarks = tuple((float(x), float(y)) for x, y in faces[0].landmarks)
-        sources.append(SourceFace(path=str(path), landmarks=landmarks))
-    return sources
-
-
-def save_sources(sources, path) -> None:
-    """Writes sources as JSON, atomically (a temporary file renamed over `path`)."""
-    path = pathlib.Path(path)
-    payload = {
-        "version": _SOURCES_VERSION,
-        "sources": [{"path": s.path, "landmarks": [list(p) for p in s.landmarks]} for s in sources],
-    }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f)
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def load_sources(path) -> list:
-    """Sources written by `save_sources`.
-
-    Raises:
-      SourcesError: missing, not JSON, or not a sources file.
-    """
-    try:
-        payload = json.loads(pathlib.Path(path).read_text())
-        if payload.get("version") != _SOURCES_VERSION:
-            raise ValueError(f"version {payload.get('version')!r}, expected {_SOURCES_VERSION}")
-        return [
-            SourceFace(s["path"], tuple(tuple(float(c) for c in p) for p in s["landmarks"]))
-            for s in payload["sources"]
-        ]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-        raise SourcesError(f"cannot read face sources from {path}: {e}") from None
-
-
 # ---------------------------------------------------------------- regimes
 
 
@@ -218,7 +114,7 @@ class _Regime:
     appearances: tuple  # ((kind, weight), ...) over own, solid, print
     p_light: float  # a light gradient across the mask
     p_shadow: float  # the mask's contact shadow on the skin
-    fill: dict  # synthetic_scene.fill_around's probabilities
+    fill: dict  # scene.fill_around's probabilities
     p_hand: float
     p_hair: float
     p_glasses: float
@@ -423,25 +319,6 @@ def synthesize(rgb, landmarks, rng: np.random.Generator, size: int, split="train
     )
 
 
-# Every source of a CPU training set stays decoded (10,000 small crops: ~400 MB).
-@functools.lru_cache(maxsize=16384)
-def _cached_rgb(path: str) -> np.ndarray:
-    rgb = _read_rgb(path)
-    if rgb is None:
-        raise SourcesError(f"cannot decode face source {path}")
-    rgb.setflags(write=False)
-    return rgb
-
-
-def read_source(source: SourceFace) -> np.ndarray:
-    """The source's photo, RGB uint8, read-only (decoded once, then cached).
-
-    Raises:
-      SourcesError: the file does not decode.
-    """
-    return _cached_rgb(source.path)
-
-
 def batch(
     sources, rng: np.random.Generator, size: int, n: int, split="train", templates_dir=None,
     unmasked=0.15,
@@ -451,15 +328,17 @@ def batch(
     Decoded photos stay in an LRU cache (16,384 photos) keyed by path.
 
     Raises:
-      SourcesError: no sources, or a source that does not decode.
+      face_sources.SourcesError: no sources, or a source that does not decode.
     """
     if not sources:
-        raise SourcesError("no face sources to synthesize from")
+        raise face_sources.SourcesError("no face sources to synthesize from")
     tdir = mask.templates_path(templates_dir)
     images = np.empty((n, size, size, 3), np.uint8)
     labels = np.empty((n, size, size), bool)
     for i, k in enumerate(rng.integers(len(sources), size=n)):
         source = sources[k]
-        sample = synthesize(read_source(source), source.landmarks, rng, size, split, tdir, unmasked)
+        sample = synthesize(
+            face_sources.read_source(source), source.landmarks, rng, size, split, tdir, unmasked
+        )
         images[i], labels[i] = sample.image, sample.label
     return images, labels

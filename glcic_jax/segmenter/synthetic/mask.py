@@ -5,7 +5,7 @@ a turned head (`face_points`), varied as a split's regime asks (jitter,
 pitch, a squeezed side, worn under the nose or on the chin, alpha grown or
 shrunk, the edge as soft as the photo), and redraws any placement that would
 cut the mask at the crop's border. `paint` gives it its own colours, a solid
-recolour or a print (`synthetic_prints`) under the template's own shading;
+recolour or a print (`prints`) under the template's own shading;
 `light` matches it to the face's brightness.
 
 A regime is `synthetic._Regime`; this module reads its fields only.

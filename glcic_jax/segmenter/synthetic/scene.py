@@ -225,9 +225,7 @@ def _skin_like(rgb) -> bool:
     r, g, b = (float(c) for c in rgb)
     y = 0.299 * r + 0.587 * g + 0.114 * b
     cr, cb = (r - y) * 0.713 + 128, (b - y) * 0.564 + 128
-    return skin.SKIN_CR[0] <= cr <= skin.SKIN_CR[1] and (
-        skin.SKIN_CB[0] <= cb <= skin.SKIN_CB[1]
-    )
+    return skin.SKIN_CR[0] <= cr <= skin.SKIN_CR[1] and (skin.SKIN_CB[0] <= cb <= skin.SKIN_CB[1])
 
 
 def skin_colour(image, face: FaceFrame) -> np.ndarray:

@@ -1,16 +1,17 @@
-"""Presets for training the mask segmentation network (`training.segmenter`).
+"""Presets for training the mask segmentation network (`segmenter.train`), one file each.
 
-cpu   96 px mask crops, width 16, batch 16, 4,000 steps: the shipped model,
-      about 30 minutes on 2 CPU cores.
-tiny  32 px, width 4: tests, seconds.
+  cpu.py   96 px mask crops, width 16, batch 16, 4,000 steps: the shipped model,
+           about 30 minutes on 2 CPU cores.
+  tiny.py  32 px, width 4: tests, seconds.
 
-Why 96 px: a worn mask's outline, shrunk to the crop's size and scaled back
-up, keeps IoU 0.993 with itself at 96 px (0.994 at 128, 0.989 at 64; 60
-jittered templates), while a training step of this preset takes 0.41 s at
-96 px against 0.73 s at 128 on this CPU (batch 16; both from
-`experiments/eval_segmenter.py --resolution_ceiling`). The network's error,
-not the resolution, is the limit.
+`get_config("cpu")` returns a preset by name; experiments/train_segmenter.py
+passes a preset's file to ml_collections' config_flags, so every field can be
+overridden as --config.FIELD=VALUE. This package holds what the presets
+share: `base_config()`, the fields a checkpoint's identity rests on and
+`validate`.
 """
+
+import importlib
 
 import ml_collections
 
@@ -22,6 +23,7 @@ IDENTITY_FIELDS = ("image_size", "width", "batch_size", "seed", "lr", "total_ste
 
 
 def base_config() -> ml_collections.ConfigDict:
+    """Every field at its default; the cpu preset is this unchanged."""
     c = ml_collections.ConfigDict()
     c.preset = ""
     c.image_size = 96  # side of the mask crop the network sees
@@ -41,23 +43,10 @@ def base_config() -> ml_collections.ConfigDict:
 
 
 def get_config(name: str = "cpu") -> ml_collections.ConfigDict:
-    """The named preset."""
-    c = base_config()
-    c.preset = name
-    if name == "cpu":
-        pass
-    elif name == "tiny":
-        c.image_size = 32
-        c.width = 4
-        c.batch_size = 4
-        c.total_steps = 30
-        c.log_every = 5
-        c.checkpoint_every = 10
-        c.sample_every = 15
-        c.num_samples = 4
-    else:
+    """The named preset: `get_config()` of this package's module NAME."""
+    if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return c
+    return importlib.import_module(f"{__name__}.{name}").get_config()
 
 
 def validate(config) -> None:

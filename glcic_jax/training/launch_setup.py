@@ -1,0 +1,268 @@
+"""What launch.py does beyond reading flags, here so that tests can call it directly.
+
+launch.py turns its flags into arguments for these functions and calls
+`train.train_and_evaluate`; all the deciding is done here: which preset
+--config names (`preset_argv`), how big a first run's face set is
+(`first_run_images`), which folder a run trains on (`training_data_dir`),
+how the processes of a multi-host run meet (`start_distributed`), where a
+run goes by default (`default_workdir`) and which errors are the user's, to
+be printed as one line (`user_errors`, `error_message`).
+
+launch.py imports this module before JAX starts and before
+`perf.allocator.setup()` may re-execute the process, so nothing here
+imports JAX at import time: modules that import it are imported inside the
+functions that need them. Mistakes raise `LaunchError` with a one-line
+message; the launcher prints it and exits, the library never does.
+"""
+
+import difflib
+import importlib.util
+import json
+import pathlib
+
+from glcic_jax import locations
+
+# Presets whose runs are short enough that a first run prepares a sample
+# (first_run_images); the others want every face.
+SAMPLE_PRESETS = ("cpu64", "photo64", "tiny")
+SAMPLE_IMAGES = 2000
+
+# Installed with an accelerator build of JAX: CUDA, ROCm, TPU.
+ACCELERATOR_PLUGINS = ("jax_cuda12_plugin", "jax_cuda13_plugin", "jax_rocm60_plugin", "libtpu")
+
+
+class LaunchError(ValueError):
+    """A launcher flag that cannot work; the message is one line for the user."""
+
+
+def has_accelerator_plugin() -> bool:
+    """Whether an accelerator build of JAX is installed (checked without starting JAX)."""
+    return any(importlib.util.find_spec(name) is not None for name in ACCELERATOR_PLUGINS)
+
+
+def default_preset() -> str:
+    """The training preset for this machine: seed with a GPU/TPU plugin, else cpu64."""
+    return "seed" if has_accelerator_plugin() else "cpu64"
+
+
+def preset_file(presets, name: str) -> pathlib.Path:
+    """The file of preset `name` in the presets package `presets` (a module per preset)."""
+    return pathlib.Path(presets.__file__).resolve().parent / f"{name}.py"
+
+
+def config_argv(argv: list[str], presets, default: str) -> list[str]:
+    """Let --config name a preset of the package `presets`: rewrite it to the preset's file.
+
+    config_flags loads a config file and calls its get_config(), so
+    `--config=tiny` becomes `--config=.../configs/tiny.py`; a path (FILE.py
+    or FILE:ARG) passes unchanged. Without --config, `default` is inserted.
+
+    Args:
+      argv: the command line, program name first.
+      presets: a presets package (`training.configs`, `segmenter.configs`):
+        PRESETS, base_config() and one module per preset beside it.
+      default: the preset used when argv has no --config.
+
+    Returns:
+      argv with its --config in the file form.
+
+    Raises:
+      LaunchError: an unknown preset, or a --config.FIELD that base_config()
+        lacks (config_flags would print a traceback for either).
+    """
+    fields = presets.base_config().keys()
+    out, named = [], False
+    args = iter(argv)
+    for arg in args:
+        if arg == "--config":
+            arg = "--config=" + next(args, "")
+        if arg.startswith("--config="):
+            named = True
+            value = arg.split("=", 1)[1]
+            if ":" not in value and not value.endswith(".py"):
+                if value not in presets.PRESETS:
+                    raise LaunchError(
+                        f"unknown --config={value}; presets: {', '.join(presets.PRESETS)}"
+                    )
+                arg = f"--config={preset_file(presets, value)}"
+        elif arg.startswith("--config."):
+            field = arg[len("--config.") :].split("=", 1)[0]
+            if field not in fields:
+                close = difflib.get_close_matches(field, fields, n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                raise LaunchError(f"unknown config field --config.{field}{hint}")
+        out.append(arg)
+    if not named:
+        out.insert(1, f"--config={preset_file(presets, default)}")
+    return out
+
+
+def preset_argv(argv: list[str]) -> list[str]:
+    """launch.py's command line with --config naming a training preset's file (`config_argv`).
+
+    Without --config, the preset is `default_preset()`.
+    """
+    from glcic_jax.training import configs
+
+    return config_argv(argv, configs, default_preset())
+
+
+def first_run_images(preset: str, requested: int | None = None) -> int:
+    """How many source images a first run's face set is prepared from (0: all).
+
+    Args:
+      preset: the run's preset name.
+      requested: --first_run_images, if given.
+
+    Returns:
+      `requested`, else SAMPLE_IMAGES for the short CPU presets and all for the others.
+    """
+    if requested is not None:
+        return requested
+    return SAMPLE_IMAGES if preset in SAMPLE_PRESETS else 0
+
+
+def training_data_dir(
+    config,
+    workdir,
+    *,
+    data_dir: str | None = None,
+    resume: bool = False,
+    branch_from: str | None = None,
+    images: int | None = None,
+) -> str:
+    """The folder a run trains on.
+
+    Args:
+      config: the run's config (preset and framing choose the default faces).
+      workdir: the run's folder.
+      data_dir: --data_dir: used as given.
+      resume: --resume: the folder recorded in `workdir` when the run started.
+      branch_from: --branch_from: the folder recorded in that run.
+      images: --first_run_images (see `first_run_images`).
+
+    Returns:
+      `data_dir`; with `resume` or `branch_from`, the recorded folder; else
+      the faces prepared once into the project's data/ (dataset.bootstrap).
+
+    Raises:
+      checkpoint.CheckpointError: a run to resume or branch from that never
+        started training (it has no data record).
+      bootstrap.NoTrainingData, prepare.PrepareError: no faces can be prepared.
+    """
+    from glcic_jax.training import checkpoint, train
+
+    if data_dir:
+        return data_dir
+    if resume or branch_from:
+        # A run records its data before its first step, so without the
+        # record there is nothing to resume, and nothing to prepare for.
+        run = branch_from or workdir
+        flag = "--branch_from" if branch_from else "--resume"
+        record = pathlib.Path(run) / train.DATA_FILES
+        if not record.is_file():
+            raise checkpoint.CheckpointError(
+                f"{flag}: no checkpoint in {run} (no {train.DATA_FILES})"
+            )
+        try:
+            return json.loads(record.read_text())["data_dir"]
+        except (ValueError, KeyError, TypeError):
+            raise checkpoint.CheckpointError(f"{flag}: {record} is not a data record") from None
+    from glcic_jax.dataset import bootstrap
+
+    return str(
+        bootstrap.default_data_dir(first_run_images(config.preset, images), framing=config.framing)
+    )
+
+
+def start_distributed(coordinator_address: str | None, num_processes: int, process_id: int):
+    """Join the other processes of a multi-host run (before JAX starts its backends).
+
+    With `num_processes` > 1 the coordinator, count and index are these
+    arguments; otherwise JAX reads them from the cluster scheduler's
+    environment (Slurm, Open MPI, Kubernetes, TPU pods). CPU processes talk
+    over Gloo; on GPUs the setting has no effect.
+
+    Args:
+      coordinator_address: HOST:PORT of process 0 (--coordinator_address).
+      num_processes: --num_processes; 1 or less: from the environment (--distributed).
+      process_id: this process's index (--process_id).
+
+    Raises:
+      LaunchError: no coordinator or an index out of range, checked before
+        JAX is touched; or no cluster environment to read.
+    """
+    if num_processes > 1:
+        if not coordinator_address:
+            raise LaunchError(
+                "--num_processes > 1 needs --coordinator_address=HOST:PORT (process 0's)"
+            )
+        if not 0 <= process_id < num_processes:
+            raise LaunchError(f"--process_id must be in 0..{num_processes - 1}")
+    import jax
+
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    if num_processes > 1:
+        jax.distributed.initialize(coordinator_address, num_processes, process_id)
+        return
+    try:
+        jax.distributed.initialize()
+    except (ValueError, RuntimeError) as e:
+        raise LaunchError(f"--distributed: no cluster environment found ({e})") from None
+
+
+def check_branch(branch_from: str | None, branch_step: int | None) -> None:
+    """Raise LaunchError for --branch_step without --branch_from."""
+    if branch_step is not None and not branch_from:
+        raise LaunchError("--branch_step needs --branch_from (the run to branch from)")
+
+
+def default_workdir(mask: str, preset: str) -> str:
+    """A run's folder when no --workdir is given: runs/<mask>-<preset> in the project."""
+    return str(locations.PROJECT_ROOT / "runs" / f"{mask}-{preset}")
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """The errors the launcher reports as one line `error: ...` (exit status 2).
+
+    Each says, in one line, what the user can change: a flag, a config
+    field, the data, a checkpoint, the mask templates, a --workdir that is
+    a file or not writable.
+    """
+    from glcic_jax.dataset import bootstrap, folders, prepare
+    from glcic_jax.face_masks import overlay
+    from glcic_jax.training import checkpoint, configs
+
+    return (
+        LaunchError,
+        configs.ConfigError,
+        folders.DataError,
+        checkpoint.CheckpointError,
+        overlay.OverlayError,
+        bootstrap.NoTrainingData,
+        prepare.PrepareError,
+        # a --workdir that is a file, or not writable
+        FileExistsError,
+        NotADirectoryError,
+        PermissionError,
+    )
+
+
+def error_message(
+    error: BaseException, *, data_dir: str | None, data_dir_given: bool, resume: bool
+) -> str:
+    """The one line for a user error; a data problem in a folder the user did not name gets a hint.
+
+    Args:
+      error: one of `user_errors()`.
+      data_dir: the folder the run was to train on (None if not yet known).
+      data_dir_given: whether --data_dir named it.
+      resume: --resume (the hint then asks for the run's own images).
+    """
+    from glcic_jax.dataset import folders
+
+    hint = ""
+    if isinstance(error, folders.DataError) and data_dir and not data_dir_given:
+        again = "with the images this run started on" if resume else "instead"
+        hint = f" (pass --data_dir=DIR {again})"
+    return f"{error}{hint}"
