@@ -21,9 +21,13 @@ For each photo (a folder is searched recursively; its layout is kept under
 get distinct results:
   NAME.png            the completed photo, the input's size (face.jpg -> face.jpg.png)
   NAME_side.png       input | filled region | completion (at most 1024 px high)
-and one table for the whole run, --output/completion_summary.csv: one row per
+and two tables for the whole run: --output/completion_summary.csv, one row per
 photo (outputs, faces found, masked and completed, region, its pixels, the
-segmenter, seconds, status, error).
+segmenter, seconds, status, error), and --output/completion_faces.csv, one row
+per face (photo, face index, the detector's box and confidence, segmenter,
+method, mask share, the pixels its fill wrote, completed): where to look for
+a region put on something that is not a masked face. The last line printed
+names both.
 --output may lie inside the input folder: it is never read back as photos,
 nor is any earlier output folder. Photos with no face are written unchanged
 and listed at the end; a photo that fails is listed and the others go on.
@@ -131,18 +135,18 @@ def main(argv):
             for p in photos[len(rows) :]
         ]
     try:
-        summary = photo_folder.write_summary(out_dir, rows)
+        tables = photo_folder.write_tables(out_dir, rows)
     except OSError as e:
-        print(f"error: cannot write the summary into {out_dir}: {e.strerror or e}", file=sys.stderr)
+        print(f"error: cannot write the tables into {out_dir}: {e.strerror or e}", file=sys.stderr)
         sys.exit(1)
-    failed = _report(rows, out_dir, summary)
+    failed = _report(rows, out_dir, *tables)
     if interrupted:
         sys.exit(130)
     sys.exit(1 if failed else 0)
 
 
-def _report(rows, out_dir, summary) -> int:
-    """Prints the closing lines (the last: how many failed, where the table is); the failures."""
+def _report(rows, out_dir, summary, faces) -> int:
+    """Prints the closing lines (the last: how many failed, where the tables are); the failures."""
     done = sum(r.status == photo_folder.OK for r in rows)
     print(f"completed {done} of {len(rows)} photos into {out_dir}")
     for label, status in (("no face found", photo_folder.NO_FACE), ("failed", photo_folder.FAILED)):
@@ -150,7 +154,7 @@ def _report(rows, out_dir, summary) -> int:
         if paths:
             print(f"{label} ({len(paths)}): " + ", ".join(paths))
     failed = sum(r.status not in (photo_folder.OK, photo_folder.NO_FACE) for r in rows)
-    print(f"{failed} of {len(rows)} photos failed; summary: {summary}")
+    print(f"{failed} of {len(rows)} photos failed; summary: {summary}; per face: {faces}")
     return failed
 
 

@@ -18,6 +18,7 @@ pipeline's in glcic_jax/evaluation/photo_pipeline.py.
 """
 
 import csv
+import functools
 import json
 import pathlib
 import sys
@@ -146,7 +147,12 @@ def main(argv):
 def _score_segmentation(ms, net, detector, sources, margins, out):
     """The segmenter against GrabCut on both held-out sets: (rows, summary); prints the tables."""
     rows = []
-    for kind, make in (("augmented", ms.augmented_faces), ("plain", ms.plain_faces)):
+    sets = (
+        ("augmented", ms.augmented_faces),
+        ("plain", ms.plain_faces),
+        ("strapped", functools.partial(ms.plain_faces, straps=True)),
+    )
+    for kind, make in sets:
         faces = make(sources, _N.value, _SEED.value)
         scored = ms.score_segmenters(
             net, detector, tqdm(faces, desc=f"segment ({kind})"), _MIN_CONFIDENCE.value, margins

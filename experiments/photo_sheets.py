@@ -7,7 +7,11 @@ Reads RUN/completion_summary.csv and the NAME_side.png pictures it lists,
 and writes OUT/sheet_000.png, ... (each picture shrunk to --height and
 labelled with its row number and file name) plus OUT/index.csv (row number,
 photo, status, faces found / masked / completed, sheet): what a person
-judges the results by, one sheet at a time.
+judges the results by, one sheet at a time. When the run has its per-face
+table (RUN/completion_faces.csv), each face box on the middle picture is
+labelled with its index and the detector's confidence, so a box seen on a
+sheet (on a hand, on the wrong face) is found in that table by photo and
+index.
 """
 
 import csv
@@ -37,6 +41,27 @@ def _label(picture: np.ndarray, text: str) -> np.ndarray:
     bar = np.full((18, picture.shape[1], 3), 255, np.uint8)
     cv2.putText(bar, text[:90], (3, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
     return np.concatenate([bar, picture], axis=0)
+
+
+def _label_faces(picture: np.ndarray, side_width: int, photo_size, faces) -> None:
+    """Writes "index confidence" at each face box's corner on the middle (region) panel.
+
+    Args:
+      picture: the side-by-side picture, already shrunk for the sheet (written in place).
+      side_width: the side-by-side picture's width before that shrink.
+      photo_size: (width, height) of the photo, whose pixels the boxes are in.
+      faces: the photo's rows of the per-face table.
+    """
+    panel = (side_width - 8) / 3  # input | 4 px | region | 4 px | completion
+    shrink = picture.shape[1] / side_width
+    sx, sy = panel / photo_size[0] * shrink, picture.shape[0] / photo_size[1]
+    for face in faces:
+        text = f"{face['face']} {float(face['confidence']):.3f}"
+        x = round((panel + 4) * shrink + float(face["x0"]) * sx)
+        y = max(9, round(float(face["y0"]) * sy) - 2)
+        for colour, width in (((0, 0, 0), 3), ((255, 255, 0), 1)):
+            cv2.putText(picture, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.33, colour, width,
+                        cv2.LINE_AA)  # fmt: skip
 
 
 def _sheet(pictures: list[np.ndarray], width: int) -> np.ndarray:
@@ -71,6 +96,11 @@ def main(argv):
         sys.exit(f"error: {summary} not found (run experiments/complete.py first)")
     with open(summary, newline="") as f:
         rows = list(csv.DictReader(f))
+    faces_by_photo = {}
+    if (run / "completion_faces.csv").is_file():
+        with open(run / "completion_faces.csv", newline="") as f:
+            for face in csv.DictReader(f):
+                faces_by_photo.setdefault(face["photo"], []).append(face)
     out.mkdir(parents=True, exist_ok=True)
     numbered = [(i, r) for i, r in enumerate(rows) if r["status"] in _STATUS.value]
     if _SAMPLE.value and _SAMPLE.value < len(numbered):
@@ -84,7 +114,13 @@ def main(argv):
         picture = images.read_rgb(side)
         k = _HEIGHT.value / picture.shape[0]
         size = (max(1, round(picture.shape[1] * k)), _HEIGHT.value)
+        side_width = picture.shape[1]
         picture = cv2.resize(picture, size, interpolation=cv2.INTER_AREA)
+        completed = run / row["output"] if row.get("output") else None
+        if faces_by_photo.get(row["photo"]) and completed is not None and completed.is_file():
+            with Image.open(completed) as image:  # the photo's size, from the header only
+                photo_size = image.size
+            _label_faces(picture, side_width, photo_size, faces_by_photo[row["photo"]])
         name = pathlib.Path(row["photo"]).name
         pictures.append(_label(picture, f"#{number} {name}"))
         index.append(

@@ -1,9 +1,9 @@
-"""experiments/complete.py as a folder tool: output names, reading back, the output folder, the summary, exit status.
+"""experiments/complete.py as a folder tool: output names, reading back, the output folder, the tables, exit status.
 
 The library side (glcic_jax.completion.photo_folder) is tested in-process;
 one run of the script on a small folder, with the shipped model, checks what
-a user sees: distinct results, the summary table, the progress bar, the exit
-status and its last line.
+a user sees: distinct results, the summary and per-face tables, the progress
+bar, the exit status and its last line.
 """
 
 import csv
@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from glcic_jax.completion import photo, photo_folder
+from glcic_jax.faces import detection
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "experiments" / "complete.py"
@@ -107,13 +108,35 @@ def test_summary_has_one_row_per_photo(folder_run):
     assert bad["output"] == bad["side_by_side"] == "" and bad["faces_found"] == "0"
 
 
+def test_per_face_table_has_the_detectors_box_for_each_face(folder_run):
+    """One row per face found, its box and score the detector's; none for the unreadable photo."""
+    src, out, _ = folder_run
+    with open(out / photo_folder.FACES_NAME, newline="") as f:
+        assert tuple(next(csv.reader(f))) == photo_folder.FACE_COLUMNS
+    faces = photo_folder.read_summary(out / photo_folder.FACES_NAME)
+    summary = photo_folder.read_summary(out / photo_folder.SUMMARY_NAME)
+    summary = {row["photo"]: row for row in summary}
+    photos = sorted(str(src / n) for n in ("a.jpg", "a.png", "a.tiff"))
+    assert sorted(f["photo"] for f in faces) == photos
+    detector = detection.Detector()
+    for face in faces:
+        found = detector.detect(photo.load_photo(face["photo"]))[0]  # each photo: one face
+        box = [float(face[k]) for k in ("x0", "y0", "x1", "y1")]
+        assert box == pytest.approx(found.box, abs=0.051)  # rounded to 0.1
+        assert float(face["confidence"]) == pytest.approx(found.confidence, abs=0.0006)
+        assert face["face"] == "0" and (face["segmenter"], face["method"]) == ("box", "box")
+        assert face["mask_share"] == "" and face["completed"] == "1"  # no segmenter with the box
+        assert face["region_pixels"] == summary[face["photo"]]["region_pixels"]
+
+
 def test_one_unreadable_photo_fails_the_run(folder_run):
     _, out, run = folder_run
     assert run.returncode == 1, run.stderr
     assert "Traceback" not in run.stderr and "photos: 100%" in run.stderr  # the progress bar
     assert "failed (1): " in run.stdout and "bad.jpg" in run.stdout
-    summary = out / photo_folder.SUMMARY_NAME
-    assert run.stdout.splitlines()[-1] == f"1 of 4 photos failed; summary: {summary}"
+    summary, faces = out / photo_folder.SUMMARY_NAME, out / photo_folder.FACES_NAME
+    last = f"1 of 4 photos failed; summary: {summary}; per face: {faces}"
+    assert run.stdout.splitlines()[-1] == last
 
 
 def test_output_folders_inside_the_input_are_not_read_back(folder_run, tmp_path):
@@ -178,19 +201,71 @@ def test_read_only_output_is_one_line(tmp_path, monkeypatch):
         photo_folder.check_output_dir(tmp_path / "out")
 
 
-def test_summary_is_replaced_whole_or_not_at_all(tmp_path):
-    first = photo_folder.write_summary(tmp_path, [photo_folder.SummaryRow("a.jpg", status="ok")])
-    before = first.read_bytes()
+def test_tables_are_replaced_whole_or_not_at_all(tmp_path):
+    face = photo_folder.FaceRow("a.jpg", 0, 1.0, 2.0, 3.0, 4.0, 0.95, "box", "box", "", 5, 1)
+    first = photo_folder.write_tables(tmp_path, [photo_folder.SummaryRow("a.jpg", faces=[face])])
+    before = [path.read_bytes() for path in first]
 
     def rows_then_crash():
         yield photo_folder.SummaryRow("b.jpg", status="ok")
         raise RuntimeError("crash while writing")
 
     with pytest.raises(RuntimeError):
-        photo_folder.write_summary(tmp_path, rows_then_crash())
-    assert first.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == [photo_folder.SUMMARY_NAME]
-    assert [r["photo"] for r in photo_folder.read_summary(first)] == ["a.jpg"]
+        photo_folder.write_tables(tmp_path, rows_then_crash())
+    assert [path.read_bytes() for path in first] == before
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted([photo_folder.SUMMARY_NAME, photo_folder.FACES_NAME])
+    assert [r["photo"] for r in photo_folder.read_summary(first[0])] == ["a.jpg"]
+    assert [r["photo"] for r in photo_folder.read_summary(first[1])] == ["a.jpg"]
+
+
+class _TwoFaces:
+    """A completer that finds two faces on every photo: one masked and filled, one without a mask."""
+
+    def complete(self, rgb, region, user_mask):
+        changed = np.zeros(rgb.shape[:2], bool)
+        changed[20:40, 20:40] = True
+        nowhere = np.full((5, 2), np.nan)
+        faces = [
+            photo.FaceResult((10.04, 20.06, 110.0, 140.56), 0.98771, nowhere, np.eye(2, 3), "net",
+                             changed, filled=400, mask_share=0.31234),
+            photo.FaceResult((150.0, 30.0, 190.0, 80.0), 0.7, nowhere, np.eye(2, 3), "no_mask",
+                             changed, filled=0, mask_share=0.0123),
+        ]  # fmt: skip
+        return photo.PhotoResult("ok", rgb, changed, faces)
+
+
+def test_per_face_table_follows_the_summary_through_failures_interrupts_and_reruns(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for name in ("a.png", "c.png", "d.png"):
+        Image.new("RGB", (200, 160), (90, 120, 150)).save(src / name)
+    (src / "b.jpg").write_bytes(b"not an image")
+    photos = photo_folder.list_photos(src)
+    run = photo_folder.complete_photos(_TwoFaces(), photos, src, out)
+    rows = [next(run) for _ in range(3)]  # a.png, b.jpg, c.png; then Ctrl-C (as complete.py)
+    rows.append(photo_folder.SummaryRow(str(src / "d.png"), status=photo_folder.INTERRUPTED))
+    summary, faces = photo_folder.write_tables(out, rows)
+    table = photo_folder.read_summary(faces)
+    expected = [
+        ["0", "10.0", "20.1", "110.0", "140.6", "0.988", "net", "net", "0.312", "400", "1"],
+        ["1", "150.0", "30.0", "190.0", "80.0", "0.7", "net", "no_mask", "0.012", "0", "0"],
+    ]
+    for name in ("a.png", "c.png"):
+        mine = [r for r in table if r["photo"] == str(src / name)]
+        assert [[r[c] for c in photo_folder.FACE_COLUMNS[1:]] for r in mine] == expected
+    assert {r["photo"] for r in table} == {str(src / "a.png"), str(src / "c.png")}
+    for row in photo_folder.read_summary(summary):  # the two tables tell one story
+        mine = [r for r in table if r["photo"] == row["photo"]]
+        assert int(row["faces_found"]) == len(mine)
+        assert int(row["faces_completed"]) == sum(r["completed"] == "1" for r in mine)
+        assert int(row["faces_masked"]) == sum(r["method"] == "net" for r in mine)
+    # A rerun into the same folder replaces both tables: no face of the first run is left.
+    rerun = [photo_folder.SummaryRow(str(src / "d.png"), status=photo_folder.NO_FACE)]
+    summary, faces = photo_folder.write_tables(out, rerun)
+    assert [r["photo"] for r in photo_folder.read_summary(summary)] == [str(src / "d.png")]
+    assert photo_folder.read_summary(faces) == []
+    assert faces.read_text().splitlines() == [",".join(photo_folder.FACE_COLUMNS)]
 
 
 @pytest.mark.parametrize("value", ["0", "-0.5", "1.5"])

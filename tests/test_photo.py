@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -11,7 +12,7 @@ import pytest
 from PIL import Image
 
 from glcic_jax import images
-from glcic_jax.completion import inference, photo, photo_views
+from glcic_jax.completion import inference, photo, photo_folder, photo_views
 from glcic_jax.face_masks import overlay
 from glcic_jax.faces import align, detection
 
@@ -209,8 +210,10 @@ def script(*args):
     )  # fmt: skip
 
 
-def test_complete_script_folder(photos, tiny_runs, tmp_path):
-    src = tmp_path / "in"
+@pytest.fixture(scope="module")
+def folder_run(photos, tiny_runs, tmp_path_factory):
+    """The script with its defaults (the worn mask, the net) on two masked photos and a plain one."""
+    src = tmp_path_factory.mktemp("folder") / "in"
     (src / "sub").mkdir(parents=True)
     Image.fromarray(photos[0][0]).save(src / "a.png")
     Image.fromarray(photos[1][0]).save(src / "sub" / "b.jpg", quality=95)
@@ -218,16 +221,66 @@ def test_complete_script_folder(photos, tiny_runs, tmp_path):
     Image.fromarray(np.stack([xx % 256, yy, xx * 0 + 90], -1).astype(np.uint8)).save(
         src / "plain.png"
     )
-    out = tmp_path / "out"
+    out = src.parent / "out"
     run = script(f"--checkpoint={tiny_runs['mouth']}", f"--input={src}", f"--output={out}")
+    return src, out, run
+
+
+def test_complete_script_folder(folder_run):
+    src, out, run = folder_run
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
     assert f"no face found (1): {src / 'plain.png'}" in lines
-    assert lines[-1] == f"0 of 3 photos failed; summary: {out / 'completion_summary.csv'}"
+    summary, faces = out / "completion_summary.csv", out / "completion_faces.csv"
+    assert lines[-1] == f"0 of 3 photos failed; summary: {summary}; per face: {faces}"
     for name in ("a.png", "sub/b.jpg", "plain.png"):
         completed = Image.open(out / f"{name}.png")
         assert completed.size == Image.open(src / name).size
         assert (out / f"{name}_side.png").exists()
+
+
+def check_tables_agree(out) -> list[dict]:
+    """Per photo of the summary: face rows = faces found, completed and masked ones likewise."""
+    faces = photo_folder.read_summary(out / photo_folder.FACES_NAME)
+    summary = photo_folder.read_summary(out / photo_folder.SUMMARY_NAME)
+    assert {f["photo"] for f in faces} <= {row["photo"] for row in summary}
+    for row in summary:
+        mine = [f for f in faces if f["photo"] == row["photo"]]
+        assert [f["face"] for f in mine] == [str(i) for i in range(int(row["faces_found"]))]
+        assert sum(f["completed"] == "1" for f in mine) == int(row["faces_completed"])
+        assert sum(f["method"] == "net" for f in mine) == int(row["faces_masked"])
+        drawn = [f["segmenter"] for f in mine if f["completed"] == "1"]
+        assert "+".join(dict.fromkeys(drawn)) == row["segmenter"]
+    return faces
+
+
+def test_per_face_table_of_a_known_masked_face(folder_run, photos, detector):
+    src, out, _ = folder_run
+    faces = check_tables_agree(out)
+    rows = [f for f in faces if f["photo"] == str(src / "a.png")]
+    found = detector.detect(photos[0][0])[0]  # a.png holds these very pixels: one face
+    assert len(rows) == 1 and rows[0]["face"] == "0"
+    box = [float(rows[0][k]) for k in ("x0", "y0", "x1", "y1")]
+    assert box == pytest.approx(found.box, abs=0.051)  # rounded to 0.1
+    assert float(rows[0]["confidence"]) == pytest.approx(found.confidence, abs=0.0006)
+    assert (rows[0]["segmenter"], rows[0]["method"], rows[0]["completed"]) == ("net", "net", "1")
+    assert float(rows[0]["mask_share"]) > 0.1 and int(rows[0]["region_pixels"]) > 1000
+    assert [f["method"] for f in faces if f["photo"] == str(src / "sub" / "b.jpg")] == ["net"]
+    assert not [f for f in faces if f["photo"] == str(src / "plain.png")]  # no face, no row
+
+
+def test_a_rerun_replaces_the_per_face_table(folder_run, tiny_runs, tmp_path):
+    """Into the same folder, fewer photos and another region: the old face rows are gone."""
+    src, first, _ = folder_run
+    shutil.copytree(src, tmp_path / "in", ignore=shutil.ignore_patterns("a.png"))
+    shutil.copytree(first, tmp_path / "out")
+    src, out = tmp_path / "in", tmp_path / "out"
+    run = script(f"--checkpoint={tiny_runs['mouth']}", f"--input={src}", f"--output={out}",
+                 "--region=box")  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    faces = check_tables_agree(out)
+    assert [f["photo"] for f in faces] == [str(src / "sub" / "b.jpg")]
+    assert (faces[0]["method"], faces[0]["mask_share"], faces[0]["completed"]) == ("box", "", "1")
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ import json
 import math
 import types
 
+import numpy as np
 import pytest
 
 from glcic_jax.evaluation import photo_pipeline
@@ -51,7 +52,9 @@ def test_segmentation_summary_per_set():
         row("augmented", "gas", "frontal", 0.6, False, True, 0.5),
         row("plain", "cloth", "slight", 0.9, True, False, 0.4),
         row("plain", "cloth", "turned", 0.5, True, True, 0.6),
+        row("strapped", "N95", "frontal", 0.7, True, True, 0.6),
     ]
+    rows[-1]["net_cord_remnant"] = 0.25
     summary = ms.segmentation_summary(rows, [0.0, 0.05, 0.2, 0.1], 0.1, [0.0, 2.0])
     assert list(summary) == [
         "augmented_by_style",
@@ -64,6 +67,11 @@ def test_segmentation_summary_per_set():
         "plain_margins",
         "plain_detected",
         "plain_called_masked",
+        "strapped_by_style",
+        "strapped_by_yaw_bin",
+        "strapped_margins",
+        "strapped_detected",
+        "strapped_called_masked",
         "unmasked_called_masked",
         "unmasked_share_quantiles",
         "masked_share_quantiles",
@@ -81,9 +89,10 @@ def test_segmentation_summary_per_set():
     assert summary["augmented_detected"] == 0.5 and summary["plain_detected"] == 1.0
     assert summary["augmented_called_masked"] == 1.0 and summary["plain_called_masked"] == 0.5
     assert summary["unmasked_called_masked"] == 0.5  # 0.2 and 0.1 reach min_share 0.1
-    # Linear quantiles of (0, 0.05, 0.1, 0.2) and of the masked (0.3, 0.4, 0.5, 0.6).
+    assert summary["strapped_by_style"]["N95"]["net_cord_remnant"] == 0.25
+    # Linear quantiles of (0, 0.05, 0.1, 0.2) and of the masked (0.3, 0.4, 0.5, 0.6, 0.6).
     assert summary["unmasked_share_quantiles"] == pytest.approx([0.075, 0.17, 0.197, 0.2])
-    assert summary["masked_share_quantiles"] == pytest.approx([0.3, 0.303, 0.33, 0.45])
+    assert summary["masked_share_quantiles"] == pytest.approx([0.3, 0.304, 0.34, 0.5])
     json.dumps(summary)  # summary.json takes it as it is
 
 
@@ -143,3 +152,17 @@ def test_example_picks_are_lfw_faces_around_the_median_and_the_lowest():
     # LFW by value: 2 (1), 3 (3), 0 (5), 5 (7), 4 (9).
     assert photo_pipeline.example_picks(faces, values, 2) == {"typical": [3, 0], "worst": [2, 3]}
     assert photo_pipeline.example_picks(faces, values, 1) == {"typical": [0], "worst": [2]}
+
+
+def test_region_scores_count_the_cords_left_unfilled():
+    truth = np.zeros((10, 10), bool)
+    truth[2:6, 2:6] = True
+    cords = np.zeros((10, 10), bool)
+    cords[8, 0:10] = True  # a 10 px cord, part of the truth
+    truth |= cords
+    filled = truth.copy()
+    filled[8, 6:] = False  # 4 of its pixels left
+    scores = ms.region_scores(truth, filled, truth, cords)
+    assert scores["cord_remnant"] == pytest.approx(0.4)
+    assert scores["remnant"] == pytest.approx(4 / 26)
+    assert math.isnan(ms.region_scores(truth, filled, truth)["cord_remnant"])

@@ -1,9 +1,9 @@
-"""A photo or a folder of photos in, completed photos and a summary table out.
+"""A photo or a folder of photos in, completed photos and two tables out.
 
     photo_folder.check_output_dir(out_dir, input_root)      # before any work
     photos = photo_folder.list_photos(input_root, out_dir)
     rows = list(photo_folder.complete_photos(completer, photos, input_root, out_dir, "box"))
-    photo_folder.write_summary(out_dir, rows)
+    summary, faces = photo_folder.write_tables(out_dir, rows)
 
 Everything `experiments/complete.py` does with files lives here, so a test
 reaches it without the script. `photo.PhotoCompleter` does the completing.
@@ -28,6 +28,20 @@ the input folder or hold it (`check_output_dir`).
 The summary (`SUMMARY_NAME` in the output folder) has one row per photo,
 `SummaryRow`, written even when photos fail, atomically (a temporary file
 renamed over the old one), so it is never half a table.
+
+The per-face table (`FACES_NAME`, beside it) has one row per face the
+pipeline considered, `FaceRow`: the detector's box and score, what drew the
+region and how many pixels its fill wrote. The summary says how many faces
+a photo had; only this table says where they were, so a region put on
+something that is not a masked face (a van, a collar, a hand) or on the
+wrong face can be found without opening every picture. Its rows come from
+the same `SummaryRow`s (`SummaryRow.faces`) and both tables are written by
+one call, `write_tables`, for the whole run: a rerun replaces both, a photo
+that failed or was not reached (Ctrl-C) has a summary row and no face rows,
+and a photo without a face likewise. Both are written out in full before
+either is renamed into place, and an earlier per-face table is removed just
+before, so beside a summary there is its own per-face table or, after a
+crash between the two renames, none: never an earlier run's.
 """
 
 import contextlib
@@ -46,6 +60,7 @@ from glcic_jax.completion import photo, photo_views
 from glcic_jax.dataset import prepare
 
 SUMMARY_NAME = "completion_summary.csv"
+FACES_NAME = "completion_faces.csv"
 PHOTO_SUFFIXES = prepare.SUFFIXES
 OK, NO_FACE, FAILED, INTERRUPTED = "ok", "no_face", "failed", "interrupted"
 
@@ -70,6 +85,8 @@ class SummaryRow:
       status: "ok", "no_face" (written unchanged), "failed" or
         "interrupted" (not reached before Ctrl-C).
       error: why it failed, one line ("" otherwise).
+      faces: the photo's `FaceRow`s, one per face in `faces_found` (not a
+        column: `write_tables` puts them in the per-face table).
     """
 
     photo: str
@@ -84,9 +101,59 @@ class SummaryRow:
     seconds: float = 0.0
     status: str = ""
     error: str = ""
+    faces: list["FaceRow"] = dataclasses.field(default_factory=list, metadata={"column": False})
 
 
-COLUMNS = tuple(field.name for field in dataclasses.fields(SummaryRow))
+@dataclasses.dataclass
+class FaceRow:
+    """One face's line in the per-face table (one per `photo.FaceResult` of a photo).
+
+    Attributes:
+      photo: the photo's path, as in the summary.
+      face: its index in the photo, as `photo.PhotoResult.faces` orders them
+        (0 = the largest box).
+      x0, y0, x1, y1: the detector's box in photo pixels, rounded to 0.1 (for
+        method "file_no_face": the user mask's bounding box).
+      confidence: the detector's score, 3 decimals (0 for "file_no_face").
+      segmenter: what drew the region: "net", "grabcut", "box" or "file"
+        (`photo.FaceResult.segmenter`).
+      method: how, in detail (`photo.FaceResult.method`): "net", "no_mask"
+        (the segmenter found no mask: left alone), "mask" (GrabCut),
+        "mask_fallback_box", "box", "file" or "file_no_face".
+      mask_share: the segmenter's share of the face's mask crop that is mask,
+        3 decimals; empty when it did not run (any region but "mask" with the
+        "net" segmenter).
+      region_pixels: photo pixels this face's fill wrote. Overlapping faces
+        can both count a pixel, which the summary's region_pixels counts once.
+      completed: 1 when the fill changed at least one photo pixel, else 0.
+    """
+
+    photo: str
+    face: int
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    confidence: float
+    segmenter: str
+    method: str
+    mask_share: float | str
+    region_pixels: int
+    completed: int
+
+    @classmethod
+    def of(cls, photo_name: str, index: int, face: photo.FaceResult) -> "FaceRow":
+        """The row of `face`, the `index`-th face of the photo `photo_name`."""
+        x0, y0, x1, y1 = (round(float(v), 1) for v in face.box)
+        share = "" if face.mask_share is None else round(float(face.mask_share), 3)
+        return cls(
+            photo_name, index, x0, y0, x1, y1, round(float(face.confidence), 3),
+            face.segmenter, face.method, share, int(face.filled), int(face.filled > 0),
+        )  # fmt: skip
+
+
+COLUMNS = tuple(f.name for f in dataclasses.fields(SummaryRow) if f.metadata.get("column", True))
+FACE_COLUMNS = tuple(f.name for f in dataclasses.fields(FaceRow))
 
 
 def check_output_dir(out_dir, input_root=None) -> None:
@@ -165,7 +232,7 @@ def complete_photos(completer, photos, root, out_dir, region="mask", user_mask=N
     """Completes and writes each photo; yields its `SummaryRow` as soon as it is done.
 
     A photo that fails (unreadable, too large, an error while completing or
-    writing) gives a "failed" row and the next photo goes on.
+    writing) gives a "failed" row without face rows and the next photo goes on.
 
     Args:
       completer: a `photo.PhotoCompleter`.
@@ -176,7 +243,7 @@ def complete_photos(completer, photos, root, out_dir, region="mask", user_mask=N
       progress: optional wrapper of the photo list, e.g. a tqdm bar.
 
     Yields:
-      One `SummaryRow` per photo, in order.
+      One `SummaryRow` per photo, in order, its `faces` filled when it was written.
     """
     out_dir = pathlib.Path(out_dir)
     inputs = {os.path.realpath(p) for p in photos}
@@ -211,6 +278,7 @@ def complete_photos(completer, photos, root, out_dir, region="mask", user_mask=N
             row.faces_masked = sum(face.masked for face in result.faces)
             row.region_pixels = int(np.count_nonzero(result.region))
             row.segmenter = "+".join(dict.fromkeys(face.segmenter for face in completed))
+            row.faces = [FaceRow.of(row.photo, i, face) for i, face in enumerate(result.faces)]
         row.seconds = round(time.perf_counter() - start, 3)
         yield row
 
@@ -222,21 +290,40 @@ def save_png(rgb, path) -> None:
         Image.fromarray(np.asarray(rgb, np.uint8)).save(f, format="PNG")
 
 
-def write_summary(out_dir, rows) -> pathlib.Path:
-    """Writes the rows as `out_dir/SUMMARY_NAME`, replacing any earlier one atomically.
+def write_tables(out_dir, rows) -> tuple[pathlib.Path, pathlib.Path]:
+    """Writes the summary and the per-face table of `rows`, replacing earlier ones.
+
+    Both are made in memory first (an error there changes nothing), then
+    each written to a temporary file; the earlier per-face table is removed
+    and the two renamed into place, the summary first (module docstring).
+
+    Args:
+      rows: the run's `SummaryRow`s; their `faces` make the per-face table.
 
     Returns:
-      The summary's path.
+      (the summary's path, the per-face table's path), in `out_dir`.
     """
-    path = pathlib.Path(out_dir) / SUMMARY_NAME
-    with _replacing(path) as f:
-        text = io.TextIOWrapper(f, encoding="utf-8", newline="")
-        writer = csv.DictWriter(text, COLUMNS)
-        writer.writeheader()
-        writer.writerows(dataclasses.asdict(row) for row in rows)
-        text.flush()
-        text.detach()
-    return path
+    rows = list(rows)
+    out_dir = pathlib.Path(out_dir)
+    summary, faces = out_dir / SUMMARY_NAME, out_dir / FACES_NAME
+    summary_csv = _csv(COLUMNS, ({c: getattr(r, c) for c in COLUMNS} for r in rows))
+    faces_csv = _csv(FACE_COLUMNS, (dataclasses.asdict(f) for r in rows for f in r.faces))
+    with _replacing(faces) as faces_file:
+        faces_file.write(faces_csv)
+        faces_file.flush()  # a full disk fails here, before the summary is replaced
+        with _replacing(summary) as summary_file:
+            summary_file.write(summary_csv)
+            _remove(faces)
+    return summary, faces
+
+
+def _csv(columns, dicts) -> bytes:
+    """A CSV table (header, then one line per dict) as UTF-8 bytes."""
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, columns)
+    writer.writeheader()
+    writer.writerows(dicts)
+    return text.getvalue().encode("utf-8")
 
 
 @contextlib.contextmanager
@@ -258,7 +345,7 @@ def _replacing(path: pathlib.Path):
 
 
 def read_summary(path) -> list[dict]:
-    """The rows of a summary as dicts of strings (column -> value)."""
+    """The rows of a summary or a per-face table as dicts of strings (column -> value)."""
     with open(path, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
 

@@ -303,7 +303,7 @@ def paste(rgb, points, template: str, templates_dir=None, match_light=True):
     if alpha.size == 0:
         return out, full_alpha
     if match_light:
-        colour = colour * _light_factor(rgb, points)
+        colour = colour * light_factor(rgb, points)
     h, w = alpha.shape
     region = rgb[y0 : y0 + h, x0 : x0 + w].astype(np.float32)
     blended = region * (1.0 - alpha[..., None]) + colour * alpha[..., None]
@@ -312,7 +312,7 @@ def paste(rgb, points, template: str, templates_dir=None, match_light=True):
     return out, full_alpha
 
 
-def _light_factor(rgb, points) -> float:
+def light_factor(rgb, points) -> float:
     """sqrt(face luminance / 128), from a box between the eyes and the mask top."""
     pts = np.asarray(points)
     x0, x1 = (
@@ -361,12 +361,29 @@ def render_masked(
     return masked, alpha, template
 
 
-def paste_on_photo(rgb, face, rng: np.random.Generator, template=None, templates_dir=None):
-    """A synthetic masked photo: a template on a detected face, at the photo's resolution.
+def photo_points(face, rng: np.random.Generator, template=None) -> tuple[np.ndarray, str]:
+    """Where a template goes on a detected face: (six face points in photo pixels, template name).
 
     The face points are found on the aligned canvas (`face_points` of the
     aligned landmarks, `jitter`ed) and mapped back into the photo, so the
     mask sits as `render_masked` would put it, without resampling the photo.
+
+    Args:
+      face: a `detection.Face` in the photo.
+      rng: numpy generator (style and jitter).
+      template: a name in `TEMPLATES` (default: random frontal style, turned
+        by `pick_variant`).
+    """
+    affine = align.alignment(face, align.CANVAS)
+    landmarks = align.apply_affine(affine, face.landmarks)
+    if template is None:
+        template = pick_variant(landmarks, FRONTAL[rng.integers(len(FRONTAL))])
+    points = jitter(face_points(landmarks), rng)
+    return align.apply_affine(cv2.invertAffineTransform(affine), points), template
+
+
+def paste_on_photo(rgb, face, rng: np.random.Generator, template=None, templates_dir=None):
+    """A synthetic masked photo: a template on a detected face (`photo_points`), at the photo's resolution.
 
     Args:
       rgb: RGB uint8 (H, W, 3) photo.
@@ -379,11 +396,6 @@ def paste_on_photo(rgb, face, rng: np.random.Generator, template=None, templates
     Returns:
       (masked RGB uint8 (H, W, 3), alpha float32 (H, W), template name).
     """
-    affine = align.alignment(face, align.CANVAS)
-    landmarks = align.apply_affine(affine, face.landmarks)
-    if template is None:
-        template = pick_variant(landmarks, FRONTAL[rng.integers(len(FRONTAL))])
-    points = jitter(face_points(landmarks), rng)
-    points = align.apply_affine(cv2.invertAffineTransform(affine), points)
+    points, template = photo_points(face, rng, template)
     masked, alpha = paste(rgb, points, template, templates_dir)
     return masked, alpha, template

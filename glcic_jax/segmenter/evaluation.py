@@ -39,14 +39,15 @@ from glcic_jax.face_masks import overlay
 from glcic_jax.faces import align, detection, mask_crop
 from glcic_jax.segmenter import grabcut as segment
 from glcic_jax.segmenter import mask_net
-from glcic_jax.segmenter.synthetic import face_sources
+from glcic_jax.segmenter.synthetic import face_sources, scene
 from glcic_jax.segmenter.synthetic import generator as synthetic
+from glcic_jax.segmenter.synthetic import straps as straps_lib
 
 PHOTO_SIDE = 256
 LPIPS_SIDE = 64  # the mask's bounding box is scaled to this for LPIPS
 # Yaw bins from `synthetic.Sample.yaw` / the nose offset, in eye distances.
 YAW_BINS = ((0.0, 0.06, "frontal"), (0.06, 0.12, "slight"), (0.12, math.inf, "turned"))
-HELD_OUT_SETS = ("augmented", "plain")
+HELD_OUT_SETS = ("augmented", "plain", "strapped")
 SUMMARY_GROUPS = ("style", "yaw_bin")
 # The region scores averaged per group: the network's and GrabCut's.
 SEGMENTER_KEYS = (
@@ -56,6 +57,8 @@ SEGMENTER_KEYS = (
     "grabcut_iou",
     "grabcut_remnant",
     "grabcut_spill",
+    "net_cord_remnant",
+    "grabcut_cord_remnant",
 )
 
 
@@ -70,8 +73,12 @@ def style_of(template: str | None) -> str:
     return template.removesuffix("_left").removesuffix("_right")
 
 
-def region_scores(segment_region, filled_region, truth) -> dict:
-    """iou (of the segment), remnant and spill (of the filled region) against the truth."""
+def region_scores(segment_region, filled_region, truth, cords=None) -> dict:
+    """iou (of the segment), remnant and spill (of the filled region) against the truth.
+
+    With `cords` (bool, the ear loops' or ties' pixels, part of the truth),
+    also cord_remnant: the share of them the filled region leaves (NaN without).
+    """
     truth = np.asarray(truth, bool)
     seg = np.asarray(segment_region, bool)
     filled = np.asarray(filled_region, bool)
@@ -80,6 +87,11 @@ def region_scores(segment_region, filled_region, truth) -> dict:
         iou=float((seg & truth).sum() / union) if union else 1.0,
         remnant=float((truth & ~filled).sum() / truth.sum()) if truth.any() else 0.0,
         spill=float((filled & ~truth).sum() / filled.sum()) if filled.any() else 0.0,
+        cord_remnant=(
+            float((cords & ~filled).sum() / cords.sum())
+            if cords is not None and cords.any()
+            else float("nan")
+        ),
     )
 
 
@@ -104,6 +116,7 @@ class MaskedFace:
     yaw: float
     landmarks: np.ndarray  # of the clean face, in photo pixels (the fallback placement)
     source: str = ""  # the face photo it was made from
+    cords: np.ndarray | None = None  # bool, its ear loops' or ties' pixels ("strapped" set only)
 
 
 def held_out_sources(paths, cache, seed: int) -> list:
@@ -153,9 +166,16 @@ def augmented_faces(sources, n: int, seed: int, templates_dir=None) -> list[Mask
     return out
 
 
-def plain_faces(sources, n: int, seed: int, templates_dir=None) -> list[MaskedFace]:
-    """n held-out faces wearing an unaltered template, pasted on the enlarged test photo."""
+def plain_faces(sources, n: int, seed: int, templates_dir=None, straps=False) -> list[MaskedFace]:
+    """n held-out faces wearing an unaltered template, pasted on the enlarged test photo.
+
+    With `straps` (the "strapped" set) each mask also has its ear loops or
+    ties (`synthetic.straps`: 2 to 5 px at `PHOTO_SIDE`, lit like the mask),
+    part of the truth; they come from their own stream, so the faces and
+    masks are the plain set's of the same seed.
+    """
     rng = np.random.default_rng(seed)
+    strap_rng = np.random.default_rng([seed, 1])
     out = []
     for i in range(n):
         source = sources[i % len(sources)]
@@ -168,11 +188,25 @@ def plain_faces(sources, n: int, seed: int, templates_dir=None) -> list[MaskedFa
         style = overlay.FRONTAL[i % len(overlay.FRONTAL)]
         canvas_landmarks = align.apply_affine(align.alignment(face), landmarks)
         template = overlay.pick_variant(canvas_landmarks, style)
-        masked, alpha, template = overlay.paste_on_photo(
-            big, face, rng, template=template, templates_dir=templates_dir
-        )
+        points, template = overlay.photo_points(face, rng, template)
+        masked, alpha = overlay.paste(big, points, template, templates_dir)
+        truth, cords = alpha > 0.5, None
+        if straps:
+            hom = overlay.homography(template, points, templates_dir)
+            attach = straps_lib.corners(template, hom, templates_dir)
+            kind = straps_lib.kind_for(template)
+            colour, cord_alpha = straps_lib.draw(
+                scene.FaceFrame.of(landmarks), attach, kind, strap_rng, masked.shape
+            )
+            colour = colour * overlay.light_factor(big, points)
+            blended = masked + (colour - masked) * cord_alpha[..., None]
+            masked = np.clip(np.round(blended), 0, 255).astype(np.uint8)
+            cords = (cord_alpha > 0.5) & ~truth
+            truth = truth | cords
         yaw = overlay.yaw_offset(landmarks)
-        out.append(MaskedFace(masked, alpha > 0.5, big, template, yaw, landmarks, source.path))
+        out.append(
+            MaskedFace(masked, truth, big, template, yaw, landmarks, source.path, cords)
+        )  # fmt: skip
     return out
 
 
@@ -209,13 +243,15 @@ def score_segmenters(net: mask_net.MaskNet, detector, faces, min_confidence=0.9,
             masked=found.masked,
         )
         filled = found.region if found.masked else np.zeros_like(raw)
-        row.update({f"net_{k}": v for k, v in region_scores(raw, filled, masked.truth).items()})
+        scores = region_scores(raw, filled, masked.truth, masked.cords)
+        row.update({f"net_{k}": v for k, v in scores.items()})
         for m in margins:
             dilated = mask_net.to_photo(found.crop_probability, found.affine, masked.photo.shape, m)
             scores = region_scores(raw, dilated, masked.truth)
             row[f"remnant_m{m:g}"], row[f"spill_m{m:g}"] = scores["remnant"], scores["spill"]
         grab = grabcut_region(masked.photo, face)
-        row.update({f"grabcut_{k}": v for k, v in region_scores(grab, grab, masked.truth).items()})
+        scores = region_scores(grab, grab, masked.truth, masked.cords)
+        row.update({f"grabcut_{k}": v for k, v in scores.items()})
         rows.append(row)
     return rows
 

@@ -3,8 +3,9 @@
 A sample is a face photo warped into the mask crop (`mask_crop.landmarks_affine`)
 wearing a MaskTheFace template placed on its face points (`overlay`), the
 template warped straight into the crop so it is sharp at the crop's
-resolution. The label is the visible mask: the warped template's alpha > 0.5,
-minus what lies over it (a hand, hair, glasses). The variations make a
+resolution. The label is the visible mask, its ear loops or ties included
+(`straps`): the warped template's alpha > 0.5 and the cords', minus what
+lies over them (a hand, hair, glasses). The variations make a
 network learn a worn mask's shape and place on a face, not the templates'
 colours, the source photos' backgrounds or the paste's edges.
 
@@ -22,6 +23,8 @@ Train families (split="train"; probabilities and ranges in `_TRAIN`):
               smooth noise or camouflage, logo-like shapes) in perspective with
               the mask, or its own colours; lit like the face, with a light
               gradient and a contact shadow on the skin.
+  straps      ear loops to the ears or ties back over the head (`straps`:
+              white, black or light blue, the far ear's hidden by the cheek).
   context     neck, clothes, scarf and wall where the photo ends, walls and
               clothes often near the mask's colour (`scene`).
   occlusion   a hand, fingers or a glove over the mask's edge, hair strands,
@@ -61,7 +64,7 @@ import numpy as np
 
 from glcic_jax.face_masks import overlay
 from glcic_jax.faces import align, mask_crop
-from glcic_jax.segmenter.synthetic import face_sources, mask, photometric, prints, scene
+from glcic_jax.segmenter.synthetic import face_sources, mask, photometric, prints, scene, straps
 from glcic_jax.segmenter.synthetic.prints import TEST_HUES, TEST_PRINTS, TRAIN_PRINTS  # noqa: F401
 
 SPLITS = ("train", "test")
@@ -123,6 +126,7 @@ class _Regime:
     p_neg_hand: float
     p_photo_edge: float
     p_flip: float
+    p_straps: float  # ear loops or ties drawn (`straps`), part of the mask
 
 
 _TRAIN = _Regime(
@@ -147,6 +151,7 @@ _TRAIN = _Regime(
     p_neg_hand=0.2,
     p_photo_edge=0.05,
     p_flip=0.5,
+    p_straps=0.6,
 )
 _TEST = _Regime(
     name="test",
@@ -170,6 +175,7 @@ _TEST = _Regime(
     p_neg_hand=0.15,
     p_photo_edge=0.0,
     p_flip=0.5,
+    p_straps=0.6,
 )
 _REGIMES = {"train": _TRAIN, "test": _TEST}
 
@@ -238,9 +244,10 @@ def synthesize(rgb, landmarks, rng: np.random.Generator, size: int, split="train
     masked = rng.random() >= unmasked
     # One stream per stage: one seed frames, fills and degrades a face alike
     # with and without a mask.
-    frame_rng, mask_rng, fill_rng, cover_rng, photo_rng = (
-        np.random.default_rng(s) for s in rng.integers(0, 2**63 - 1, size=5)
-    )
+    seeds = rng.integers(0, 2**63 - 1, size=5)
+    frame_rng, mask_rng, fill_rng, cover_rng, photo_rng = (np.random.default_rng(s) for s in seeds)
+    # The straps' own stream, from the mask's seed: with p_straps 0 a sample is what it was before.
+    strap_rng = np.random.default_rng([int(seeds[1]), 1])
     source = np.asarray(landmarks, np.float64)
     styles, weights = zip(*_STYLES.items())
     style = styles[mask_rng.choice(len(styles), p=np.array(weights) / sum(weights))]
@@ -266,6 +273,12 @@ def synthesize(rgb, landmarks, rng: np.random.Generator, size: int, split="train
             shadow = np.roll(shadow, max(1, size // 128), axis=0) * (1 - alpha)
             image = image * (1 - mask_rng.uniform(0.15, 0.4) * shadow)[..., None]
         image = image * (1 - alpha[..., None]) + colour * light
+        if label.any() and strap_rng.random() < regime.p_straps:
+            attach = straps.corners(template, hom, tdir)
+            kind = straps.kind_for(template)
+            cord, cord_alpha = straps.draw(face, attach, kind, strap_rng, (size, size))
+            image = image + (cord * light - image) * cord_alpha[..., None]
+            label |= cord_alpha > 0.5
     else:
         if cover_rng.random() < regime.p_neg_scarf:  # up to the chin, not over the mouth
             u, v = face.maps(size)
