@@ -100,8 +100,11 @@ def _usage_error(message: str):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if len(argv) > 1:  # before anything starts: one line, not absl's page of usage
+        _usage_error(
+            f"unexpected argument{'s' if len(argv) > 2 else ''} {' '.join(argv[1:])!r}"
+            " (every option is a --flag; see --helpshort)"
+        )
     # First: it may re-execute this script under jemalloc.
     in_effect = allocator.setup(FLAGS.allocator) or "the C library's defaults"
     print(f"allocator: {in_effect}, see glcic_jax/perf/allocator.py")
@@ -118,15 +121,23 @@ def main(argv):
     if FLAGS.steps_per_run is not None:
         config.steps_per_run = FLAGS.steps_per_run
     workdir = FLAGS.workdir or launch_setup.default_workdir(config.mask, config.preset)
+    # What a refused run may remove again: only folders it created itself.
+    created = launch_setup.missing_folders(workdir)
     data_dir = None
     try:
+        # The flags first, before JAX starts or anything is written.
+        launch_setup.check_processes(FLAGS.num_processes, FLAGS.process_id, FLAGS.distributed)
+        launch_setup.check_branch(FLAGS.branch_from, FLAGS.branch_step)
+        names = launch_setup.config_names(
+            seed=FLAGS.seed is not None, steps_per_run=FLAGS.steps_per_run is not None
+        )
+        configs.validate(config, names)
         if FLAGS.num_processes > 1 or FLAGS.distributed:
             launch_setup.start_distributed(
                 FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id
             )
         # What can be checked in a moment, before minutes of data preparation.
-        launch_setup.check_branch(FLAGS.branch_from, FLAGS.branch_step)
-        configs.validate(config)
+        launch_setup.check_devices(config, names)
         if config.mask == "overlay":
             overlay.load_templates()
         data_dir = launch_setup.training_data_dir(
@@ -147,6 +158,7 @@ def main(argv):
             branch_step=FLAGS.branch_step,
         )
     except user_errors as e:
+        launch_setup.remove_leftovers(workdir, created)
         _usage_error(
             launch_setup.error_message(
                 e, data_dir=data_dir, data_dir_given=bool(FLAGS.data_dir), resume=FLAGS.resume

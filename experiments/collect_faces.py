@@ -33,12 +33,26 @@ _CHROMIUM_ARG = flags.DEFINE_multi_string("chromium_arg", [], "Extra Chromium sw
 
 
 def main(argv):
-    del argv
-    store = download.Collection(_OUT.value)
+    if len(argv) > 1:
+        raise SystemExit(
+            f"collect_faces: unexpected argument {' '.join(argv[1:])!r} (flags are --NAME=VALUE)"
+        )
+    try:
+        # Every flag is checked before the output folder is created or a URL is tried:
+        # limits under which every download fails would record the URLs as failed.
+        if _PER_QUERY.value < 1:
+            raise download.PolicyError(f"--per_query must be >= 1, not {_PER_QUERY.value}")
+        policy = download.Policy(
+            timeout_s=_TIMEOUT.value, retries=_RETRIES.value, max_bytes=_MAX_BYTES.value
+        )
+        download.check_policy(policy, download.POLICY_FLAGS)
+        site = collect.load_site(_SITE.value) if _SEARCH.value else None
+        store = download.Collection(_OUT.value)
+    except (download.PolicyError, download.CollectionError, collect.CollectError) as e:
+        raise SystemExit(f"collect_faces: {e}") from None
     todo = [q for q in _QUERIES.value if len(store.candidates(q)) < _PER_QUERY.value]
     if _SEARCH.value and todo:
         try:
-            site = collect.load_site(_SITE.value)
             with collect.chromium(
                 _CHROMIUM.value, _CHROMEDRIVER.value, tuple(_CHROMIUM_ARG.value)
             ) as driver:
@@ -52,9 +66,6 @@ def main(argv):
                     logging.info("%s: %d URLs on the page, %d new", query, len(urls), new)
         except collect.CollectError as e:
             raise SystemExit(f"collect_faces: {e}") from None
-    policy = download.Policy(
-        timeout_s=_TIMEOUT.value, retries=_RETRIES.value, max_bytes=_MAX_BYTES.value
-    )
     from tqdm import tqdm
 
     counts = download.download_all(

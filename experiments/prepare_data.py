@@ -68,31 +68,43 @@ _LFW_MIN_FACES = flags.DEFINE_integer("lfw_min_faces", 20, "LFW people with this
 _LFW_RETRIES = flags.DEFINE_integer("lfw_retries", 3, "LFW download attempts.")
 
 
+def _settings(min_face: int) -> prepare.Settings:
+    return prepare.Settings(
+        min_face=min_face,
+        min_confidence=_MIN_CONFIDENCE.value,
+        dominance=_DOMINANCE.value,
+        require_mouth=_REQUIRE_MOUTH.value,
+        min_mouth_skin=_MIN_MOUTH_SKIN.value,
+        max_outside=_MAX_OUTSIDE.value,
+        dup_distance=_DUP_DISTANCE.value,
+        max_pixels=_MAX_PIXELS.value,
+        test_fraction=_TEST_FRACTION.value,
+        split_seed=_SPLIT_SEED.value,
+        image_format=_FORMAT.value,
+        max_images=_MAX_IMAGES.value,
+        framing=_FRAMING.value,
+    )
+
+
 def main(argv):
-    del argv
+    if len(argv) > 1:
+        sys.exit(
+            f"prepare_data: unexpected argument {' '.join(argv[1:])!r} (flags are --NAME=VALUE)"
+        )
     try:
         source, min_face = _SOURCE.value, _MIN_FACE.value
+        settings = _settings(min_face)
+        # Every flag is checked before LFW is fetched or anything is written.
+        prepare.check_settings(settings, _WORKERS.value)
         if source == "lfw":
+            prepare.check_range("--lfw_min_faces", _LFW_MIN_FACES.value, "count", 0, None)
+            prepare.check_range("--lfw_retries", _LFW_RETRIES.value, "count", 1, None)
             home = pathlib.Path(_LFW_HOME.value).expanduser() if _LFW_HOME.value else None
             source = lfw.fetch_lfw(home, _LFW_MIN_FACES.value, _LFW_RETRIES.value)
             if not flags.FLAGS["min_face"].present:
                 min_face = 0  # LFW's faces are ~110 px: the study's 128 px rule would drop most.
                 logging.info("LFW: using --min_face=0 (pass --min_face to override)")
-        settings = prepare.Settings(
-            min_face=min_face,
-            min_confidence=_MIN_CONFIDENCE.value,
-            dominance=_DOMINANCE.value,
-            require_mouth=_REQUIRE_MOUTH.value,
-            min_mouth_skin=_MIN_MOUTH_SKIN.value,
-            max_outside=_MAX_OUTSIDE.value,
-            dup_distance=_DUP_DISTANCE.value,
-            max_pixels=_MAX_PIXELS.value,
-            test_fraction=_TEST_FRACTION.value,
-            split_seed=_SPLIT_SEED.value,
-            image_format=_FORMAT.value,
-            max_images=_MAX_IMAGES.value,
-            framing=_FRAMING.value,
-        )
+                settings = _settings(min_face)
         from tqdm import tqdm
 
         summary = prepare.build(

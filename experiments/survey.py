@@ -48,27 +48,59 @@ _NEW_IDS = flags.DEFINE_integer(
 )
 
 
-def _require(*holders):
+def _usage_error(message: str):
+    """One line on stderr and exit status 2: not absl's page of usage."""
+    print(f"survey.py: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _require(command: str, *holders):
     missing = [f"--{h.name}" for h in holders if h.value in (None, "")]
     if missing:
-        raise app.UsageError(f"{sys.argv[1]} needs {', '.join(missing)}")
+        _usage_error(f"{command} needs {', '.join(missing)}")
+
+
+def _build_steps() -> list[int] | None:
+    """--steps as checkpoint steps (None: the default), or a one-line refusal."""
+    steps = []
+    for value in _STEPS.value:
+        try:
+            step = int(value)
+        except ValueError:
+            step = -1
+        if step < 0:
+            _usage_error(f"--steps must be checkpoint steps (integers >= 0), not {value!r}")
+        steps.append(step)
+    return steps or None
+
+
+def _check_build_flags() -> None:
+    for holder, low in ((_N, 1), (_SEED, 0), (_DISPLAY, 1)):
+        if holder.value < low:
+            _usage_error(f"--{holder.name} must be >= {low}, not {holder.value}")
 
 
 def main(argv):
-    if len(argv) != 2 or argv[1] not in COMMANDS:
-        raise app.UsageError(f"usage: survey.py {{{'|'.join(COMMANDS)}}} --flags")
+    usage = f"usage: survey.py {{{'|'.join(COMMANDS)}}} --flags"
+    if len(argv) < 2:
+        _usage_error(f"no command given; {usage}")
+    if argv[1] not in COMMANDS:
+        _usage_error(f"unknown command {argv[1]!r}; {usage}")
+    if len(argv) > 2:
+        _usage_error(f"unexpected argument {' '.join(argv[2:])!r}; {usage}")
     command = argv[1]
     try:
         if command == "build":
-            _require(_RANDOM, _MOUTH, _DATA_DIR, _OUT)
-            steps = [int(s) for s in _STEPS.value] or None
+            _require(command, _RANDOM, _MOUTH, _DATA_DIR, _OUT)
+            _check_build_flags()
+            steps = _build_steps()
             built = design.build(
                 _OUT.value, _RANDOM.value, _MOUTH.value, _DATA_DIR.value, _N.value, steps,
                 _SEED.value, _DISPLAY.value, _RESAMPLE.value,
             )  # fmt: skip
             print(f"{len(built.questions)} questions at steps {list(built.points)} in {_OUT.value}")
         elif command == "serve":
-            _require(_SURVEY, _DB)
+            _require(command, _SURVEY, _DB)
             server = webapp.make_server(
                 _SURVEY.value, _DB.value, _HOST.value, _PORT.value, _NEW_IDS.value
             )
@@ -76,7 +108,7 @@ def main(argv):
                 print(f"serving the survey on {url}", flush=True)
             server.run()  # until Ctrl-C; every answer is on disk once acknowledged
         else:
-            _require(_DB, _OUT)
+            _require(command, _DB, _OUT)
             summary = survey_summary.write_report(_DB.value, _OUT.value)
             for row in summary["points"]:
                 print(

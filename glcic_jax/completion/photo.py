@@ -167,7 +167,7 @@ def load_photo(path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
       PhotoError: missing, not a regular file, unreadable, or over the limit.
     """
     try:
-        rgb = images.read_rgb(path, max_pixels)
+        rgb = images.read_rgb(path, max_pixels, check_damage=False)
     except images.ImageError as e:
         raise PhotoError(str(e)) from None
     return np.ascontiguousarray(rgb)

@@ -16,7 +16,7 @@ Folders are data/<source>-aligned (every image) and data/<source>-aligned-<n>
 crop (`prepare.Settings.framing`) go to data/<source>-maskcrop[-<n>]. A folder is ready when its
 READY_FILE exists; it is written last, so a killed preparation leaves none
 and the next run prepares that folder again from the start. A lock makes two
-launches started together prepare it once.
+launches started together prepare it once; its file is removed when done.
 """
 
 import contextlib
@@ -150,15 +150,45 @@ def _workers(n_images: int) -> int:
 
 @contextlib.contextmanager
 def _lock(path: pathlib.Path, log):
-    """An exclusive lock on `path` (created), held until the block ends."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
+    """An exclusive lock on `path`, held until the block ends; nothing of it stays behind.
+
+    The lock file (and its folder, when this call created it and it is still
+    empty) is removed when the block ends, also when it raises: a first run
+    refused for want of data leaves no `data/.prepare.lock` and no empty
+    `data/`. The file is removed while locked, and a launch that waited
+    for it locks the file then at `path` (a new one) instead.
+    """
+    created = [p for p in (path.parent, *path.parent.parents) if not os.path.lexists(p)]
+    waited = False
+    while True:
+        path.parent.mkdir(parents=True, exist_ok=True)  # again: a refused launch may remove it
+        f = open(path, "a")
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            log(f"waiting for another launch that is preparing data in {path.parent}")
+            if not waited:
+                log(f"waiting for another launch that is preparing data in {path.parent}")
+                waited = True
             fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+        if _is_current(f, path):
+            break
+        f.close()  # removed by the launch that held it: lock the file now at `path`
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        f.close()  # releases the lock
+        for folder in created:  # the deepest first
+            try:
+                folder.rmdir()
+            except OSError:  # not empty: it holds what was prepared, or someone else's
+                break
+
+
+def _is_current(f, path: pathlib.Path) -> bool:
+    """Whether the open file `f` is still the file at `path` (not removed or replaced)."""
+    try:
+        here, there = os.fstat(f.fileno()), os.stat(path)
+    except FileNotFoundError:
+        return False
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)

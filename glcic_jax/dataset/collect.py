@@ -16,6 +16,7 @@ Manager (which would try to download a driver).
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import pathlib
 import shutil
@@ -86,7 +87,8 @@ def load_site(spec: str) -> SearchSite:
     """A `SearchSite` by preset name (see `SITES`) or from a JSON file of its fields.
 
     Raises:
-      CollectError: unknown name, unreadable file or bad fields.
+      CollectError: unknown name, unreadable file, bad fields, or values out
+        of range (a negative pause or scroll count, an empty selector).
     """
     if spec in SITES:
         return SITES[spec]
@@ -94,9 +96,27 @@ def load_site(spec: str) -> SearchSite:
     if not path.is_file():
         raise CollectError(f"unknown site {spec!r}: use one of {sorted(SITES)} or a JSON file")
     try:
-        return SearchSite(**json.loads(path.read_text()))
-    except (ValueError, TypeError) as e:
+        site = SearchSite(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError) as e:
         raise CollectError(f"bad site file {path}: {e}") from None
+    pause, idle = site.scroll_pause_s, site.max_idle_scrolls
+    if isinstance(pause, bool) or not isinstance(pause, (int, float)) or not 0 <= pause < math.inf:
+        raise CollectError(f"bad site file {path}: scroll_pause_s must be >= 0, not {pause!r}")
+    if isinstance(idle, bool) or not isinstance(idle, int) or idle < 0:
+        raise CollectError(f"bad site file {path}: max_idle_scrolls must be >= 0, not {idle!r}")
+    for field in ("name", "search_url", "result_selector", "url_attribute"):
+        if not isinstance(getattr(site, field), str) or not getattr(site, field):
+            raise CollectError(f"bad site file {path}: {field} must be a non-empty string")
+    for field in ("url_json_key", "more_selector"):
+        if not isinstance(getattr(site, field), str):
+            raise CollectError(f"bad site file {path}: {field} must be a string")
+    try:
+        site.search_url.format(query="q")
+    except (KeyError, IndexError, ValueError):
+        raise CollectError(
+            f"bad site file {path}: search_url may hold {{query}} and no other {{...}}"
+        ) from None
+    return site
 
 
 @contextlib.contextmanager

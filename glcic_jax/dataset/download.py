@@ -27,6 +27,7 @@ import http.client
 import io
 import ipaddress
 import json
+import math
 import os
 import pathlib
 import re
@@ -35,6 +36,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import warnings
 
 from PIL import Image
 
@@ -70,6 +72,54 @@ class Policy:
         "image/bmp",
     )
     user_agent: str = "Mozilla/5.0 (X11; Linux x86_64) glcic-jax-collect/1.0"
+
+
+class PolicyError(ValueError):
+    """Download limits that cannot work; the message is one line naming the setting."""
+
+
+# Policy field -> collect_faces.py's flag for it, for the one-line refusal.
+POLICY_FLAGS = {"timeout_s": "--timeout", "retries": "--retries", "max_bytes": "--max_bytes"}
+
+
+def check_policy(policy: Policy, names: dict[str, str] | None = None) -> None:
+    """Raise PolicyError for limits under which every download would fail.
+
+    Checked before any URL is tried, so that the user's own setting never
+    gets a URL recorded as failed, let alone as failed for good (a
+    `max_bytes` below 1 would make every image `too_large`). Times are finite
+    and > 0, `backoff_s` finite and >= 0, `retries` >= 0, `max_bytes` >= 1,
+    and at least one content type is accepted.
+
+    Args:
+      policy: the limits.
+      names: field -> how the user named it (e.g. `POLICY_FLAGS`); default the field.
+    """
+    names = names or {}
+
+    def refuse(field, rule):
+        value = getattr(policy, field)
+        raise PolicyError(f"{names.get(field, field)} must be {rule}, not {value!r}")
+
+    for field in ("timeout_s", "deadline_s"):
+        value = getattr(policy, field)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            refuse(field, "a number of seconds")
+        if not (math.isfinite(value) and value > 0):
+            refuse(field, "a finite number of seconds > 0")
+    backoff = policy.backoff_s
+    if isinstance(backoff, bool) or not isinstance(backoff, (int, float)):
+        refuse("backoff_s", "a number of seconds")
+    if not (math.isfinite(backoff) and backoff >= 0):
+        refuse("backoff_s", "a finite number of seconds >= 0")
+    for field, low in (("retries", 0), ("max_bytes", 1)):
+        value = getattr(policy, field)
+        if isinstance(value, bool) or not isinstance(value, int):
+            refuse(field, "an integer")
+        if value < low:
+            refuse(field, f">= {low}")
+    if not policy.content_types:
+        refuse("content_types", "at least one accepted type")
 
 
 _SCHEMES = ("http", "https")
@@ -122,7 +172,25 @@ def encode_url(url: str) -> str:
 
 
 class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
-    """Follows a redirect only to http(s), with the new location encoded like the first URL."""
+    """Follows a redirect only to http(s), with the new location encoded like the first URL.
+
+    A redirect to another scheme (file:, ftp:, data:) is `bad_url`. urllib
+    itself refuses one to a scheme it does not follow with an HTTPError of the
+    redirect's code, which would read as a server's `http_error`: the
+    location is checked here first.
+    """
+
+    def http_error_302(self, req, fp, code, msg, headers):
+        location = headers.get("location") or headers.get("uri")
+        if location:
+            target = urllib.parse.urljoin(req.full_url, location.strip())
+            scheme = urllib.parse.urlsplit(target).scheme.lower()
+            if scheme not in _SCHEMES:
+                fp.close()
+                raise Refused("bad_url", f"redirected to {target[:200]}: not an http(s) URL")
+        return super().http_error_302(req, fp, code, msg, headers)
+
+    http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):
         newurl = urllib.parse.urljoin(req.full_url, newurl)
@@ -159,9 +227,11 @@ def fetch(url: str, policy: Policy, sleep=time.sleep) -> tuple[bytes, str]:
       (body, content_type).
 
     Raises:
+      PolicyError: limits under which no download can succeed (`check_policy`).
       Refused: a final failure (bad scheme, 4xx, wrong type, too large).
       OSError: the last transient error once retries are spent.
     """
+    check_policy(policy)
     request = urllib.request.Request(
         encode_url(url), headers={"User-Agent": policy.user_agent, "Accept": "image/*"}
     )
@@ -208,13 +278,25 @@ def _append_jsonl(path: pathlib.Path, records) -> None:
         os.fsync(f.fileno())
 
 
+class CollectionError(Exception):
+    """An output folder that cannot be used; the message is one line for the user."""
+
+
 class Collection:
     """The output folder of a collection: candidate URLs, download log, images."""
 
     def __init__(self, out_dir):
         self.root = pathlib.Path(out_dir)
         self.images = self.root / "images"
-        self.images.mkdir(parents=True, exist_ok=True)
+        if self.root.exists() and not self.root.is_dir():
+            raise CollectionError(f"--out {self.root} is a file, not a folder")
+        try:
+            self.images.mkdir(parents=True, exist_ok=True)
+            probe = self.images / f".write-test-{os.getpid()}"
+            probe.touch()
+            probe.unlink()
+        except OSError as e:
+            raise CollectionError(f"cannot write to --out {self.root}: {e.strerror or e}") from None
         self._candidates_path = self.root / "candidates.jsonl"
         self._downloads_path = self.root / "downloads.jsonl"
 
@@ -247,9 +329,13 @@ def _store(collection: Collection, url: str, body: bytes, by_hash: dict) -> dict
     if digest in by_hash:
         return {"status": "duplicate", "file": by_hash[digest], "sha256": digest}
     try:
-        with Image.open(io.BytesIO(body)) as im:
-            im.verify()
-            fmt = im.format
+        with warnings.catch_warnings():
+            # Pillow's complaints about metadata it then ignores: the image is checked here,
+            # its EXIF is not, and a raw warning per URL would bury the progress bar.
+            warnings.simplefilter("ignore", UserWarning)
+            with Image.open(io.BytesIO(body)) as im:
+                im.verify()
+                fmt = im.format
     except Exception as e:  # Pillow raises many types on bad data.  # noqa: BLE001
         raise Refused("not_image", f"{type(e).__name__}: {e}") from None
     name = f"{hashlib.sha1(url.encode()).hexdigest()[:16]}.{_EXTENSIONS.get(fmt, 'img')}"
@@ -273,7 +359,12 @@ def download_all(
 
     Returns:
       Counts of this run's outcomes by status, plus "skipped" (already final).
+
+    Raises:
+      PolicyError: limits under which no download can succeed, before any
+        URL is tried or recorded (`check_policy`).
     """
+    check_policy(policy)
     done = collection.downloads()
     by_hash = {r["sha256"]: r["file"] for r in done.values() if r.get("status") == "ok"}
     counts = {"skipped": 0}
@@ -288,6 +379,8 @@ def download_all(
             entry.update(_store(collection, url, body, by_hash))
         except Refused as e:
             entry.update(status=e.status, error=str(e))
+        except PolicyError:  # the user's limits, never the URL's fault: nothing recorded
+            raise
         except Exception as e:  # noqa: BLE001  one bad URL never ends a collection
             entry.update(status="failed", error=f"{type(e).__name__}: {e}"[:500])
         collection.record(entry)

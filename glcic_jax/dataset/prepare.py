@@ -111,6 +111,59 @@ class Settings:
     framing: str = "canvas"  # faces.framing.FRAMINGS: how the written faces are framed
 
 
+# Settings field -> (its prepare_data.py flag, kind, low, high): "count" an integer
+# >= low (<= high unless None), "share" a number in [low, high], "fraction" one
+# in [low, high). Checked by `check_settings` before anything is read or written.
+_SETTING_RANGES = {
+    "min_face": ("--min_face", "count", 0, None),
+    "min_confidence": ("--min_confidence", "share", 0, 1),
+    "dominance": ("--dominance", "share", 0, 1),
+    "min_mouth_skin": ("--min_mouth_skin", "share", 0, 1),
+    "max_outside": ("--max_outside", "share", 0, 1),
+    "dup_distance": ("--dup_distance", "count", -1, 256),
+    "max_pixels": ("--max_pixels", "count", 1, None),
+    "test_fraction": ("--test_fraction", "fraction", 0, 1),
+    "max_images": ("--max_images", "count", 0, None),
+    "size": ("size", "count", 32, None),
+    "detect_max_side": ("detect_max_side", "count", 1, None),
+}
+
+
+def check_range(name: str, value, kind: str, low, high) -> None:
+    """Raise PrepareError, in one line naming the flag `name`, for a value out of its range."""
+    if kind == "count":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise PrepareError(f"{name} must be an integer, not {value!r}")
+        if value < low or (high is not None and value > high):
+            bounds = f">= {low}" if high is None else f"in {low}..{high}"
+            raise PrepareError(f"{name} must be {bounds}, not {value}")
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise PrepareError(f"{name} must be a number, not {value!r}")
+    inside = low <= value <= high if kind == "share" else low <= value < high
+    if not inside:  # NaN is never inside
+        bounds = f"[{low}, {high}]" if kind == "share" else f"[{low}, {high})"
+        raise PrepareError(f"{name} must be in {bounds}, not {value}")
+
+
+def check_settings(settings: "Settings", workers: int = 1) -> None:
+    """Raise PrepareError, in one line naming the flag, for a setting out of its range.
+
+    Shares and fractions in [0, 1] (the test fraction below 1, so that some
+    faces train), counts >= 0 or >= 1 as they mean, the duplicate distance in
+    -1..256 (bits of the hash; -1: off), and at least one worker.
+    """
+    for field, (name, kind, low, high) in _SETTING_RANGES.items():
+        check_range(name, getattr(settings, field), kind, low, high)
+    if settings.image_format not in ("png", "jpg"):
+        raise PrepareError(f"--format must be png or jpg, not {settings.image_format!r}")
+    if settings.framing not in framing.FRAMINGS:
+        raise PrepareError(
+            f"framing must be one of {', '.join(framing.FRAMINGS)}, not {settings.framing!r}"
+        )
+    check_range("--workers", workers, "count", 1, None)
+
+
 @dataclasses.dataclass
 class Result:
     """What happened to one source image."""
@@ -273,8 +326,11 @@ def prepare_out_dir(out_dir: pathlib.Path, overwrite: bool) -> None:
     removes only this module's outputs.
 
     Raises:
-      PrepareError: OUT is not empty (no overwrite), or holds foreign files.
+      PrepareError: OUT is a file, cannot be written to, is not empty (no
+        overwrite), or holds foreign files; nothing is removed then.
     """
+    if out_dir.exists() and not out_dir.is_dir():
+        raise PrepareError(f"--out {out_dir} is a file, not a folder")
     if out_dir.exists() and any(out_dir.iterdir()):
         if not overwrite:
             raise PrepareError(f"{out_dir} is not empty; pass --overwrite to rebuild it")
@@ -284,13 +340,29 @@ def prepare_out_dir(out_dir: pathlib.Path, overwrite: bool) -> None:
                 f"{out_dir} holds files prepare_data did not write ({', '.join(foreign[:3])}); "
                 "refusing to overwrite"
             )
+        _check_writable(out_dir)
         for name in OUTPUTS:
             p = out_dir / name
             if p.is_dir():
                 shutil.rmtree(p)
             elif p.exists():
                 p.unlink()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    _check_writable(out_dir)
+
+
+def _check_writable(out_dir: pathlib.Path) -> None:
+    """Create `out_dir` if needed and write a probe file in it, or raise PrepareError in one line.
+
+    Root writes anywhere, whatever the permission bits say; a read-only file
+    system still refuses it, as it refuses everyone.
+    """
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / f".write-test-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as e:
+        raise PrepareError(f"cannot write to --out {out_dir}: {e.strerror or e}") from None
 
 
 def _fmt(values, digits: int) -> str:
@@ -321,12 +393,10 @@ def build(
       The summary written to OUT/summary.json.
 
     Raises:
-      PrepareError: no images, bad output folder, unknown framing.
+      PrepareError: a setting out of its range (`check_settings`), no images,
+        an output folder that is not empty, is a file or cannot be written to.
     """
-    if settings.framing not in framing.FRAMINGS:
-        raise PrepareError(
-            f"framing must be one of {', '.join(framing.FRAMINGS)}, not {settings.framing!r}"
-        )
+    check_settings(settings, workers)
     source_dir, out_dir = pathlib.Path(source_dir).resolve(), pathlib.Path(out_dir).resolve()
     if not source_dir.is_dir():
         raise PrepareError(f"source folder {source_dir} does not exist")

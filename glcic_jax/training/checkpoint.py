@@ -13,6 +13,7 @@ import gc
 import hashlib
 import json
 import logging
+import os
 import pathlib
 import shutil
 import sys
@@ -46,13 +47,19 @@ class Checkpoints(RunReader):
         if read_only and not self.directory.is_dir():
             raise CheckpointError(f"no checkpoints in {workdir} (expected {self.directory})")
         self._lock = None
-        if not read_only:
-            self._lock = _lock_workdir(self.directory)
-            if jax.process_index() == 0:
-                remove_partial_saves(self.directory)
-            if jax.process_count() > 1:  # nobody lists steps while process 0 cleans up
-                multihost_utils.sync_global_devices("glcic_jax: partial saves removed")
-        self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=ITEMS)
+        try:
+            if not read_only:
+                self._lock = _lock_workdir(self.directory)
+                if jax.process_index() == 0:
+                    remove_partial_saves(self.directory)
+                if jax.process_count() > 1:  # nobody lists steps while process 0 cleans up
+                    multihost_utils.sync_global_devices("glcic_jax: partial saves removed")
+            self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=ITEMS)
+        except BaseException:
+            if self._lock is not None:  # released now, so a refused run can remove its lock file
+                self._lock.close()
+                self._lock = None
+            raise
 
     def check_start(self, workdir, resume: bool) -> None:
         """Refuse, in one line, --resume without a checkpoint and a fresh start over one."""
@@ -222,14 +229,53 @@ def _lock_workdir(directory: pathlib.Path):
     checkpoint folder together): each holds the lock of its own index, which
     the same index of a second run then cannot take.
     """
-    directory.mkdir(parents=True, exist_ok=True)
-    handle = open(directory / f".lock-{jax.process_index()}", "w")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    path = directory / f".lock-{jax.process_index()}"
+    while True:
+        directory.mkdir(parents=True, exist_ok=True)  # again: a refused run may remove it
+        handle = open(path, "a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise CheckpointError(f"another run is using {directory.parent}") from None
+        if _is_current(handle, path):
+            return handle
+        # A refused run removed the file after we opened it (`remove_own_lock`):
+        # the lock that counts is the file now at `path`.
         handle.close()
-        raise CheckpointError(f"another run is using {directory.parent}") from None
-    return handle
+
+
+def _is_current(handle, path: pathlib.Path) -> bool:
+    """Whether the open file `handle` is still the file at `path` (not removed or replaced)."""
+    try:
+        here, there = os.fstat(handle.fileno()), os.stat(path)
+    except FileNotFoundError:
+        return False
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
+
+
+def remove_own_lock(workdir) -> bool:
+    """Delete this process's lock file of `workdir` when no run holds it; True if deleted.
+
+    For a run refused before its first step, so that it leaves no
+    `checkpoints/.lock-N` behind. The file is deleted while locked, and
+    `_lock_workdir` checks that the file it locked is still there, so a run
+    starting meanwhile locks the new file instead of the deleted one.
+    """
+    path = checkpoint_dir(workdir) / f".lock-{jax.process_index()}"
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return False
+    with os.fdopen(fd, "r+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # another run holds it: its lock, not ours to delete
+            return False
+        if not _is_current(handle, path):
+            return False
+        path.unlink()
+        return True
 
 
 def remove_partial_saves(directory: pathlib.Path) -> list[str]:

@@ -18,6 +18,7 @@ message; the launcher prints it and exits, the library never does.
 import difflib
 import importlib.util
 import json
+import os
 import pathlib
 
 from glcic_jax import locations
@@ -212,9 +213,93 @@ def start_distributed(coordinator_address: str | None, num_processes: int, proce
 
 
 def check_branch(branch_from: str | None, branch_step: int | None) -> None:
-    """Raise LaunchError for --branch_step without --branch_from."""
+    """Raise LaunchError for --branch_step without --branch_from, or a negative one."""
     if branch_step is not None and not branch_from:
         raise LaunchError("--branch_step needs --branch_from (the run to branch from)")
+    if branch_step is not None and branch_step < 0:
+        raise LaunchError(f"--branch_step must be >= 0, not {branch_step}")
+
+
+def check_processes(num_processes: int, process_id: int, distributed: bool = False) -> None:
+    """Raise LaunchError for a process count under 1 or an index outside it (before JAX starts).
+
+    With --distributed the count and index come from the cluster's environment,
+    so only flags given beside it are checked.
+    """
+    if num_processes < 1:
+        raise LaunchError(f"--num_processes must be >= 1, not {num_processes}")
+    if not distributed and not 0 <= process_id < num_processes:
+        raise LaunchError(f"--process_id must be in 0..{num_processes - 1}, not {process_id}")
+
+
+def check_devices(config, names: dict[str, str] | None = None) -> None:
+    """Raise ConfigError when the batch does not split over the run's devices (JAX starts here).
+
+    `train.train_and_evaluate` refuses it too, but only after the workdir exists
+    (and a branch's checkpoint is copied); checked here, a refused run writes nothing.
+    """
+    import jax
+
+    from glcic_jax.training import configs
+
+    name = (names or {}).get("batch_size", "--config.batch_size")
+    if config.batch_size % jax.device_count():
+        raise configs.ConfigError(
+            f"{name}={config.batch_size} is not divisible by the {jax.device_count()} devices"
+        )
+
+
+def config_names(*, seed: bool = False, steps_per_run: bool = False) -> dict[str, str]:
+    """How launch.py's user wrote each config field: --config.FIELD, or --seed and
+    --steps_per_run where those flags set the field (`configs.validate` names them so)."""
+    from glcic_jax.training import configs
+
+    overrides = {}
+    if seed:
+        overrides["seed"] = "--seed"
+    if steps_per_run:
+        overrides["steps_per_run"] = "--steps_per_run"
+    return configs.field_names(overrides)
+
+
+def missing_folders(workdir) -> list[pathlib.Path]:
+    """The folders a run on `workdir` would create: its checkpoints/, itself, and missing parents.
+
+    Taken before the run starts, so that a refused run removes only what it
+    created (`remove_leftovers`); the deepest first.
+    """
+    from glcic_jax.runs import checkpoint_dir
+
+    workdir = pathlib.Path(workdir).absolute()
+    missing = []
+    for folder in (checkpoint_dir(workdir), workdir, *workdir.parents):
+        if os.path.lexists(folder):
+            break
+        missing.append(folder)
+    return missing
+
+
+def remove_leftovers(workdir, created: list[pathlib.Path]) -> None:
+    """Remove what a run refused before its first step left in `workdir`, nothing else.
+
+    Its own lock file, unless another run holds it (`checkpoint.remove_own_lock`),
+    then, of the folders in `created` (`missing_folders`, taken before the run), those
+    that are empty. Nothing that existed before the run is touched, and no file but
+    the lock is deleted.
+    """
+    from glcic_jax.runs import checkpoint_dir
+    from glcic_jax.training import checkpoint
+
+    checkpoints = checkpoint_dir(pathlib.Path(workdir).absolute())
+    if checkpoints in created and checkpoints.is_dir():  # (a run refused earlier made none)
+        checkpoint.remove_own_lock(workdir)
+    for folder in created:  # the deepest first
+        try:
+            folder.rmdir()
+        except FileNotFoundError:  # the run was refused before it made this one
+            continue
+        except OSError:  # not empty: it holds something not ours to delete
+            break
 
 
 def default_workdir(mask: str, preset: str) -> str:

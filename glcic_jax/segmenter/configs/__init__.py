@@ -15,7 +15,7 @@ import importlib
 
 import ml_collections
 
-from glcic_jax.training.configs import MAX_SEED, ConfigError
+from glcic_jax.training.configs import MAX_SEED, MAX_STEPS, ConfigError, check_fields
 
 PRESETS = ("cpu", "tiny")
 # A checkpoint cannot be resumed under a config that changes any of these.
@@ -49,22 +49,36 @@ def get_config(name: str = "cpu") -> ml_collections.ConfigDict:
     return importlib.import_module(f"{__name__}.{name}").get_config()
 
 
-def validate(config) -> None:
-    """Raise ConfigError, in one line, for a config that cannot train."""
-    if config.image_size < 16 or config.image_size % 8:
-        raise ConfigError(f"image_size must be a multiple of 8 and >= 16, not {config.image_size}")
-    if config.width < 4 or config.width % 4:
-        raise ConfigError(f"width must be a multiple of 4 (GroupNorm groups), not {config.width}")
-    if config.batch_size < 1 or config.total_steps < 1:
-        raise ConfigError("batch_size and total_steps must be >= 1")
-    if not config.lr > 0:
-        raise ConfigError(f"lr must be positive, not {config.lr}")
-    if not 0 <= config.unmasked < 1:
-        raise ConfigError(f"unmasked must be in [0, 1), not {config.unmasked}")
-    if not 0 <= config.seed <= MAX_SEED:
-        raise ConfigError(f"seed must be an integer in 0..{MAX_SEED}, not {config.seed}")
-    if config.steps_per_run < 0 or config.max_checkpoints < 0:
-        raise ConfigError("steps_per_run and max_checkpoints must be >= 0")
-    for field in ("log_every", "checkpoint_every", "sample_every", "num_samples"):
-        if config[field] < 1:
-            raise ConfigError(f"{field} must be >= 1, not {config[field]}")
+# (field, kind, low, high) for `check_fields`, in the order base_config() lists them.
+_NUMERIC_RULES = (
+    ("image_size", "count", 16, None),
+    ("width", "count", 4, None),
+    ("batch_size", "count", 1, None),
+    ("seed", "range", 0, MAX_SEED),
+    ("lr", "positive", 0, None),
+    ("total_steps", "count", 1, MAX_STEPS),
+    ("steps_per_run", "count", 0, MAX_STEPS),
+    ("unmasked", "fraction", 0, 1),
+    ("log_every", "count", 1, MAX_STEPS),
+    ("checkpoint_every", "count", 1, MAX_STEPS),
+    ("sample_every", "count", 1, MAX_STEPS),
+    ("max_checkpoints", "count", 0, None),
+    ("num_samples", "count", 1, None),
+)
+
+
+def validate(config, names: dict[str, str] | None = None) -> None:
+    """Raise ConfigError, in one line naming the field as the user wrote it, for a config that cannot train.
+
+    `names`: field -> its name on the command line (default --config.FIELD).
+    """
+    names = {f: f"--config.{f}" for f in base_config().keys()} if names is None else names
+    check_fields(config, names, _NUMERIC_RULES)
+    if config.image_size % 8:
+        raise ConfigError(
+            f"{names['image_size']} must be a multiple of 8 and >= 16, not {config.image_size}"
+        )
+    if config.width % 4:
+        raise ConfigError(
+            f"{names['width']} must be a multiple of 4 (GroupNorm groups), not {config.width}"
+        )

@@ -16,6 +16,7 @@ the fields a checkpoint's identity rests on, the training phases and
 """
 
 import importlib
+import math
 
 import ml_collections
 
@@ -145,8 +146,88 @@ def phase_of(step: int, config) -> int:
     return 3
 
 
-def validate(config) -> None:
-    """Raise ConfigError, in one line, for a config that cannot train."""
+def field_names(overrides: dict[str, str] | None = None) -> dict[str, str]:
+    """How a user names each config field on the command line: --config.FIELD.
+
+    `overrides` names the fields a launcher sets from flags of its own (launch.py's
+    --seed and --steps_per_run), so a refusal names the flag the user wrote.
+    """
+    names = {field: f"--config.{field}" for field in base_config().keys()}
+    names.update(overrides or {})
+    return names
+
+
+def check_fields(config, names: dict[str, str], rules) -> None:
+    """Raise ConfigError, in one line naming the field as the user wrote it, for the first bad value.
+
+    Args:
+      config: the config.
+      names: field -> its name on the command line (`field_names`).
+      rules: (field, kind, low, high) tuples: kind "count" (an integer >= low
+        and, unless high is None, <= high), "range" (an integer in low..high),
+        "positive" (a finite number > low), "min" (a finite number >= low) or
+        "fraction" (a number in [low, high)).
+    """
+    for field, kind, low, high in rules:
+        value, name = config[field], names.get(field, field)
+        if kind in ("count", "range"):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"{name} must be an integer, not {value!r}")
+            if kind == "range" and not low <= value <= high:
+                raise ConfigError(f"{name} must be an integer in {low}..{high}, not {value}")
+            if value < low:
+                raise ConfigError(f"{name} must be >= {low}, not {value}")
+            if high is not None and value > high:
+                raise ConfigError(f"{name} must be <= {high}, not {value}")
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{name} must be a number, not {value!r}")
+        if kind == "positive" and not (math.isfinite(value) and value > low):
+            raise ConfigError(f"{name} must be a finite number > {low}, not {value}")
+        if kind == "min" and not (math.isfinite(value) and value >= low):
+            raise ConfigError(f"{name} must be a finite number >= {low}, not {value}")
+        if kind == "fraction" and not low <= value < high:
+            raise ConfigError(f"{name} must be in [{low}, {high}), not {value}")
+
+
+# Step counts feed the int32 step counter of the train state.
+MAX_STEPS = 2**31 - 1
+# (field, kind, low, high) for `check_fields`, in the order base_config() lists them.
+_NUMERIC_RULES = (
+    ("image_size", "count", 32, None),
+    ("width", "count", 2, None),
+    ("d_width", "count", 1, None),
+    ("overlay_bank", "count", 1, None),
+    ("overlay_dilation", "count", 0, None),
+    ("local_patch", "range", 32, align.CANVAS),
+    ("batch_size", "count", 1, None),
+    ("seed", "range", 0, MAX_SEED),
+    ("g_lr", "positive", 0, None),
+    ("d_lr", "positive", 0, None),
+    ("alpha", "min", 0, None),
+    ("d_label_smoothing", "fraction", 0, 0.5),
+    ("bn_momentum", "fraction", 0, 1),
+    ("phase1_steps", "count", 0, MAX_STEPS),
+    ("phase2_steps", "count", 0, MAX_STEPS),
+    ("total_steps", "count", 1, MAX_STEPS),
+    ("steps_per_run", "count", 0, MAX_STEPS),
+    ("log_every", "count", 1, MAX_STEPS),
+    ("sample_every", "count", 1, MAX_STEPS),
+    ("checkpoint_every", "count", 1, MAX_STEPS),
+    ("max_checkpoints", "count", 0, None),
+    ("decode_threads", "count", 1, None),
+    ("num_samples", "count", 1, None),
+)
+
+
+def validate(config, names: dict[str, str] | None = None) -> None:
+    """Raise ConfigError, in one line, for a config that cannot train.
+
+    Every numeric field is range-checked (learning rates finite and > 0,
+    fractions in their ranges, counts >= 0 or >= 1 as they mean) and named
+    as the user wrote it: `names` (default `field_names()`: --config.FIELD).
+    """
+    names = field_names() if names is None else names
     from glcic_jax import holes
 
     if config.mask not in holes.REGIMES:
@@ -155,53 +236,35 @@ def validate(config) -> None:
 
     if config.framing not in framing.FRAMINGS:
         raise ConfigError(
-            f"framing must be one of {', '.join(framing.FRAMINGS)}, not {config.framing!r}"
+            f"{names['framing']} must be one of {', '.join(framing.FRAMINGS)},"
+            f" not {config.framing!r}"
         )
     if config.framing != "canvas" and config.mask != "overlay":
         raise ConfigError(
             f"--mask={config.mask} holes are boxes on the study's canvas; framing"
             f" {config.framing!r} trains with --mask=overlay"
         )
-    if not 0.0 <= config.d_label_smoothing < 0.5:
-        raise ConfigError(f"d_label_smoothing must be in [0, 0.5), not {config.d_label_smoothing}")
-    if config.overlay_dilation < 0:
-        raise ConfigError(f"overlay_dilation must be >= 0, not {config.overlay_dilation}")
-    if config.image_size < 32 or config.image_size % 4:
-        raise ConfigError(f"image_size must be a multiple of 4 and >= 32, not {config.image_size}")
+    check_fields(config, names, _NUMERIC_RULES)
+    if config.image_size % 4:
+        raise ConfigError(
+            f"{names['image_size']} must be a multiple of 4 and >= 32, not {config.image_size}"
+        )
     from glcic_jax.nets import models
 
     if models.discriminator_depth(config.image_size) > len(models.DISCRIMINATOR_CHANNELS):
-        raise ConfigError(f"image_size {config.image_size} is larger than the paper's 256 allows")
-    if not 32 <= config.local_patch <= align.CANVAS:
         raise ConfigError(
-            f"local_patch must be 32..{align.CANVAS} (canvas pixels), not {config.local_patch}"
+            f"{names['image_size']}={config.image_size} is larger than the paper's 256 allows"
         )
     if config.real_patches not in REAL_PATCHES:
         raise ConfigError(
-            f"real_patches must be one of {', '.join(REAL_PATCHES)}, not {config.real_patches!r}"
+            f"{names['real_patches']} must be one of {', '.join(REAL_PATCHES)},"
+            f" not {config.real_patches!r}"
         )
-    if config.width < 2 or config.d_width < 1:
-        raise ConfigError("width and d_width must be positive (width >= 2)")
-    if config.batch_size < 1:
-        raise ConfigError(f"batch_size must be >= 1, not {config.batch_size}")
     if config.optimizer not in ("adam", "adadelta"):
-        raise ConfigError(f"optimizer must be adam or adadelta, not {config.optimizer!r}")
+        raise ConfigError(
+            f"{names['optimizer']} must be adam or adadelta, not {config.optimizer!r}"
+        )
     if config.compute_dtype not in ("float32", "bfloat16"):
         raise ConfigError(
-            f"compute_dtype must be float32 or bfloat16, not {config.compute_dtype!r}"
+            f"{names['compute_dtype']} must be float32 or bfloat16, not {config.compute_dtype!r}"
         )
-    if min(config.phase1_steps, config.phase2_steps) < 0:
-        raise ConfigError("phase1_steps and phase2_steps must be >= 0")
-    if config.total_steps < 1:
-        raise ConfigError(f"total_steps must be >= 1, not {config.total_steps}")
-    if not 0 <= config.seed <= MAX_SEED:
-        raise ConfigError(f"seed must be an integer in 0..{MAX_SEED}, not {config.seed}")
-    if config.decode_threads < 1:
-        raise ConfigError(f"decode_threads must be >= 1, not {config.decode_threads}")
-    if config.steps_per_run < 0 or config.max_checkpoints < 0:
-        raise ConfigError("steps_per_run and max_checkpoints must be >= 0")
-    if config.num_samples < 1 or config.overlay_bank < 1:
-        raise ConfigError("num_samples and overlay_bank must be >= 1")
-    for field in ("log_every", "checkpoint_every", "sample_every"):
-        if config[field] < 1:
-            raise ConfigError(f"{field} must be >= 1, not {config[field]}")
