@@ -50,8 +50,8 @@ def main(argv):
     logging.set_verbosity(logging.ERROR)  # Orbax logs every checkpoint read at INFO
     from glcic_jax import runs
     from glcic_jax.completion import inference, photo
+    from glcic_jax.evaluation import figures, tables
     from glcic_jax.evaluation import photo_resolution as pr
-    from glcic_jax.evaluation import tables
     from glcic_jax.face_masks import overlay
 
     paths = pr.held_out_paths(_FACES.value)[: _N.value]
@@ -89,7 +89,9 @@ def main(argv):
             found[j] for j in pr.picks([lpips[i] for i in found], _ROWS.value)["worst"]
         ]
     for name, chosen in sheets.items():
-        data = pr.jpeg_bytes(pr.sheet(tiles, chosen), _MAX_KB.value * 1000)
+        data = figures.jpeg_bytes(
+            figures.contact_sheet(tiles, chosen, pr.SHEET_COLUMNS), _MAX_KB.value * 1000
+        )
         (out / f"{name}.jpg").write_bytes(data)
         faces = ", ".join(f"{photos[i].name} ({lpips[i]:.3f})" for i in chosen)
         print(f"{name}.jpg ({len(data) // 1000} KB; pipeline LPIPS): {faces}")

@@ -16,7 +16,7 @@ import sys
 
 from absl import app, flags, logging
 
-from glcic_jax.dataset import lfw, prepare, review
+from glcic_jax.dataset import lfw, prepare, prepare_settings, review
 from glcic_jax.faces import framing
 
 _SOURCE = flags.DEFINE_string("source", None, "Folder of raw photos, or 'lfw'.", required=True)
@@ -97,8 +97,8 @@ def main(argv):
         # Every flag is checked before LFW is fetched or anything is written.
         prepare.check_settings(settings, _WORKERS.value)
         if source == "lfw":
-            prepare.check_range("--lfw_min_faces", _LFW_MIN_FACES.value, "count", 0, None)
-            prepare.check_range("--lfw_retries", _LFW_RETRIES.value, "count", 1, None)
+            prepare_settings.check_range("--lfw_min_faces", _LFW_MIN_FACES.value, "count", 0, None)
+            prepare_settings.check_range("--lfw_retries", _LFW_RETRIES.value, "count", 1, None)
             home = pathlib.Path(_LFW_HOME.value).expanduser() if _LFW_HOME.value else None
             source = lfw.fetch_lfw(home, _LFW_MIN_FACES.value, _LFW_RETRIES.value)
             if not flags.FLAGS["min_face"].present:

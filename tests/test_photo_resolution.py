@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from glcic_jax.evaluation import figures, fine_detail
 from glcic_jax.evaluation import photo_resolution as pr
 from glcic_jax.faces import detection
 
@@ -38,7 +39,7 @@ def centre_mask(side=64, margin=12) -> np.ndarray:
 
 def test_an_identical_fill_has_the_truths_detail():
     truth, mask = texture(), centre_mask()
-    assert pr.detail_ratio(truth, truth.copy(), mask) == 1.0
+    assert fine_detail.detail_ratio(truth, truth.copy(), mask) == 1.0
 
 
 def test_a_blurred_checkerboard_has_little_of_the_sharp_ones_detail():
@@ -46,48 +47,50 @@ def test_a_blurred_checkerboard_has_little_of_the_sharp_ones_detail():
     blurred = cv2.GaussianBlur(truth, (0, 0), 2)
     fill = truth.copy()
     fill[mask] = blurred[mask]
-    ratio = pr.detail_ratio(truth, fill, mask)
+    ratio = fine_detail.detail_ratio(truth, fill, mask)
     assert 0.0 <= ratio < 0.01
     # The other way round: far more detail than the truth.
-    assert pr.detail_ratio(fill, truth, mask) > 100
+    assert fine_detail.detail_ratio(fill, truth, mask) > 100
 
 
 def test_the_erosion_keeps_the_masks_edge_out():
     truth, mask = texture(lo=100, hi=120), centre_mask()
     fill = truth.copy()
     fill[mask] += 60  # the same texture, brighter: a step at the mask's edge only
-    assert pr.detail_ratio(truth, fill, mask, erode=1) == pytest.approx(1.0, abs=1e-12)
-    assert pr.detail_ratio(truth, fill, mask) == pytest.approx(1.0, abs=1e-12)
-    assert pr.detail_ratio(truth, fill, mask, erode=0) > 1.2  # the step counts without it
+    assert fine_detail.detail_ratio(truth, fill, mask, erode=1) == pytest.approx(1.0, abs=1e-12)
+    assert fine_detail.detail_ratio(truth, fill, mask) == pytest.approx(1.0, abs=1e-12)
+    assert fine_detail.detail_ratio(truth, fill, mask, erode=0) > 1.2  # the step counts without it
 
 
 def test_the_inner_mask_drops_pixels_near_the_edge_and_the_photos_border():
     mask = centre_mask()  # rows and columns 12..51
-    inner = pr.inner_mask(mask, 2)
+    inner = fine_detail.inner_mask(mask, 2)
     assert not inner[12, 30] and not inner[13, 30] and inner[14, 30]
     assert inner[49, 30] and not inner[50, 30] and not inner[51, 30]
     assert inner.sum() == (40 - 4) ** 2
     whole = np.ones((10, 10), bool)
-    assert pr.inner_mask(whole, 2).sum() == 6 * 6  # the border is an edge too
-    assert (pr.inner_mask(mask, 0) == mask).all()
+    assert fine_detail.inner_mask(whole, 2).sum() == 6 * 6  # the border is an edge too
+    assert (fine_detail.inner_mask(mask, 0) == mask).all()
 
 
 def test_no_detail_ratio_without_a_reference():
     flat = np.full((32, 32, 3), 100, np.uint8)
     mask = centre_mask(32, 8)
-    assert math.isnan(pr.detail_ratio(flat, texture((32, 32)), mask))  # a flat truth
+    assert math.isnan(fine_detail.detail_ratio(flat, texture((32, 32)), mask))  # a flat truth
     thin = np.zeros((32, 32), bool)
     thin[10:13, 5:25] = True  # three rows: nothing left after eroding 2 px
-    assert math.isnan(pr.detail_ratio(texture((32, 32)), texture((32, 32), 1), thin))
+    assert math.isnan(fine_detail.detail_ratio(texture((32, 32)), texture((32, 32), 1), thin))
 
 
 def test_the_laplacian_variance_of_a_flat_or_linear_image_is_zero():
     mask = centre_mask()
-    assert pr.laplacian_variance(np.full((64, 64, 3), 77, np.uint8), mask) == 0.0
+    assert fine_detail.laplacian_variance(np.full((64, 64, 3), 77, np.uint8), mask) == 0.0
     ramp = np.repeat(np.tile(np.arange(64, dtype=np.uint8) * 3, (64, 1))[..., None], 3, axis=-1)
-    assert pr.laplacian_variance(ramp, pr.inner_mask(mask)) == pytest.approx(0.0, abs=1e-12)
-    assert math.isnan(pr.laplacian_variance(ramp, np.zeros((64, 64), bool)))
-    assert pr.luminance(np.full((2, 2, 3), 90.0))[0, 0] == pytest.approx(90.0)
+    assert fine_detail.laplacian_variance(ramp, fine_detail.inner_mask(mask)) == pytest.approx(
+        0.0, abs=1e-12
+    )
+    assert math.isnan(fine_detail.laplacian_variance(ramp, np.zeros((64, 64), bool)))
+    assert fine_detail.luminance(np.full((2, 2, 3), 90.0))[0, 0] == pytest.approx(90.0)
 
 
 def test_mask_scores_measure_only_the_mask_and_the_whole_image_at_256():
@@ -151,12 +154,12 @@ def test_picks_take_the_median_and_the_highest():
 def test_a_sheet_has_a_header_and_one_row_per_face_and_fits_its_size():
     side = 50
     tiles = [[texture((side, side), seed=i * 10 + j) for j in range(6)] for i in range(3)]
-    image = pr.sheet(tiles, [2, 0])
+    image = figures.contact_sheet(tiles, [2, 0], pr.SHEET_COLUMNS)
     assert image.shape == (22 + 2 * side + 3, 6 * side + 5 * 3, 3)
     assert (image[22 : 22 + side, :side] == tiles[2][0]).all()
-    data = pr.jpeg_bytes(image, max_bytes=6_000)
-    assert len(data) <= 6_000 or len(pr.jpeg_bytes(image, quality=40)) == len(data)
-    assert len(pr.jpeg_bytes(image)) > len(data)
+    data = figures.jpeg_bytes(image, max_bytes=6_000)
+    assert len(data) <= 6_000 or len(figures.jpeg_bytes(image, quality=40)) == len(data)
+    assert len(figures.jpeg_bytes(image)) > len(data)
 
 
 def test_the_view_box_is_a_square_inside_the_photo():

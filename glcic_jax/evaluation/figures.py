@@ -1,4 +1,4 @@
-"""Evaluation figures: metrics against training steps, and result grids, as PNG files.
+"""Evaluation figures: metrics against training steps, result grids, and contact sheets of faces.
 
 Drawn with matplotlib's object API (``matplotlib.figure.Figure``, which
 renders with Agg): no pyplot global state and no display needed.
@@ -10,11 +10,14 @@ The inputs are the rows ``glcic_jax.evaluation.summaries.summary_row`` makes
 
 from __future__ import annotations
 
+import io
 import pathlib
 from collections.abc import Mapping, Sequence
 
+import cv2
 import numpy as np
 from matplotlib.figure import Figure
+from PIL import Image
 
 from glcic_jax.evaluation import metrics, scoring
 
@@ -115,3 +118,34 @@ def _save(fig: Figure, path, dpi: int = 110) -> None:
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi)
+
+
+def contact_sheet(tiles, indices, columns, gap: int = 3) -> np.ndarray:
+    """A contact sheet: a header of column names, then one row of tiles (`tiles[i]`, a list) per index."""
+    rows = [tiles[i] for i in indices]
+    side = rows[0][0].shape[0]
+    width = len(columns) * side + (len(columns) - 1) * gap
+    header = np.full((22, width, 3), 255, np.uint8)
+    for j, name in enumerate(columns):
+        x = j * (side + gap) + 4
+        cv2.putText(
+            header, name, (x, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA
+        )
+    out = [header]
+    for row in rows:
+        vgap = np.full((side, gap, 3), 255, np.uint8)
+        out.append(np.concatenate([x for t in row for x in (t, vgap)][:-1], axis=1))
+        out.append(np.full((gap, width, 3), 255, np.uint8))
+    return np.concatenate(out[:-1], axis=0)
+
+
+def jpeg_bytes(rgb, max_bytes: int | None = None, quality: int = 90) -> bytes:
+    """`rgb` as JPEG: at `quality`, lowered in steps of 5 (to 40) until it fits `max_bytes`."""
+    image = Image.fromarray(np.asarray(rgb, np.uint8))
+    while True:
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=quality, optimize=True)
+        data = buffer.getvalue()
+        if max_bytes is None or len(data) <= max_bytes or quality <= 40:
+            return data
+        quality -= 5

@@ -61,16 +61,14 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import io
 import pathlib
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from glcic_jax import images, locations
 from glcic_jax.completion import photo, photo_views
-from glcic_jax.evaluation import baselines, metrics, paired, perceptual
+from glcic_jax.evaluation import baselines, fine_detail, metrics, paired, perceptual
 from glcic_jax.face_masks import overlay
 from glcic_jax.faces import detection
 
@@ -78,7 +76,7 @@ FACES_FOLDER = "celebahq"  # under locations.find: test/images holds the held-ou
 HOLD_SEED = 7_000  # the templates' jitter (as pasted_masks): apart from the training banks'
 MASK_ALPHA = 0.0  # the true mask: template alpha above this
 LPIPS_SIDE = 160
-DETAIL_ERODE = 2
+DETAIL_ERODE = fine_detail.ERODE
 LITERATURE_SIDE = 256
 SHEET_SIDE = 200  # a tile of the typical / worst sheets, px
 FOUND = "net"  # the default pipeline's status of a face it found and found a mask on
@@ -98,60 +96,11 @@ PAIRS = (
     ("pipeline", "pipeline_true_mask"),
 )
 SHEET_COLUMNS = ("masked", "region found", "pipeline", "pipeline, true mask", "Telea", "truth")
-_LUMA = np.array([0.299, 0.587, 0.114])
 
 
 # ---------------------------------------------------------------------------
 # Metrics: pure functions of arrays
 # ---------------------------------------------------------------------------
-
-
-def luminance(rgb) -> np.ndarray:
-    """ITU-R 601 luma of an RGB image, float64 (H, W) on the image's own scale."""
-    return np.asarray(rgb, np.float64)[..., :3] @ _LUMA
-
-
-def inner_mask(mask, erode: int = DETAIL_ERODE) -> np.ndarray:
-    """`mask` less every pixel within `erode` px (square neighbourhood) of its edge.
-
-    The photo's border counts as an edge. With `erode` >= 1 the 3x3 Laplacian
-    of every pixel left sees only mask pixels, so the step between a fill and
-    the photo around it does not count.
-    """
-    mask = np.asarray(mask).astype(np.uint8)
-    if erode <= 0:
-        return mask.astype(bool)
-    kernel = np.ones((2 * erode + 1, 2 * erode + 1), np.uint8)
-    return cv2.erode(mask, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
-
-
-def laplacian_variance(rgb, mask) -> float:
-    """Variance of the 3x3 Laplacian of the luminance over `mask`'s pixels (NaN if none)."""
-    mask = np.asarray(mask, bool)
-    if not mask.any():
-        return float("nan")
-    lap = cv2.Laplacian(luminance(rgb), cv2.CV_64F, ksize=1)
-    return float(lap[mask].var())
-
-
-def detail_ratio(truth, fill, mask, erode: int = DETAIL_ERODE) -> float:
-    """The fine-detail ratio: Laplacian variance of `fill` over that of `truth`, inside the mask.
-
-    Both over `inner_mask(mask, erode)`, on the luminance. 1.0: as much fine
-    detail as the truth; a blur gives a value near 0; above 1, more detail
-    (or noise) than the truth. NaN when the eroded mask is empty or the truth
-    has none (a flat region).
-
-    Args:
-      truth, fill: RGB images of one shape (uint8, or float on one scale).
-      mask: bool (H, W), the region filled.
-      erode: px taken off the mask's edge first.
-    """
-    inner = inner_mask(mask, erode)
-    reference = laplacian_variance(truth, inner)
-    if not np.isfinite(reference) or reference == 0.0:
-        return float("nan")
-    return laplacian_variance(fill, inner) / reference
 
 
 def whole_image_scores(truth, completed, side: int = LITERATURE_SIDE) -> tuple[float, float]:
@@ -178,7 +127,7 @@ def mask_scores(truth, completed, mask, erode: int = DETAIL_ERODE) -> dict:
         psnr=metrics.psnr(a, b, mask),
         ssim=metrics.ssim_hole(a, b, mask),
         l1=metrics.l1(a, b, mask),
-        detail=detail_ratio(truth, completed, mask, erode),
+        detail=fine_detail.detail_ratio(truth, completed, mask, erode),
         psnr256=psnr256,
         ssim256=ssim256,
     )
@@ -354,7 +303,7 @@ def score(completer: photo.PhotoCompleter, photos, progress=iter, side: int = SH
         done, regions, found = complete_all(completer, pasted)
         status = _status(found)
         mask = pasted.mask
-        truth_detail = laplacian_variance(pasted.truth, inner_mask(mask))
+        truth_detail = fine_detail.laplacian_variance(pasted.truth, fine_detail.inner_mask(mask))
         for method in METHODS:
             region = regions[method]
             row = dict(face=pasted.name, template=pasted.template, method=method, status=status)
@@ -484,34 +433,3 @@ def picks(values, k: int) -> dict[str, list[int]]:
     k = min(k, len(order))
     middle = max(0, len(order) // 2 - k // 2)
     return {"typical": order[middle : middle + k], "worst": order[len(order) - k :]}
-
-
-def sheet(tiles, indices, columns=SHEET_COLUMNS, gap: int = 3) -> np.ndarray:
-    """A contact sheet: a header of column names, then one row of tiles per face."""
-    rows = [tiles[i] for i in indices]
-    side = rows[0][0].shape[0]
-    width = len(columns) * side + (len(columns) - 1) * gap
-    header = np.full((22, width, 3), 255, np.uint8)
-    for j, name in enumerate(columns):
-        x = j * (side + gap) + 4
-        cv2.putText(
-            header, name, (x, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA
-        )
-    out = [header]
-    for row in rows:
-        vgap = np.full((side, gap, 3), 255, np.uint8)
-        out.append(np.concatenate([x for t in row for x in (t, vgap)][:-1], axis=1))
-        out.append(np.full((gap, width, 3), 255, np.uint8))
-    return np.concatenate(out[:-1], axis=0)
-
-
-def jpeg_bytes(rgb, max_bytes: int | None = None, quality: int = 90) -> bytes:
-    """`rgb` as JPEG: at `quality`, lowered in steps of 5 (to 40) until it fits `max_bytes`."""
-    image = Image.fromarray(np.asarray(rgb, np.uint8))
-    while True:
-        buffer = io.BytesIO()
-        image.save(buffer, "JPEG", quality=quality, optimize=True)
-        data = buffer.getvalue()
-        if max_bytes is None or len(data) <= max_bytes or quality <= 40:
-            return data
-        quality -= 5
