@@ -68,8 +68,24 @@ def held_out_faces(paths, seed: int = HOLD_SEED, detector=None, templates_dir=No
 
     A photo that does not decode, or has no face at 0.9, is skipped.
     """
+    found, skipped = dominant_faces(paths, detector)
+    faces = []
+    for i, path, rgb, face in found:
+        rng = np.random.default_rng([seed, i])
+        _, alpha, template = overlay.paste_on_photo(rgb, face, rng, templates_dir=templates_dir)
+        faces.append(PastedFace(str(path), rgb, face, alpha.astype(np.float32), template))
+    return faces, skipped
+
+
+def dominant_faces(paths, detector=None):
+    """([(index, path, RGB, face)], skipped paths): each photo's dominant face at 0.9.
+
+    A photo that does not decode, or has no dominant face, is skipped; the
+    index is the photo's place in `paths`, so what a caller draws per face
+    (a seeded mask) does not depend on which photos were skipped.
+    """
     detector = detector or detection.plain_mtcnn()
-    faces, skipped = [], []
+    found, skipped = [], []
     for i, path in enumerate(paths):
         try:
             rgb = images.read_rgb(path, refuse_degenerate=True)
@@ -80,10 +96,8 @@ def held_out_faces(paths, seed: int = HOLD_SEED, detector=None, templates_dir=No
         if face is None:
             skipped.append(str(path))
             continue
-        rng = np.random.default_rng([seed, i])
-        _, alpha, template = overlay.paste_on_photo(rgb, face, rng, templates_dir=templates_dir)
-        faces.append(PastedFace(str(path), rgb, face, alpha.astype(np.float32), template))
-    return faces, skipped
+        found.append((i, path, rgb, face))
+    return found, skipped
 
 
 def framed(pasted: PastedFace, framing: str, size: int):

@@ -66,9 +66,9 @@ import pathlib
 import cv2
 import numpy as np
 
-from glcic_jax import images, locations
+from glcic_jax import locations
 from glcic_jax.completion import photo, photo_views
-from glcic_jax.evaluation import baselines, fine_detail, metrics, paired, perceptual
+from glcic_jax.evaluation import baselines, fine_detail, metrics, paired, pasted_masks, perceptual
 from glcic_jax.face_masks import overlay
 from glcic_jax.faces import detection
 
@@ -182,18 +182,9 @@ def pasted_photos(paths, seed: int = HOLD_SEED, detector=None, templates_dir=Non
     a face's mask does not depend on how many faces are taken. A photo that
     does not decode, or has no dominant face at 0.9, is skipped.
     """
-    detector = detector or detection.plain_mtcnn()
-    out, skipped = [], []
-    for i, path in enumerate(paths):
-        try:
-            rgb = images.read_rgb(path, refuse_degenerate=True)
-        except images.ImageError:
-            skipped.append(str(path))
-            continue
-        face, _ = detection.dominant_face(detector.detect(rgb), 0.9, 0.5)
-        if face is None:
-            skipped.append(str(path))
-            continue
+    found, skipped = pasted_masks.dominant_faces(paths, detector)
+    out = []
+    for i, path, rgb, face in found:
         points, template = overlay.photo_points(face, np.random.default_rng([seed, i]))
         masked, alpha = overlay.paste(rgb, points, template, templates_dir)
         mask = alpha > MASK_ALPHA
