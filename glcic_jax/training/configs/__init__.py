@@ -244,11 +244,10 @@ def validate(config, names: dict[str, str] | None = None) -> None:
             f"--mask={config.mask} holes are boxes on the study's canvas; framing"
             f" {config.framing!r} trains with --mask=overlay"
         )
+    size = config.image_size
+    if isinstance(size, int) and not isinstance(size, bool) and (size % 4 or size < 32):
+        raise ConfigError(f"{names['image_size']} must be a multiple of 4 and >= 32, not {size}")
     check_fields(config, names, _NUMERIC_RULES)
-    if config.image_size % 4:
-        raise ConfigError(
-            f"{names['image_size']} must be a multiple of 4 and >= 32, not {config.image_size}"
-        )
     from glcic_jax.nets import models
 
     if models.discriminator_depth(config.image_size) > len(models.DISCRIMINATOR_CHANNELS):
