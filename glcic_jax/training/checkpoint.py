@@ -47,19 +47,13 @@ class Checkpoints(RunReader):
         if read_only and not self.directory.is_dir():
             raise CheckpointError(f"no checkpoints in {workdir} (expected {self.directory})")
         self._lock = None
-        try:
-            if not read_only:
-                self._lock = _lock_workdir(self.directory)
-                if jax.process_index() == 0:
-                    remove_partial_saves(self.directory)
-                if jax.process_count() > 1:  # nobody lists steps while process 0 cleans up
-                    multihost_utils.sync_global_devices("glcic_jax: partial saves removed")
-            self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=ITEMS)
-        except BaseException:
-            if self._lock is not None:  # released now, so a refused run can remove its lock file
-                self._lock.close()
-                self._lock = None
-            raise
+        if not read_only:
+            self._lock = _lock_workdir(self.directory)
+            if jax.process_index() == 0:
+                remove_partial_saves(self.directory)
+            if jax.process_count() > 1:  # nobody lists steps while process 0 cleans up
+                multihost_utils.sync_global_devices("glcic_jax: partial saves removed")
+        self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=ITEMS)
 
     def check_start(self, workdir, resume: bool) -> None:
         """Refuse, in one line, --resume without a checkpoint and a fresh start over one."""
