@@ -177,3 +177,21 @@ def _untrained_like(shipped):
 def untrained_like():
     """A function: a shipped Completer -> the same network with fresh weights (bars must fail it)."""
     return _untrained_like
+
+
+@pytest.fixture(scope="session")
+def templates_dir(shared_data):
+    """The 21 face-mask templates."""
+    return shared_data / "mask_overlays"
+
+
+@pytest.fixture(scope="session")
+def canonical_face_photo():
+    """(a smooth random 256 px RGB 'photo', its face's landmarks): the canonical frontal face."""
+    import cv2
+
+    from glcic_jax.face_masks import overlay
+
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 256, (8, 8, 3)).astype(np.uint8)
+    return cv2.resize(small, (256, 256), interpolation=cv2.INTER_CUBIC), overlay.CANONICAL.copy()

@@ -4,26 +4,12 @@ import dataclasses
 
 import cv2
 import numpy as np
-import pytest
 
 from glcic_jax.face_masks import overlay
 from glcic_jax.segmenter.synthetic import generator as synthetic
 from glcic_jax.segmenter.synthetic import scene, straps
 
 SIZE = 128
-
-
-@pytest.fixture(scope="module")
-def templates_dir(shared_data):
-    return shared_data / "mask_overlays"
-
-
-@pytest.fixture(scope="module")
-def photo():
-    """A smooth random 256 px 'photo' whose face sits at the canonical landmarks (frontal)."""
-    rng = np.random.default_rng(0)
-    small = rng.integers(0, 256, (8, 8, 3)).astype(np.uint8)
-    return cv2.resize(small, (256, 256), interpolation=cv2.INTER_CUBIC), overlay.CANONICAL.copy()
 
 
 def test_corners_lie_on_the_mask_outline_for_every_template(templates_dir):
@@ -76,10 +62,12 @@ def test_cords_run_from_the_mask_to_the_ears(templates_dir):
     assert straps.kind_for("N95") == straps.kind_for("gas_right") == "ties"
 
 
-def test_straps_add_to_the_label_and_change_nothing_else(photo, templates_dir, monkeypatch):
+def test_straps_add_to_the_label_and_change_nothing_else(
+    canonical_face_photo, templates_dir, monkeypatch
+):
     """With and without straps one seed renders the same sample, but for the cords."""
     clean = dataclasses.replace(synthetic._TRAIN, p_hand=0.0, p_hair=0.0, p_glasses=0.0)
-    rgb, landmarks = photo
+    rgb, landmarks = canonical_face_photo
     added = 0
     for seed in range(8):
         samples = []

@@ -15,39 +15,26 @@ from glcic_jax.segmenter.synthetic import mask as synthetic_mask
 SIZE = 96
 
 
-@pytest.fixture(scope="module")
-def templates_dir(shared_data):
-    return shared_data / "mask_overlays"
-
-
-@pytest.fixture(scope="module")
-def photo():
-    """A smooth random 256 px 'photo' whose face sits at the canonical landmarks (frontal)."""
-    rng = np.random.default_rng(0)
-    small = rng.integers(0, 256, (8, 8, 3)).astype(np.uint8)
-    return cv2.resize(small, (256, 256), interpolation=cv2.INTER_CUBIC), overlay.CANONICAL.copy()
-
-
-def _render(photo, templates_dir, seed, **kw):
-    rgb, landmarks = photo
+def _render(canonical_face_photo, templates_dir, seed, **kw):
+    rgb, landmarks = canonical_face_photo
     kw.setdefault("split", "train")
     return synthetic.synthesize(
         rgb, landmarks, np.random.default_rng(seed), SIZE, templates_dir=templates_dir, **kw
     )
 
 
-def test_masked_labels_are_nonempty_and_bare_faces_empty(photo, templates_dir):
+def test_masked_labels_are_nonempty_and_bare_faces_empty(canonical_face_photo, templates_dir):
     for seed in range(6):
         for split in synthetic.SPLITS:
-            masked = _render(photo, templates_dir, seed, split=split, unmasked=0.0)
+            masked = _render(canonical_face_photo, templates_dir, seed, split=split, unmasked=0.0)
             assert masked.image.shape == (SIZE, SIZE, 3) and masked.image.dtype == np.uint8
             assert masked.label.dtype == bool and masked.label.sum() > 0.03 * SIZE * SIZE
             assert masked.template in overlay.TEMPLATES and masked.appearance
-            bare = _render(photo, templates_dir, seed, split=split, unmasked=1.0)
+            bare = _render(canonical_face_photo, templates_dir, seed, split=split, unmasked=1.0)
             assert not bare.label.any() and bare.template is None and bare.appearance == ""
 
 
-def test_label_is_where_the_mask_was_pasted(photo, templates_dir, monkeypatch):
+def test_label_is_where_the_mask_was_pasted(canonical_face_photo, templates_dir, monkeypatch):
     # Without occluders, shadows or mask-coloured context, one seed renders the
     # same framing, fill and degradations with and without the mask: the two
     # differ inside the label (and a few pixels around it, from blur and JPEG).
@@ -59,8 +46,8 @@ def test_label_is_where_the_mask_was_pasted(photo, templates_dir, monkeypatch):
     )  # fmt: skip
     monkeypatch.setitem(synthetic._REGIMES, "test", clean)
     for seed in range(6):
-        masked = _render(photo, templates_dir, seed, split="test", unmasked=0.0)
-        bare = _render(photo, templates_dir, seed, split="test", unmasked=1.0)
+        masked = _render(canonical_face_photo, templates_dir, seed, split="test", unmasked=0.0)
+        bare = _render(canonical_face_photo, templates_dir, seed, split="test", unmasked=1.0)
         diff = np.abs(masked.image.astype(float) - bare.image.astype(float)).mean(-1)
         grown = lambda k: cv2.dilate(masked.label.astype(np.uint8), np.ones((k, k))) > 0  # noqa: E731
         assert (diff[masked.label] > 3).mean() > 0.95  # every label pixel was painted
@@ -68,34 +55,39 @@ def test_label_is_where_the_mask_was_pasted(photo, templates_dir, monkeypatch):
         assert diff[~grown(17)].mean() < 1.0
 
 
-def test_same_seed_same_sample(photo, templates_dir):
+def test_same_seed_same_sample(canonical_face_photo, templates_dir):
     for seed in (3, 11):
-        a = _render(photo, templates_dir, seed)
-        b = _render(photo, templates_dir, seed)
+        a = _render(canonical_face_photo, templates_dir, seed)
+        b = _render(canonical_face_photo, templates_dir, seed)
         np.testing.assert_array_equal(a.image, b.image)
         np.testing.assert_array_equal(a.label, b.label)
         assert (a.template, a.yaw, a.appearance) == (b.template, b.yaw, b.appearance)
-    c = _render(photo, templates_dir, 4)
+    c = _render(canonical_face_photo, templates_dir, 4)
     assert not np.array_equal(a.image, c.image)
 
 
-def test_whole_label_inside_the_crop_for_frontal_faces(photo, templates_dir):
+def test_whole_label_inside_the_crop_for_frontal_faces(canonical_face_photo, templates_dir):
     for seed in range(30):
         for split in synthetic.SPLITS:
-            label = _render(photo, templates_dir, seed, split=split, unmasked=0.0).label
+            label = _render(
+                canonical_face_photo, templates_dir, seed, split=split, unmasked=0.0
+            ).label
             border = np.concatenate([label[0], label[-1], label[:, 0], label[:, -1]])
             assert label.any() and not border.any(), (seed, split)
 
 
-def test_test_split_draws_only_held_out_colours_and_prints(photo, templates_dir):
+def test_test_split_draws_only_held_out_colours_and_prints(canonical_face_photo, templates_dir):
     allowed = {"own", "solid:chromatic", "solid:pastel"} | {
         f"print:{p}" for p in prints.TEST_PRINTS
     }
     seen = {
-        _render(photo, templates_dir, s, split="test", unmasked=0.0).appearance for s in range(40)
+        _render(canonical_face_photo, templates_dir, s, split="test", unmasked=0.0).appearance
+        for s in range(40)
     }
     assert seen <= allowed and len(seen) >= 4
-    train = {_render(photo, templates_dir, s, unmasked=0.0).appearance for s in range(40)}
+    train = {
+        _render(canonical_face_photo, templates_dir, s, unmasked=0.0).appearance for s in range(40)
+    }
     assert not train & {f"print:{p}" for p in prints.TEST_PRINTS}
     rng = np.random.default_rng(0)
     for _ in range(300):
@@ -140,7 +132,7 @@ def test_sources_round_trip_and_batch(faces_dir, templates_dir, tmp_path):
     np.testing.assert_array_equal(images, again[0])
 
 
-def test_bad_sources_and_split_are_one_line_errors(tmp_path, photo):
+def test_bad_sources_and_split_are_one_line_errors(tmp_path, canonical_face_photo):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     with pytest.raises(face_sources.SourcesError, match="cannot read face sources") as e:
@@ -149,4 +141,10 @@ def test_bad_sources_and_split_are_one_line_errors(tmp_path, photo):
     with pytest.raises(face_sources.SourcesError, match="no face sources"):
         synthetic.batch([], np.random.default_rng(0), 64, 1)
     with pytest.raises(ValueError, match="split must be one of"):
-        synthetic.synthesize(photo[0], photo[1], np.random.default_rng(0), 64, split="val")
+        synthetic.synthesize(
+            canonical_face_photo[0],
+            canonical_face_photo[1],
+            np.random.default_rng(0),
+            64,
+            split="val",
+        )
