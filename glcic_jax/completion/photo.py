@@ -77,7 +77,6 @@ MASKED_MIN_CONFIDENCE = 0.7
 # The shipped mask segmenter (its card: pretrained/MASK_SEGMENTER_CARD.md).
 SEGMENTER_FILE = pathlib.Path(__file__).resolve().parent / "pretrained" / "mask_segmenter96.npz"
 MAX_PIXELS = 100_000_000  # larger photos are refused (decompression bombs)
-CANVAS = align.CANVAS
 # A frame whose channels differ by at most this (of 255) everywhere is a grey photo.
 GREY_TOLERANCE = 3
 # FaceResult.method -> what drew the region (the summary's "segmenter").
@@ -206,14 +205,17 @@ def user_region(user_mask, affine, photo_shape) -> np.ndarray:
     shape = tuple(user_mask.shape)
     if shape == tuple(photo_shape[:2]):
         warped = cv2.warpAffine(
-            user_mask.astype(np.float32), affine, (CANVAS, CANVAS), flags=cv2.INTER_LINEAR
+            user_mask.astype(np.float32),
+            affine,
+            (align.CANVAS, align.CANVAS),
+            flags=cv2.INTER_LINEAR,
         )
         return warped > 0.5
-    if shape == (CANVAS, CANVAS):
+    if shape == (align.CANVAS, align.CANVAS):
         return user_mask.astype(bool)
     raise PhotoError(
         f"mask file is {shape[1]}x{shape[0]}; it must be the photo's size "
-        f"({photo_shape[1]}x{photo_shape[0]}) or {CANVAS}x{CANVAS} (aligned face)"
+        f"({photo_shape[1]}x{photo_shape[0]}) or {align.CANVAS}x{align.CANVAS} (aligned face)"
     )
 
 
@@ -324,11 +326,11 @@ class PhotoCompleter:
 
     def _prepare(self, rgb, face, region, user_mask):
         """(framed face, FaceResult, photo-pixel region or None) of one face."""
-        affine = framing_lib.photo_affine(face, self.framing, CANVAS)
-        framed = np.asarray(align.warp(rgb, affine, CANVAS))
+        affine = framing_lib.photo_affine(face, self.framing, align.CANVAS)
+        framed = np.asarray(align.warp(rgb, affine, align.CANVAS))
         allowed, share = None, None
         if region == "box":
-            chosen, method = self._from_canvas(segment.box_region(CANVAS)), "box"
+            chosen, method = self._from_canvas(segment.box_region(align.CANVAS)), "box"
         elif region == "mask" and self.segmenter == "net":
             found = self.mask_net.segment(rgb, face)
             share = found.mask_share
@@ -336,10 +338,10 @@ class PhotoCompleter:
                 allowed, method = found.region, "net"
                 chosen = user_region(allowed, affine, rgb.shape)
             else:
-                chosen, method = np.zeros((CANVAS, CANVAS), bool), "no_mask"
+                chosen, method = np.zeros((align.CANVAS, align.CANVAS), bool), "no_mask"
         elif region == "mask":  # GrabCut works on the study's canvas
-            canvas_affine = align.alignment(face, CANVAS)
-            aligned = np.asarray(align.warp(rgb, canvas_affine, CANVAS))
+            canvas_affine = align.alignment(face, align.CANVAS)
+            aligned = np.asarray(align.warp(rgb, canvas_affine, align.CANVAS))
             landmarks = align.apply_affine(canvas_affine, face.landmarks)
             chosen, method = segment.segment_mask(aligned, landmarks)
             chosen = self._from_canvas(chosen)
@@ -356,7 +358,7 @@ class PhotoCompleter:
 
     def _from_canvas(self, region) -> np.ndarray:
         """A region on the aligned canvas -> the model's frame."""
-        return framing_lib.canvas_region(region, self.framing, CANVAS)
+        return framing_lib.canvas_region(region, self.framing, align.CANVAS)
 
     def _complete_without_face(self, rgb, user_mask) -> PhotoResult:
         """Completes a user's photo-pixel region where no face was detected.
@@ -367,8 +369,8 @@ class PhotoCompleter:
         the two resamplings cannot lose an edge pixel: with the user mask as
         the paste's bound, exactly the mask's pixels change.
         """
-        affine = framing_lib.reframe(paste.region_framing(user_mask), self.framing, CANVAS)
-        aligned = np.asarray(align.warp(rgb, affine, CANVAS))
+        affine = framing_lib.reframe(paste.region_framing(user_mask), self.framing, align.CANVAS)
+        aligned = np.asarray(align.warp(rgb, affine, align.CANVAS))
         chosen = user_region(user_mask, affine, rgb.shape)
         grow = 2 * math.ceil(math.sqrt(abs(np.linalg.det(affine[:, :2])))) + 1
         chosen = cv2.dilate(chosen.astype(np.uint8), np.ones((grow, grow), np.uint8)) > 0
@@ -392,7 +394,7 @@ class PhotoCompleter:
         done = self.completer.complete(small, holes)
         fills = []
         for face, hole, result in zip(aligned, regions, done):
-            up = np.clip(_resize(result, CANVAS, cv2.INTER_CUBIC), 0.0, 1.0)
+            up = np.clip(_resize(result, align.CANVAS, cv2.INTER_CUBIC), 0.0, 1.0)
             if self.postprocess:
                 fill = postprocess.blend(face, up, hole)
             else:
