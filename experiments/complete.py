@@ -5,6 +5,12 @@
       --output=out/ [--step=N] [--region=mask|box|file] [--segmenter=net|grabcut] \
       [--mask_file=mask.png] [--no_postprocess]
 
+Fine detail: with a donor bank (--donors, default data/donor_bank.npz,
+built once by experiments/build_donor_bank.py from sharp face photos) the
+fill gets the fine texture of the donor face that best matches it (lips, the
+nose's tip, skin grain; glcic_jax/detail/). Without one the fill is the
+network's own, smooth at a large face's size, and a note says so.
+
 Without --checkpoint the shipped photo model is used, trained on face-mask
 shapes in a crop that holds the chin and cheeks
 (glcic_jax/completion/pretrained/PHOTO_MODEL_CARD.md; the study's mouth-box
@@ -25,7 +31,8 @@ and two tables for the whole run: --output/completion_summary.csv, one row per
 photo (outputs, faces found, masked and completed, region, its pixels, the
 segmenter, seconds, status, error), and --output/completion_faces.csv, one row
 per face (photo, face index, the detector's box and confidence, segmenter,
-method, mask share, the pixels its fill wrote, completed): where to look for
+method, mask share, the pixels its fill wrote, completed, the donor that
+lent the fill its detail): where to look for
 a region put on something that is not a masked face. The last line printed
 names both.
 --output may lie inside the input folder: it is never read back as photos,
@@ -42,7 +49,10 @@ import sys
 
 from absl import app, flags, logging
 
+from glcic_jax import locations
 from glcic_jax.completion import photo, photo_folder
+
+DEFAULT_DONORS = locations.data_home() / "donor_bank.npz"
 
 _CHECKPOINT = flags.DEFINE_string(
     "checkpoint", None, "Run folder, model folder or model file (default: the shipped model)."
@@ -69,6 +79,12 @@ _MASKED_MIN_CONFIDENCE = flags.DEFINE_float(
     "With --region=mask and the net segmenter: a detection scoring from this up to"
     " --min_confidence counts as a face when the segmenter finds a mask on it.",
 )
+_DONORS = flags.DEFINE_string(
+    "donors",
+    str(DEFAULT_DONORS),
+    "Donor bank (.npz) whose faces lend the fill fine detail; '' for the network's smooth fill."
+    " Built by experiments/build_donor_bank.py.",
+)
 _NO_POSTPROCESS = flags.DEFINE_boolean(
     "no_postprocess", False, "Skip the paper's Telea + seamlessClone blending."
 )
@@ -90,6 +106,7 @@ def main(argv):
     source, out_dir = pathlib.Path(_INPUT.value), pathlib.Path(_OUTPUT.value)
     if not source.exists():
         _fail(f"input not found: {source}")
+    bank = _load_donors(_DONORS.value)  # a bad bank is refused before any folder is made
     folder = source.is_dir()
     _call(photo_folder.check_output_dir, out_dir, source if folder else None)
     if folder:
@@ -106,9 +123,15 @@ def main(argv):
         postprocess=not _NO_POSTPROCESS.value,
         segmenter=_SEGMENTER.value,
         masked_min_confidence=_MASKED_MIN_CONFIDENCE.value,
+        detail_bank=bank,
     )
     if _REGION.value == "mask" and _SEGMENTER.value == "net":
         _call(lambda: completer.mask_net)  # a missing segmenter file: one line, before any work
+    if bank is None and _DONORS.value:
+        print(
+            f"note: no donor bank at {_DONORS.value}: fills stay the network's smooth ones"
+            " (build one: python experiments/build_donor_bank.py)"
+        )
 
     from tqdm import tqdm
 
@@ -156,6 +179,22 @@ def _report(rows, out_dir, summary, faces) -> int:
     failed = sum(r.status not in (photo_folder.OK, photo_folder.NO_FACE) for r in rows)
     print(f"{failed} of {len(rows)} photos failed; summary: {summary}; per face: {faces}")
     return failed
+
+
+def _load_donors(path):
+    """The donor bank at `path`; None for '' or a missing default bank."""
+    from glcic_jax.detail import donor_bank
+
+    if not path:
+        return None
+    if not pathlib.Path(path).exists():
+        if pathlib.Path(path) == DEFAULT_DONORS:
+            return None  # said once the run starts (`_NO_BANK_NOTE`)
+        _fail(f"donor bank not found: {path}")
+    try:
+        return donor_bank.DonorBank.load(path)
+    except donor_bank.DonorBankError as e:
+        _fail(str(e))
 
 
 def _load_completer(run, step):

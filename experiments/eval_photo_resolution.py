@@ -17,7 +17,8 @@ DIR/typical.jpg, DIR/worst.jpg (the faces around the median and at the top
 of the default pipeline's LPIPS), DIR/worst_found.jpg (the top among the
 faces where the pipeline found a masked face); columns: masked, the region
 the pipeline found, the pipeline, the pipeline given the true mask, Telea,
-the truth.
+the truth; with --donors (a donor bank, experiments/build_donor_bank.py),
+two more methods and columns: both pipeline fills with the donor detail.
 CelebA-HQ's terms: non-commercial research only, never committed or
 published outside the lab (its README). Wiring only: the protocol is
 glcic_jax/evaluation/photo_resolution.py.
@@ -40,6 +41,9 @@ _MODEL = flags.DEFINE_string(
     "model", None, "Completion model (run, folder or file; default: the shipped photo model)."
 )
 _OUT = flags.DEFINE_string("out", None, "Output folder.", required=True)
+_DONORS = flags.DEFINE_string(
+    "donors", None, "A donor bank (.npz, experiments/build_donor_bank.py): adds the detail rows."
+)
 _ROWS = flags.DEFINE_integer("sheet_rows", 4, "Faces on each of the typical and worst sheets.")
 _TILE = flags.DEFINE_integer("tile", 200, "Side of a sheet's tile, px.")
 _MAX_KB = flags.DEFINE_integer("max_sheet_kb", 150, "Largest sheet JPEG, KB (quality is lowered).")
@@ -50,6 +54,7 @@ def main(argv):
     logging.set_verbosity(logging.ERROR)  # Orbax logs every checkpoint read at INFO
     from glcic_jax import runs
     from glcic_jax.completion import inference, photo
+    from glcic_jax.detail import donor_bank
     from glcic_jax.evaluation import figures, tables
     from glcic_jax.evaluation import photo_resolution as pr
     from glcic_jax.face_masks import overlay
@@ -63,7 +68,11 @@ def main(argv):
         model = inference.Completer.load(_MODEL.value or inference.PHOTO_MODEL, batch_size=1)
         completer = photo.PhotoCompleter(model)
         _ = completer.mask_net  # a missing segmenter file: one line, before any work
-    except (overlay.OverlayError, runs.CheckpointError, photo.PhotoError, ValueError) as e:
+        bank = donor_bank.DonorBank.load(_DONORS.value) if _DONORS.value else None
+    except (
+        overlay.OverlayError, runs.CheckpointError, photo.PhotoError, donor_bank.DonorBankError,
+        ValueError,
+    ) as e:  # fmt: skip
         sys.exit(f"eval_photo_resolution: {e}")
     out = pathlib.Path(_OUT.value)
     out.mkdir(parents=True, exist_ok=True)
@@ -73,7 +82,7 @@ def main(argv):
     if not photos:
         sys.exit("eval_photo_resolution: no face found in any photo")
     rows, tiles = pr.score(
-        completer, photos, lambda xs: tqdm(xs, desc="faces", unit="face"), _TILE.value
+        completer, photos, lambda xs: tqdm(xs, desc="faces", unit="face"), _TILE.value, bank
     )
     tables.write_csv(out / "rows.csv", rows)
     text = pr.report(rows)
@@ -88,9 +97,10 @@ def main(argv):
         sheets["worst_found"] = [
             found[j] for j in pr.picks([lpips[i] for i in found], _ROWS.value)["worst"]
         ]
+    columns = pr.SHEET_COLUMNS + (pr.DETAIL_COLUMNS if bank is not None else ())
     for name, chosen in sheets.items():
         data = figures.jpeg_bytes(
-            figures.contact_sheet(tiles, chosen, pr.SHEET_COLUMNS), _MAX_KB.value * 1000
+            figures.contact_sheet(tiles, chosen, columns), _MAX_KB.value * 1000
         )
         (out / f"{name}.jpg").write_bytes(data)
         faces = ", ".join(f"{photos[i].name} ({lpips[i]:.3f})" for i in chosen)

@@ -228,7 +228,8 @@ class _TwoFaces:
         nowhere = np.full((5, 2), np.nan)
         faces = [
             photo.FaceResult((10.04, 20.06, 110.0, 140.56), 0.98771, nowhere, np.eye(2, 3), "net",
-                             changed, filled=400, mask_share=0.31234),
+                             changed, filled=400, mask_share=0.31234,
+                             detail=dict(donor="donor.jpg", distance=0.4, gain=0.9)),
             photo.FaceResult((150.0, 30.0, 190.0, 80.0), 0.7, nowhere, np.eye(2, 3), "no_mask",
                              changed, filled=0, mask_share=0.0123),
         ]  # fmt: skip
@@ -248,8 +249,21 @@ def test_per_face_table_follows_the_summary_through_failures_interrupts_and_reru
     summary, faces = photo_folder.write_tables(out, rows)
     table = photo_folder.read_summary(faces)
     expected = [
-        ["0", "10.0", "20.1", "110.0", "140.6", "0.988", "net", "net", "0.312", "400", "1"],
-        ["1", "150.0", "30.0", "190.0", "80.0", "0.7", "net", "no_mask", "0.012", "0", "0"],
+        [
+            "0",
+            "10.0",
+            "20.1",
+            "110.0",
+            "140.6",
+            "0.988",
+            "net",
+            "net",
+            "0.312",
+            "400",
+            "1",
+            "donor.jpg",
+        ],
+        ["1", "150.0", "30.0", "190.0", "80.0", "0.7", "net", "no_mask", "0.012", "0", "0", ""],
     ]
     for name in ("a.png", "c.png"):
         mine = [r for r in table if r["photo"] == str(src / name)]

@@ -35,7 +35,12 @@ For every face the detector finds (`detection.Detector`, run on a copy shrunk to
    (the segmenter's, a user's) bounds it exactly;
 5. region pixels the frame does not reach (with the study's canvas, a mask's
    lowest part, below its bottom edge 24 canvas pixels under the chin) are
-   filled by OpenCV's Telea inpainting from the completed pixels around them.
+   filled by OpenCV's Telea inpainting from the completed pixels around them;
+6. with a donor bank (`detail_bank`, `detail.donor_bank.DonorBank`), the
+   fine detail of the donor face that best matches the fill's shading is
+   laid on the filled pixels at the photo's resolution (`add_detail`: luma
+   only, scaled to the grain of the visible face around the fill); the
+   face's `detail` says which donor.
 
 A grey photo stays grey: when a face's frame has no colour (`is_grey`: the
 channels within `GREY_TOLERANCE` on 99% of its pixels), its fill is replaced
@@ -52,6 +57,7 @@ on the canvas as a mouth would be (`paste.region_framing`, method "file_no_face"
 Resolution: the fill has the model's resolution (64 px for cpu64 models,
 256 px for paper-size ones) scaled to the face's size in the photo, so a
 large face gets a soft fill; the pixels around it keep full resolution.
+The donor's detail (step 6) is what makes the fill as sharp as the face.
 """
 
 import dataclasses
@@ -115,6 +121,8 @@ class FaceResult:
         when it did not run).
       filled: photo pixels this face's fill wrote (0: its region fell off the
         photo or outside a user mask, so the face was not completed).
+      detail: what the donor bank added ({"donor", "distance", "gain"}), or
+        None (no bank, or no donor texture reached the region).
     """
 
     box: tuple[float, float, float, float]
@@ -125,6 +133,7 @@ class FaceResult:
     region: np.ndarray
     filled: int = 0
     mask_share: float | None = None
+    detail: dict | None = None
 
     @property
     def masked(self) -> bool:
@@ -235,6 +244,8 @@ class PhotoCompleter:
       segmenter: for region "mask": "net" (the trained segmenter) or "grabcut".
       mask_segmenter: a `mask_net.MaskNet` (default: the shipped one, loaded
         when first needed).
+      detail_bank: a `donor_bank.DonorBank` whose best donor lends the fill
+        its fine detail (step 6), or None for the network's smooth fill.
     """
 
     def __init__(
@@ -246,6 +257,7 @@ class PhotoCompleter:
         segmenter="net",
         mask_segmenter=None,
         masked_min_confidence=MASKED_MIN_CONFIDENCE,
+        detail_bank=None,
     ):
         if segmenter not in MASK_SEGMENTERS:
             raise PhotoError(
@@ -258,6 +270,7 @@ class PhotoCompleter:
         self.segmenter = segmenter
         self.masked_min_confidence = min(masked_min_confidence, min_confidence)
         self._mask_net = mask_segmenter
+        self.detail_bank = detail_bank
 
     @property
     def mask_net(self) -> mask_net.MaskNet:
@@ -316,6 +329,9 @@ class PhotoCompleter:
             if allowed is not None:
                 written |= paste.inpaint_rest(out, allowed & ~written & ~changed)
             info.filled = int(written.sum())
+            if self.detail_bank is not None:
+                face = detection.Face(info.box, info.confidence, info.landmarks)
+                info.detail = self.detail_bank.add_detail(out, written, face)
             changed |= written
         return PhotoResult("ok", out, changed, [info for _, info, _ in prepared])
 

@@ -126,6 +126,8 @@ class FaceRow:
       region_pixels: photo pixels this face's fill wrote. Overlapping faces
         can both count a pixel, which the summary's region_pixels counts once.
       completed: 1 when the fill changed at least one photo pixel, else 0.
+      donor: the donor face that lent the fill its fine detail (empty: no
+        donor bank, or none reached the region).
     """
 
     photo: str
@@ -140,6 +142,7 @@ class FaceRow:
     mask_share: float | str
     region_pixels: int
     completed: int
+    donor: str = ""
 
     @classmethod
     def of(cls, photo_name: str, index: int, face: photo.FaceResult) -> "FaceRow":
@@ -149,6 +152,7 @@ class FaceRow:
         return cls(
             photo_name, index, x0, y0, x1, y1, round(float(face.confidence), 3),
             face.segmenter, face.method, share, int(face.filled), int(face.filled > 0),
+            (face.detail or {}).get("donor", ""),
         )  # fmt: skip
 
 

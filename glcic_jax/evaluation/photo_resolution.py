@@ -21,6 +21,10 @@ by:
                       Telea's on the same region
   telea_true_mask     OpenCV's Telea inpainting (radius 5) given the true mask
   masked_input        nothing filled: the floor every fill should beat
+  pipeline_detail, pipeline_true_mask_detail
+                      the two pipeline fills with a donor bank's fine detail
+                      laid on them (`donor_bank.DonorBank.add_detail`), when
+                      `score` is given a bank
 
 and scored against the face without the mask:
 
@@ -81,11 +85,14 @@ LITERATURE_SIDE = 256
 SHEET_SIDE = 200  # a tile of the typical / worst sheets, px
 FOUND = "net"  # the default pipeline's status of a face it found and found a mask on
 METHODS = ("pipeline", "pipeline_true_mask", "telea_true_mask", "masked_input")
+DETAIL_METHODS = ("pipeline_detail", "pipeline_true_mask_detail")
 METHOD_NAMES = {
     "pipeline": "pipeline (the region it finds)",
     "pipeline_true_mask": "pipeline, given the true mask",
     "telea_true_mask": "Telea, given the true mask",
     "masked_input": "masked input, nothing filled",
+    "pipeline_detail": "pipeline + donor detail",
+    "pipeline_true_mask_detail": "pipeline + donor detail, given the true mask",
 }
 METRICS = ("psnr", "ssim", "l1", "lpips", "detail", "psnr256", "ssim256")
 HIGHER_IS_BETTER = {"psnr", "ssim", "psnr256", "ssim256", "detail"}
@@ -94,8 +101,11 @@ PAIRS = (
     ("pipeline", "telea_true_mask"),
     ("pipeline_true_mask", "telea_true_mask"),
     ("pipeline", "pipeline_true_mask"),
+    ("pipeline_detail", "pipeline"),
+    ("pipeline_true_mask_detail", "pipeline_true_mask"),
 )
 SHEET_COLUMNS = ("masked", "region found", "pipeline", "pipeline, true mask", "Telea", "truth")
+DETAIL_COLUMNS = ("pipeline + detail", "true mask + detail")
 
 
 # ---------------------------------------------------------------------------
@@ -200,8 +210,18 @@ def pasted_photos(paths, seed: int = HOLD_SEED, detector=None, templates_dir=Non
 # ---------------------------------------------------------------------------
 
 
-def complete_all(completer: photo.PhotoCompleter, pasted: PastedPhoto):
-    """The four completions of one masked photo.
+def with_detail(result: photo.PhotoResult, bank) -> np.ndarray:
+    """A completed photo with the bank's detail laid on each filled face (a copy)."""
+    out = result.completed.copy()
+    for info in result.faces:
+        if info.filled:
+            face = detection.Face(info.box, info.confidence, info.landmarks)
+            bank.add_detail(out, result.region, face)
+    return out
+
+
+def complete_all(completer: photo.PhotoCompleter, pasted: PastedPhoto, bank=None):
+    """The completions of one masked photo: `METHODS`, and `DETAIL_METHODS` with a bank.
 
     Returns:
       ({method: completed RGB uint8 (H, W, 3)}, {method: bool (H, W) pixels
@@ -228,6 +248,11 @@ def complete_all(completer: photo.PhotoCompleter, pasted: PastedPhoto):
         "telea_true_mask": pasted.mask,
         "masked_input": np.zeros_like(pasted.mask),
     }
+    if bank is not None:
+        done["pipeline_detail"] = with_detail(found, bank)
+        done["pipeline_true_mask_detail"] = with_detail(given, bank)
+        regions["pipeline_detail"] = found.region
+        regions["pipeline_true_mask_detail"] = given.region
     return done, regions, found
 
 
@@ -264,6 +289,7 @@ def tiles_of(pasted, done, found, side: int = SHEET_SIDE) -> list[np.ndarray]:
         done["telea_true_mask"],
         pasted.truth,
     ]
+    panels += [done[m] for m in DETAIL_METHODS if m in done]
     return [
         cv2.resize(
             np.ascontiguousarray(p[y0:y1, x0:x1]), (side, side), interpolation=cv2.INTER_AREA
@@ -272,7 +298,9 @@ def tiles_of(pasted, done, found, side: int = SHEET_SIDE) -> list[np.ndarray]:
     ]
 
 
-def score(completer: photo.PhotoCompleter, photos, progress=iter, side: int = SHEET_SIDE):
+def score(
+    completer: photo.PhotoCompleter, photos, progress=iter, side: int = SHEET_SIDE, bank=None
+):
     """Per-face rows of every method, and each face's sheet tiles.
 
     Args:
@@ -280,22 +308,24 @@ def score(completer: photo.PhotoCompleter, photos, progress=iter, side: int = SH
       photos: `PastedPhoto`s (`pasted_photos`).
       progress: wraps the list of photos (e.g. tqdm).
       side: tile size of the sheets.
+      bank: a `donor_bank.DonorBank` for the `DETAIL_METHODS` (None: left out).
 
     Returns:
       (rows: one dict per photo and method, `METRICS` plus face, template,
       method, status (the default pipeline's, `_status`), remnant,
       region_pixels, mask_pixels, truth_detail (the truth's Laplacian
       variance inside the eroded mask); tiles: one list of `SHEET_COLUMNS`
-      tiles per photo).
+      tiles per photo, then `DETAIL_COLUMNS` with a bank).
     """
     rows, tiles = [], []
     lpips_inputs = collections.defaultdict(list)
+    methods = METHODS + (DETAIL_METHODS if bank is not None else ())
     for pasted in progress(list(photos)):
-        done, regions, found = complete_all(completer, pasted)
+        done, regions, found = complete_all(completer, pasted, bank)
         status = _status(found)
         mask = pasted.mask
         truth_detail = fine_detail.laplacian_variance(pasted.truth, fine_detail.inner_mask(mask))
-        for method in METHODS:
+        for method in methods:
             region = regions[method]
             row = dict(face=pasted.name, template=pasted.template, method=method, status=status)
             row.update(mask_scores(pasted.truth, done[method], mask))
@@ -311,7 +341,7 @@ def score(completer: photo.PhotoCompleter, photos, progress=iter, side: int = SH
         tiles.append(tiles_of(pasted, done, found, side))
     if rows:
         truth = np.stack(lpips_inputs["truth"])
-        for method in METHODS:
+        for method in methods:
             values = perceptual.lpips(truth, np.stack(lpips_inputs[method]))
             for row, value in zip((r for r in rows if r["method"] == method), values):
                 row["lpips"] = float(value)
@@ -359,7 +389,7 @@ def paired_difference(rows, a: str, b: str, metric: str) -> dict:
 
 def report(rows) -> str:
     """The markdown summary of `score`'s rows: means and medians, the paired differences."""
-    methods = [m for m in METHODS if any(r["method"] == m for r in rows)]
+    methods = [m for m in METHODS + DETAIL_METHODS if any(r["method"] == m for r in rows)]
     n = len({r["face"] for r in rows})
     lines = [
         f"{n} held-out faces, scored over the true mask at the photo's resolution"
