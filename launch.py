@@ -149,6 +149,8 @@ def main(argv):
             images=FLAGS.first_run_images,
         )
         print(f"preset {config.preset}, mask {config.mask}, data {data_dir}, workdir {workdir}")
+        if config.mask == "mouth" and FLAGS.data_dir and not FLAGS.resume:
+            _warn_if_unaligned(data_dir)
         step = train.train_and_evaluate(
             config,
             workdir,
@@ -165,6 +167,22 @@ def main(argv):
             )
         )
     print(f"stopped at step {step}; checkpoint in {workdir}/checkpoints")
+
+
+def _warn_if_unaligned(data_dir) -> None:
+    """One warning line when the mouth box would fall on unaligned faces (the run goes on)."""
+    from glcic_jax.dataset import alignment_check, folders
+    from glcic_jax.faces import detection
+
+    report = alignment_check.check(folders.list_images(data_dir, "train"), detection.Detector())
+    if report.looks_unaligned:
+        print(
+            f"warning: only {report.aligned} of {report.faces} faces sampled in {data_dir} sit where"
+            " the study's aligned canvas puts them; the mouth box covers the mouth only on aligned"
+            " faces. Align them first: python experiments/prepare_data.py"
+            f" --source={data_dir} --out={data_dir.rstrip('/')}-aligned",
+            file=sys.stderr,
+        )
 
 
 FLAGS = flags.FLAGS

@@ -27,19 +27,23 @@ For each photo (a folder is searched recursively; its layout is kept under
 get distinct results:
   NAME.png            the completed photo, the input's size (face.jpg -> face.jpg.png)
   NAME_side.png       input | filled region | completion (at most 1024 px high)
-and two tables for the whole run: --output/completion_summary.csv, one row per
-photo (outputs, faces found, masked and completed, region, its pixels, the
-segmenter, seconds, status, error), and --output/completion_faces.csv, one row
+and two tables for the whole run, merged into the folder's earlier ones (a
+photo done again replaces its rows): --output/completion_summary.csv, one row
+per photo (outputs, faces found, masked and completed, region, its pixels,
+the segmenter, seconds, status, error), and --output/completion_faces.csv, one row
 per face (photo, face index, the detector's box and confidence, segmenter,
 method, mask share, the pixels its fill wrote, completed, the donor that
 lent the fill its detail): where to look for
 a region put on something that is not a masked face. The last line printed
 names both.
 --output may lie inside the input folder: it is never read back as photos,
-nor is any earlier output folder. Photos with no face are written unchanged
-and listed at the end; a photo that fails is listed and the others go on.
-Exit status: 0 when every photo was done, 1 when any failed, 2 for a usage
-error (one line, before any work). --region=file reads --mask_file: white =
+nor is any earlier output folder. Each photo ends "completed" (a face
+filled), "no_masked_face" (faces found, no mask on any: written unchanged),
+"no_face" (none found: written unchanged, with a hint), "failed" (listed;
+the others go on) or "interrupted"; the last line counts them and names the
+tables. Exit status: 0 when every photo was completed, 3 when none failed
+but some had nothing to complete (no face, no masked face), 1 when any
+failed, 130 on Ctrl-C, 2 for a usage error (one line, before any work). --region=file reads --mask_file: white =
 fill, the photo's size (photo pixels) or 256x256 (the aligned face).
 Wiring only: the work is in glcic_jax.completion.photo and photo_folder.
 """
@@ -53,6 +57,13 @@ from glcic_jax import locations
 from glcic_jax.completion import photo, photo_folder
 
 DEFAULT_DONORS = locations.data_home() / "donor_bank.npz"
+STATUS_WORDS = {
+    photo_folder.COMPLETED: "completed",
+    photo_folder.NO_MASKED_FACE: "no masked face",
+    photo_folder.NO_FACE: "no face found",
+    photo_folder.FAILED: "failed",
+    photo_folder.INTERRUPTED: "not reached",
+}
 
 _CHECKPOINT = flags.DEFINE_string(
     "checkpoint", None, "Run folder, model folder or model file (default: the shipped model)."
@@ -145,8 +156,8 @@ def main(argv):
     try:
         for row in run:
             rows.append(row)
-            if row.status == photo_folder.NO_FACE:
-                tqdm.write(f"no face found: {row.photo}")
+            if row.status in (photo_folder.NO_FACE, photo_folder.NO_MASKED_FACE):
+                tqdm.write(f"{STATUS_WORDS[row.status]}: {row.photo}")
             elif row.status == photo_folder.FAILED:
                 tqdm.write(f"failed: {row.error}")
     except KeyboardInterrupt:  # the table still says what was done
@@ -162,23 +173,28 @@ def main(argv):
     except OSError as e:
         print(f"error: cannot write the tables into {out_dir}: {e.strerror or e}", file=sys.stderr)
         sys.exit(1)
-    failed = _report(rows, out_dir, *tables)
-    if interrupted:
-        sys.exit(130)
-    sys.exit(1 if failed else 0)
+    counts = _report(rows, out_dir, *tables)
+    sys.exit(photo_folder.exit_status(counts, interrupted))
 
 
-def _report(rows, out_dir, summary, faces) -> int:
-    """Prints the closing lines (the last: how many failed, where the tables are); the failures."""
-    done = sum(r.status == photo_folder.OK for r in rows)
-    print(f"completed {done} of {len(rows)} photos into {out_dir}")
-    for label, status in (("no face found", photo_folder.NO_FACE), ("failed", photo_folder.FAILED)):
+def _report(rows, out_dir, summary, faces) -> dict:
+    """Prints the closing lines (the last: the counts and where the tables are); returns the counts."""
+    counts = {status: sum(r.status == status for r in rows) for status in photo_folder.STATUSES}
+    hints = {
+        photo_folder.NO_FACE: "the detector doubts faces behind a mask: try --min_confidence=0.7,"
+        " or give the region with --region=file --mask_file=MASK.png",
+        photo_folder.NO_MASKED_FACE: "left unchanged; --region=box fills the study's mouth box",
+    }
+    for status in (photo_folder.NO_FACE, photo_folder.NO_MASKED_FACE, photo_folder.FAILED):
         paths = [r.photo for r in rows if r.status == status]
         if paths:
-            print(f"{label} ({len(paths)}): " + ", ".join(paths))
-    failed = sum(r.status not in (photo_folder.OK, photo_folder.NO_FACE) for r in rows)
-    print(f"{failed} of {len(rows)} photos failed; summary: {summary}; per face: {faces}")
-    return failed
+            hint = f" ({hints[status]})" if status in hints else ""
+            print(f"{STATUS_WORDS[status]} ({len(paths)}){hint}: " + ", ".join(paths))
+    said = ", ".join(
+        f"{STATUS_WORDS[s]} {n}" for s, n in counts.items() if n or s != photo_folder.INTERRUPTED
+    )
+    print(f"{len(rows)} photos into {out_dir}: {said}; summary: {summary}; per face: {faces}")
+    return counts
 
 
 def _load_donors(path):

@@ -1,7 +1,7 @@
 r"""Contact sheets of a complete.py run: every photo's input | region | completion, numbered.
 
   python experiments/photo_sheets.py --run=completed/ --out=sheets/ [--per_sheet=12] \
-      [--sample=120 --seed=0] [--status=ok,no_face]
+      [--sample=120 --seed=0] [--status=completed,no_masked_face,no_face]
 
 Reads RUN/completion_summary.csv and the NAME_side.png pictures it lists,
 and writes OUT/sheet_000.png, ... (each picture shrunk to --height and
@@ -34,7 +34,9 @@ _SAMPLE = flags.DEFINE_integer(
     "sample", 0, "Only this many photos, drawn at random with --seed (0: all)."
 )
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of --sample.")
-_STATUS = flags.DEFINE_list("status", ["ok"], "Only photos with these statuses (complete.py's).")
+_STATUS = flags.DEFINE_list(
+    "status", ["completed"], "Only photos with these statuses (complete.py's)."
+)
 
 
 def _label(picture: np.ndarray, text: str) -> np.ndarray:
@@ -102,7 +104,10 @@ def main(argv):
             for face in csv.DictReader(f):
                 faces_by_photo.setdefault(face["photo"], []).append(face)
     out.mkdir(parents=True, exist_ok=True)
-    numbered = [(i, r) for i, r in enumerate(rows) if r["status"] in _STATUS.value]
+    wanted = set(_STATUS.value)
+    if "completed" in wanted:
+        wanted.add("ok")  # what tables written before the statuses were split call it
+    numbered = [(i, r) for i, r in enumerate(rows) if r["status"] in wanted]
     if _SAMPLE.value and _SAMPLE.value < len(numbered):
         chosen = np.random.default_rng(_SEED.value).choice(len(numbered), _SAMPLE.value, False)
         numbered = [numbered[i] for i in sorted(chosen)]

@@ -15,8 +15,11 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="glci
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
+from glcic_jax import locations  # noqa: E402  (after the environment above; imports no jax)
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+# The lab's mirror: ../shared/data beside the project, or $GLCIC_JAX_MIRROR (as the library reads it).
+SHARED_DATA = locations.mirror()
 
 
 def pytest_addoption(parser):
@@ -42,7 +45,9 @@ def pytest_collection_modifyitems(config, items):
 def shared_data() -> pathlib.Path:
     """../shared/data beside the project root, or a skip saying it is missing."""
     if not (SHARED_DATA / "faces" / "train").is_dir():
-        pytest.skip(f"real face photos not found at {SHARED_DATA} (see README: Data)")
+        pytest.skip(
+            f"real face photos not found at {SHARED_DATA} (README: Data; GLCIC_JAX_MIRROR points elsewhere)"
+        )
     return SHARED_DATA
 
 

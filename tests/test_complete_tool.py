@@ -98,7 +98,7 @@ def test_summary_has_one_row_per_photo(folder_run):
     assert sorted(rows) == sorted(str(src / n) for n in ("a.jpg", "a.png", "a.tiff", "bad.jpg"))
     for name in ("a.jpg", "a.png", "a.tiff"):
         row = rows[str(src / name)]
-        assert row["status"] == "ok" and row["error"] == ""
+        assert row["status"] == "completed" and row["error"] == ""
         assert (row["output"], row["side_by_side"]) == (f"{name}.png", f"{name}_side.png")
         assert row["faces_found"] == row["faces_completed"] == "1" and row["faces_masked"] == "0"
         assert row["region_kind"] == "box" and row["segmenter"] == "box"
@@ -135,7 +135,10 @@ def test_one_unreadable_photo_fails_the_run(folder_run):
     assert "Traceback" not in run.stderr and "photos: 100%" in run.stderr  # the progress bar
     assert "failed (1): " in run.stdout and "bad.jpg" in run.stdout
     summary, faces = out / photo_folder.SUMMARY_NAME, out / photo_folder.FACES_NAME
-    last = f"1 of 4 photos failed; summary: {summary}; per face: {faces}"
+    last = (
+        f"4 photos into {out}: completed 3, no masked face 0, no face found 0, failed 1;"
+        f" summary: {summary}; per face: {faces}"
+    )
     assert run.stdout.splitlines()[-1] == last
 
 
@@ -207,7 +210,7 @@ def test_tables_are_replaced_whole_or_not_at_all(tmp_path):
     before = [path.read_bytes() for path in first]
 
     def rows_then_crash():
-        yield photo_folder.SummaryRow("b.jpg", status="ok")
+        yield photo_folder.SummaryRow("b.jpg", status=photo_folder.COMPLETED)
         raise RuntimeError("crash while writing")
 
     with pytest.raises(RuntimeError):
@@ -274,12 +277,29 @@ def test_per_face_table_follows_the_summary_through_failures_interrupts_and_reru
         assert int(row["faces_found"]) == len(mine)
         assert int(row["faces_completed"]) == sum(r["completed"] == "1" for r in mine)
         assert int(row["faces_masked"]) == sum(r["method"] == "net" for r in mine)
-    # A rerun into the same folder replaces both tables: no face of the first run is left.
-    rerun = [photo_folder.SummaryRow(str(src / "d.png"), status=photo_folder.NO_FACE)]
+    # A rerun into the same folder merges: a.png done again (now without a face) replaces its
+    # rows, the other photos' rows stay, in their order.
+    rerun = [photo_folder.SummaryRow(str(src / "a.png"), status=photo_folder.NO_FACE)]
     summary, faces = photo_folder.write_tables(out, rerun)
-    assert [r["photo"] for r in photo_folder.read_summary(summary)] == [str(src / "d.png")]
-    assert photo_folder.read_summary(faces) == []
-    assert faces.read_text().splitlines() == [",".join(photo_folder.FACE_COLUMNS)]
+    after = photo_folder.read_summary(summary)
+    assert [r["photo"] for r in after] == [
+        str(src / n) for n in ("b.jpg", "c.png", "d.png", "a.png")
+    ]
+    assert after[-1]["status"] == photo_folder.NO_FACE
+    assert {r["photo"] for r in photo_folder.read_summary(faces)} == {str(src / "c.png")}
+    # A table of other columns (another version's) is replaced, not merged.
+    summary.write_text("photo,something_else\nold.jpg,1\n")
+    summary, faces = photo_folder.write_tables(out, rerun)
+    assert [r["photo"] for r in photo_folder.read_summary(summary)] == [str(src / "a.png")]
+
+
+def test_the_exit_status_says_what_happened():
+    counts = dict.fromkeys(photo_folder.STATUSES, 0)
+    assert photo_folder.exit_status({**counts, "completed": 4}) == 0
+    assert photo_folder.exit_status({**counts, "completed": 3, "no_masked_face": 1}) == 3
+    assert photo_folder.exit_status({**counts, "completed": 3, "no_face": 1}) == 3
+    assert photo_folder.exit_status({**counts, "no_face": 2, "failed": 1}) == 1
+    assert photo_folder.exit_status({**counts, "completed": 1}, interrupted=True) == 130
 
 
 @pytest.mark.parametrize("value", ["0", "-0.5", "1.5"])
@@ -298,6 +318,9 @@ def test_the_detection_threshold_reaches_the_detector(three_faces, tmp_path):
         out = tmp_path / f"out{threshold}"
         run = script(f"--input={tmp_path / 'a.png'}", f"--output={out}",
                      f"--min_confidence={threshold}")  # fmt: skip
-        assert run.returncode == 0, run.stderr[-2000:]
+        assert run.returncode == 3, run.stderr[-2000:]  # nothing completed: the face wears no mask
         rows[threshold] = photo_folder.read_summary(out / photo_folder.SUMMARY_NAME)[0]
-    assert rows["0.9"]["status"] == "ok" and rows["1.0"]["status"] == "no_face"
+        last = run.stdout.splitlines()[-1]
+    assert rows["0.9"]["status"] == "no_masked_face" and rows["1.0"]["status"] == "no_face"
+    assert "no face found (1) (the detector doubts faces behind a mask: try" in run.stdout
+    assert last.startswith("1 photos into") and "no face found 1" in last

@@ -36,9 +36,10 @@ a photo had; only this table says where they were, so a region put on
 something that is not a masked face (a van, a collar, a hand) or on the
 wrong face can be found without opening every picture. Its rows come from
 the same `SummaryRow`s (`SummaryRow.faces`) and both tables are written by
-one call, `write_tables`, for the whole run: a rerun replaces both, a photo
-that failed or was not reached (Ctrl-C) has a summary row and no face rows,
-and a photo without a face likewise. Both are written out in full before
+one call, `write_tables`, for the whole run, merged into the folder's
+earlier tables (a rerun of a photo replaces its rows, other photos' rows
+stay); a photo that failed or was not reached (Ctrl-C) has a summary row and
+no face rows, and a photo without a face likewise. Both are written out in full before
 either is renamed into place, and an earlier per-face table is removed just
 before, so beside a summary there is its own per-face table or, after a
 crash between the two renames, none: never an earlier run's.
@@ -62,7 +63,11 @@ from glcic_jax.dataset import prepare
 SUMMARY_NAME = "completion_summary.csv"
 FACES_NAME = "completion_faces.csv"
 PHOTO_SUFFIXES = prepare.SUFFIXES
-OK, NO_FACE, FAILED, INTERRUPTED = "ok", "no_face", "failed", "interrupted"
+# A photo's status: at least one face filled; faces found but none filled (no
+# mask found on them); no face found; an error; not reached before Ctrl-C.
+COMPLETED, NO_MASKED_FACE, NO_FACE = "completed", "no_masked_face", "no_face"
+FAILED, INTERRUPTED = "failed", "interrupted"
+STATUSES = (COMPLETED, NO_MASKED_FACE, NO_FACE, FAILED, INTERRUPTED)
 
 
 @dataclasses.dataclass
@@ -82,8 +87,10 @@ class SummaryRow:
       segmenter: what drew the regions of the completed faces, "+"-joined:
         "net", "grabcut", "box" or "file" (`photo.FaceResult.segmenter`).
       seconds: wall time to read, complete and write this photo.
-      status: "ok", "no_face" (written unchanged), "failed" or
-        "interrupted" (not reached before Ctrl-C).
+      status: "completed" (at least one face filled), "no_masked_face"
+        (faces found, none filled: written unchanged), "no_face" (none
+        found: written unchanged), "failed" or "interrupted" (not reached
+        before Ctrl-C).
       error: why it failed, one line ("" otherwise).
       faces: the photo's `FaceRow`s, one per face in `faces_found` (not a
         column: `write_tables` puts them in the per-face table).
@@ -275,7 +282,10 @@ def complete_photos(completer, photos, root, out_dir, region="mask", user_mask=N
             row.status, row.error = FAILED, f"{path}: {e.__class__.__name__}: {message}"
         else:
             completed = [face for face in result.faces if face.filled > 0]
-            row.status = OK if result.status == "ok" else NO_FACE
+            if result.status != "ok":
+                row.status = NO_FACE
+            else:
+                row.status = COMPLETED if completed else NO_MASKED_FACE
             row.output = output.relative_to(out_dir).as_posix()
             row.side_by_side = side.relative_to(out_dir).as_posix()
             row.faces_found, row.faces_completed = len(result.faces), len(completed)
@@ -287,6 +297,21 @@ def complete_photos(completer, photos, root, out_dir, region="mask", user_mask=N
         yield row
 
 
+def exit_status(counts: dict, interrupted: bool = False) -> int:
+    """complete.py's exit status from its status counts.
+
+    0: every photo completed; 3: none failed, but some had nothing to
+    complete (no face found, no masked face); 1: any failed; 130: Ctrl-C.
+    """
+    if interrupted:
+        return 130
+    if counts.get(FAILED):
+        return 1
+    if counts.get(NO_FACE) or counts.get(NO_MASKED_FACE):
+        return 3
+    return 0
+
+
 def save_png(rgb, path) -> None:
     """Writes a PNG whole or not at all (a temporary file renamed into place)."""
     path = pathlib.Path(path)
@@ -295,11 +320,16 @@ def save_png(rgb, path) -> None:
 
 
 def write_tables(out_dir, rows) -> tuple[pathlib.Path, pathlib.Path]:
-    """Writes the summary and the per-face table of `rows`, replacing earlier ones.
+    """Writes the summary and the per-face table of `rows`, merged into earlier ones.
 
-    Both are made in memory first (an error there changes nothing), then
-    each written to a temporary file; the earlier per-face table is removed
-    and the two renamed into place, the summary first (module docstring).
+    An earlier run's rows stay for the photos this run did not do (in their
+    order, first), and this run's replace the rest: photos done one call at a
+    time into one folder end in one table, and a rerun of a photo leaves one
+    row for it, the newest. An earlier table with other columns (another
+    version's) is replaced, not merged. Both are made in memory first (an
+    error there changes nothing), then each written to a temporary file; the
+    earlier per-face table is removed and the two renamed into place, the
+    summary first (module docstring).
 
     Args:
       rows: the run's `SummaryRow`s; their `faces` make the per-face table.
@@ -310,8 +340,13 @@ def write_tables(out_dir, rows) -> tuple[pathlib.Path, pathlib.Path]:
     rows = list(rows)
     out_dir = pathlib.Path(out_dir)
     summary, faces = out_dir / SUMMARY_NAME, out_dir / FACES_NAME
-    summary_csv = _csv(COLUMNS, ({c: getattr(r, c) for c in COLUMNS} for r in rows))
-    faces_csv = _csv(FACE_COLUMNS, (dataclasses.asdict(f) for r in rows for f in r.faces))
+    done = {r.photo for r in rows}
+    kept = [r for r in _earlier(summary, COLUMNS) if r["photo"] not in done]
+    kept_faces = [r for r in _earlier(faces, FACE_COLUMNS) if r["photo"] not in done]
+    summary_csv = _csv(COLUMNS, kept + [{c: getattr(r, c) for c in COLUMNS} for r in rows])
+    faces_csv = _csv(
+        FACE_COLUMNS, kept_faces + [dataclasses.asdict(f) for r in rows for f in r.faces]
+    )
     with _replacing(faces) as faces_file:
         faces_file.write(faces_csv)
         faces_file.flush()  # a full disk fails here, before the summary is replaced
@@ -346,6 +381,18 @@ def _replacing(path: pathlib.Path):
     except BaseException:
         _remove(temporary)
         raise
+
+
+def _earlier(path, columns) -> list[dict]:
+    """An earlier table's rows when it has exactly these columns, else []."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if tuple(reader.fieldnames or ()) != tuple(columns):
+                return []
+            return list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return []
 
 
 def read_summary(path) -> list[dict]:
