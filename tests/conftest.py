@@ -200,3 +200,53 @@ def canonical_face_photo():
     rng = np.random.default_rng(0)
     small = rng.integers(0, 256, (8, 8, 3)).astype(np.uint8)
     return cv2.resize(small, (256, 256), interpolation=cv2.INTER_CUBIC), overlay.CANONICAL.copy()
+
+
+# Headless Chromium (Debian's chromium and chromium-driver), for the browser tests.
+CHROMIUM = pathlib.Path("/usr/bin/chromium")
+CHROMEDRIVER = pathlib.Path("/usr/bin/chromedriver")
+# Flags that work headless in containers (no sandbox, no GPU, no /dev/shm, no network chatter).
+CHROMIUM_FLAGS = (
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-first-run", "--disable-quic",
+)  # fmt: skip
+
+
+@pytest.fixture
+def make_chromium(monkeypatch):
+    """A function (profile folder) -> a Selenium driver of headless Chromium, or a skip saying why.
+
+    An explicit driver path, and Selenium Manager told to stay offline: nothing is downloaded.
+    """
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+    from selenium.webdriver.chrome.service import Service
+
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.skip(
+            "browser test needs Debian's chromium and chromium-driver"
+            " (apt-get install -y chromium chromium-driver)"
+        )
+    monkeypatch.setenv("SE_OFFLINE", "true")
+    monkeypatch.setenv("SE_AVOID_STATS", "true")
+    drivers = []
+
+    def make(profile: pathlib.Path):
+        options = webdriver.ChromeOptions()
+        options.binary_location = str(CHROMIUM)
+        for flag in CHROMIUM_FLAGS:
+            options.add_argument(flag)
+        options.add_argument(f"--user-data-dir={profile}")
+        driver = webdriver.Chrome(
+            service=Service(executable_path=str(CHROMEDRIVER)), options=options
+        )
+        driver.set_page_load_timeout(30)
+        drivers.append(driver)
+        return driver
+
+    yield make
+    for driver in drivers:
+        try:
+            driver.quit()
+        except Exception:  # noqa: BLE001 - already closed by the test
+            pass

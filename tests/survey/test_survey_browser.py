@@ -12,7 +12,6 @@ Skips with a message where Debian's chromium and chromium-driver are missing
 (`apt-get install -y chromium chromium-driver`). Only 127.0.0.1 is contacted.
 """
 
-import pathlib
 import secrets
 import socket
 import sqlite3
@@ -20,44 +19,16 @@ import time
 
 import pytest
 
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
 from selenium.common.exceptions import WebDriverException  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
-
-CHROMIUM = pathlib.Path("/usr/bin/chromium")
-CHROMEDRIVER = pathlib.Path("/usr/bin/chromedriver")
-# Flags that work headless in containers (no sandbox, no GPU, no /dev/shm, no network chatter).
-CHROMIUM_FLAGS = (
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--no-first-run", "--disable-quic",
-)  # fmt: skip
-
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
-    reason="browser test needs Debian's chromium and chromium-driver "
-    "(apt-get install -y chromium chromium-driver)",
-)
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def make_driver(profile: pathlib.Path):
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={profile}")
-    # An explicit driver path: Selenium Manager (which would download one) never runs.
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(30)
-    return driver
 
 
 def page_state(driver) -> dict:
@@ -112,10 +83,8 @@ def answer(driver, choice: int) -> dict:
 
 
 def test_answer_close_kill_restart_resume_finish(
-    tmp_path, monkeypatch, make_synthetic_survey, start_survey_server
+    tmp_path, make_chromium, make_synthetic_survey, start_survey_server
 ):
-    monkeypatch.setenv("SE_OFFLINE", "true")
-    monkeypatch.setenv("SE_AVOID_STATS", "true")
     loaded = make_synthetic_survey(tmp_path / "survey")
     total = len(loaded.questions)
     db_path, port = tmp_path / "answers.db", free_port()
@@ -125,7 +94,7 @@ def test_answer_close_kill_restart_resume_finish(
 
     server = start_survey_server(loaded.folder, db_path, port)
     try:
-        driver = make_driver(tmp_path / "profile-1")
+        driver = make_chromium(tmp_path / "profile-1")
         try:
             start(driver, base, "alice", "30-39")
             labels = [e.text for e in driver.find_elements(By.TAG_NAME, "label")]
@@ -150,7 +119,7 @@ def test_answer_close_kill_restart_resume_finish(
 
     server = start_survey_server(loaded.folder, db_path, port)
     try:
-        driver = make_driver(tmp_path / "profile-2")  # a new browser: no cookies
+        driver = make_chromium(tmp_path / "profile-2")  # a new browser: no cookies
         try:
             start(driver, base, "alice")  # without the code: the start page says why
             assert "resume code is wrong" in driver.find_element(By.ID, "error").text
