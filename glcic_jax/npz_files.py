@@ -1,4 +1,4 @@
-"""Single-file .npz artefacts (model files, segmenter files): arrays plus a JSON header.
+"""Single-file .npz artefacts (model files, segmenter files, donor banks): arrays plus a JSON header.
 
 Written atomically (a temporary file renamed into place), so a killed export
 never leaves a half-written file under the real name.
@@ -20,3 +20,17 @@ def write(path, arrays: dict, header: dict) -> int:
         np.savez(f, **arrays)
     tmp.replace(path)
     return path.stat().st_size
+
+
+def read(path) -> tuple[dict, dict]:
+    """(arrays, header) of a file written by `write`, every array read into memory.
+
+    Raises:
+      OSError, ValueError (json.JSONDecodeError among them), KeyError: the
+      file is missing, not an .npz, or has no readable header; callers turn
+      these into their own one-line error.
+    """
+    with np.load(path) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    header = json.loads(arrays.pop("header").tobytes().decode())
+    return arrays, header

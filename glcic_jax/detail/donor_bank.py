@@ -18,7 +18,6 @@ shipped with the code.
 """
 
 import dataclasses
-import json
 import pathlib
 
 import cv2
@@ -173,9 +172,7 @@ class DonorBank:
         if not path.is_file():
             raise DonorBankError(f"donor bank {path} not found")
         try:
-            with np.load(path) as npz:
-                arrays = {k: npz[k] for k in npz.files}
-            header = json.loads(arrays.pop("header").tobytes().decode())
+            arrays, header = npz_files.read(path)
         except (OSError, ValueError, KeyError) as e:
             raise DonorBankError(f"donor bank {path} is unreadable ({e})") from None
         expected = (

@@ -180,25 +180,21 @@ def facial_hair(luma_store, skin=None) -> float:
     return float(max(darker))
 
 
+def feature_grid(picture_store) -> np.ndarray:
+    """A store-frame picture averaged down to the feature grid (float32)."""
+    height, width = STORE_SHAPE
+    size = (width // FEATURE_DOWN, height // FEATURE_DOWN)
+    return cv2.resize(np.asarray(picture_store, np.float32), size, interpolation=cv2.INTER_AREA)
+
+
 def matching_picture(luma_store) -> np.ndarray:
     """The small blurred luma used to match a face with donors (float32, feature grid)."""
-    height, width = STORE_SHAPE
-    small = cv2.resize(
-        np.asarray(luma_store, np.float32),
-        (width // FEATURE_DOWN, height // FEATURE_DOWN),
-        interpolation=cv2.INTER_AREA,
-    )
-    return cv2.GaussianBlur(small, (0, 0), FEATURE_SIGMA)
+    return cv2.GaussianBlur(feature_grid(luma_store), (0, 0), FEATURE_SIGMA)
 
 
 def matching_zone(region_store) -> np.ndarray:
     """The feature-grid pixels compared: the fill's region and a 2 px ring around it."""
-    height, width = STORE_SHAPE
-    small = cv2.resize(
-        np.asarray(region_store, np.float32),
-        (width // FEATURE_DOWN, height // FEATURE_DOWN),
-        interpolation=cv2.INTER_AREA,
-    )
+    small = feature_grid(region_store)
     return cv2.dilate((small > 0.25).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
 
 

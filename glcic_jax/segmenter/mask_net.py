@@ -23,7 +23,6 @@ completion model files.
 """
 
 import dataclasses
-import json
 import math
 import pathlib
 
@@ -89,10 +88,8 @@ def load(path):
     if not path.is_file():
         raise MaskNetError(f"mask segmenter file {path} does not exist")
     try:
-        with np.load(path) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-        header = json.loads(arrays.pop("header").tobytes().decode())
-    except (OSError, ValueError, KeyError, json.JSONDecodeError) as e:
+        arrays, header = npz_files.read(path)
+    except (OSError, ValueError, KeyError) as e:
         raise MaskNetError(f"{path} is not a readable mask segmenter file ({e})") from None
     if header.get("format") != FORMAT:
         raise MaskNetError(f"{path} is not a glcic-jax mask segmenter file")
