@@ -88,3 +88,41 @@ def test_sign_test_counts_ties_and_nans():
     r = stats.sign_test(a, b)
     assert (r.n_positive, r.n_negative, r.n_ties, r.n_dropped) == (4, 1, 2, 1)
     assert r.p_value == pytest.approx(2 * 6 / 32)  # k=1 of n=5
+
+
+def test_a_hierarchical_interval_is_wider_when_seeds_disagree():
+    """Two seeds 1 dB apart on the same 200 faces: the faces-only interval cannot see it."""
+    rng = np.random.default_rng(0)
+    faces = rng.normal(20.0, 2.0, 200)
+    agree = np.stack([faces, faces])
+    disagree = np.stack([faces - 0.5, faces + 0.5])
+    kwargs = dict(n_resamples=2000, seed=1)
+    _, lo_a, hi_a = stats.hierarchical_bootstrap_ci(agree, **kwargs)
+    _, lo_d, hi_d = stats.hierarchical_bootstrap_ci(disagree, **kwargs)
+    faces_only = stats.bootstrap_ci(disagree.mean(axis=0), n_resamples=2000, seed=1)
+    assert hi_d - lo_d > 1.5 * (faces_only[1] - faces_only[0])
+    assert hi_a - lo_a == pytest.approx(faces_only[1] - faces_only[0], rel=0.2)
+
+
+def test_a_hierarchical_share_keeps_methods_paired_by_face():
+    """The size share of a lead, (control - random) / (mouth - random), and a difference."""
+    rng = np.random.default_rng(2)
+    base = rng.normal(18.0, 3.0, 150)  # faces differ far more than the methods do
+    random = np.stack([base, base + 0.1])
+    control = np.stack([base + 0.5, base + 0.6, base + 0.5])
+    mouth = np.stack([base + 2.0, base + 2.1, base + 2.0])
+    share, lo, hi = stats.hierarchical_bootstrap_ci(
+        [mouth, control, random],
+        lambda m: (m[1] - m[2]) / (m[0] - m[2]),
+        n_resamples=2000,
+    )
+    assert share == pytest.approx((0.5333 - 0.05) / (2.0333 - 0.05), abs=1e-3)
+    assert lo < share < hi and hi - lo < 0.1  # paired by face: the faces' spread cancels
+    # People, not photos: two photos of each person resample together.
+    groups = np.repeat(np.arange(75), 2)
+    _, lo_g, hi_g = stats.hierarchical_bootstrap_ci(mouth, groups=groups, n_resamples=500)
+    assert lo_g < mouth.mean() < hi_g
+    with pytest.raises(ValueError, match="same faces"):
+        stats.hierarchical_bootstrap_ci([mouth, control[:, :10]])
+    with pytest.raises(ValueError, match="one label per face"):
+        stats.hierarchical_bootstrap_ci(mouth, groups=groups[:10])

@@ -2,8 +2,9 @@
 
 Seeded wrappers around ``scipy.stats``, on 1-D arrays of per-image values
 (e.g. the ``[B]`` arrays of ``metrics.batch_metrics``): :func:`summarize` for
-one metric of one method, :func:`bootstrap_ci` of paired differences and
-:func:`sign_test` for "is method A better than method B". What they add to
+one metric of one method, :func:`bootstrap_ci` of paired differences,
+:func:`hierarchical_bootstrap_ci` over training seeds and faces together,
+and :func:`sign_test` for "is method A better than method B". What they add to
 scipy is the project's conventions: non-finite values are dropped and
 counted, a fixed seed makes every interval reproducible, and the degenerate
 cases (one value, no pairs) give an answer instead of an error.
@@ -96,6 +97,67 @@ def summarize(
         "std": float(finite.std(ddof=1)) if finite.size > 1 else 0.0,
         **out,
     }
+
+
+def hierarchical_bootstrap_ci(
+    values,
+    statistic=None,
+    groups=None,
+    confidence: float = CONFIDENCE,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """(statistic, low, high): a percentile interval over training seeds and faces together.
+
+    Every resample draws the faces once (with replacement; whole people when
+    `groups` says which faces are one person's), shared by every method, so
+    methods stay paired by face; and each method's seeds on its own (seed 3
+    of one regime has nothing to do with seed 3 of another). A method's
+    resampled value is the mean over its drawn seeds and the drawn faces.
+    With one seed per method this is the faces-only bootstrap; when seeds
+    disagree the interval widens by what a different seed would have given,
+    which a faces-only interval cannot show.
+
+    Args:
+      values: a list of float arrays (seeds, faces), one per method (a
+        single numpy array is one method); every method has the same faces
+        in the same order.
+      statistic: a function of the methods' means (1-D array) -> float,
+        default the first method's mean (e.g. `lambda m: m[0] - m[1]` for a
+        difference, or a share of a lead).
+      groups: optional (faces,) labels, e.g. a person's name per photo.
+      confidence, n_resamples, seed: as for `bootstrap_ci`.
+
+    Raises:
+      ValueError: no faces, a method without seeds, methods with different
+        faces, or non-finite values.
+    """
+    if isinstance(values, np.ndarray):  # one method
+        values = [values]
+    arrays = [np.asarray(v, np.float64) for v in values]
+    if statistic is None:
+        statistic = lambda means: means[0]  # noqa: E731
+    faces = arrays[0].shape[1] if arrays[0].ndim == 2 else 0
+    if faces == 0 or any(a.ndim != 2 or a.shape[1] != faces or a.shape[0] == 0 for a in arrays):
+        raise ValueError("each method needs values of shape (seeds >= 1, the same faces >= 1)")
+    if not all(np.all(np.isfinite(a)) for a in arrays):
+        raise ValueError("values must be finite; drop NaN/inf first")
+    labels = np.arange(faces) if groups is None else np.asarray(groups)
+    if labels.shape != (faces,):
+        raise ValueError(f"groups must have one label per face ({faces})")
+    units = [np.flatnonzero(labels == u) for u in np.unique(labels)]
+    rng = np.random.default_rng(seed)
+    point = float(statistic(np.array([a.mean() for a in arrays])))
+    draws = np.empty(n_resamples)
+    for r in range(n_resamples):
+        chosen = np.concatenate([units[i] for i in rng.integers(0, len(units), len(units))])
+        means = np.array(
+            [a[rng.integers(0, a.shape[0], a.shape[0])][:, chosen].mean() for a in arrays]
+        )
+        draws[r] = statistic(means)
+    tail = (1.0 - confidence) / 2 * 100
+    low, high = np.percentile(draws, [tail, 100 - tail])
+    return point, float(low), float(high)
 
 
 class SignTest(NamedTuple):
