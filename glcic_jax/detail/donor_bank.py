@@ -29,7 +29,7 @@ from glcic_jax.detail import transfer
 FORMAT = "glcic_jax.donor_bank/1"
 MAX_OPEN_MOUTH = 0.004  # share of the store frame that is the mouth's inside (teeth) above which a donor is left out
 MAX_YAW = 0.25  # |yaw| (nose offset / eye distance) above which a donor is left out
-YAW_POOL = 60  # donors of the nearest yaw among which the picture match chooses
+YAW_POOL = 400  # donors of the nearest yaw among which the picture match chooses (all shaven ones, as built)
 CHROMA_GAIN = 0.7  # the share of the donor's colour detail (its lips' red) lent
 GRAIN_WEIGHT = 0.5
 GRAIN_FLOOR = (

@@ -248,10 +248,13 @@ def grain_band() -> np.ndarray:
 
 
 def lips_weight(classes) -> np.ndarray:
-    """Float32 store-frame weight of the lips (classes 11, 12), grown a little and softened."""
+    """Float32 store-frame weight of the lips (classes 11, 12), softened at their edge.
+
+    Not grown: the colour detail's negative lobe just outside the lips (skin
+    less red than the blur around it) would draw a cyan ring round a small mouth.
+    """
     lips = np.isin(np.asarray(classes), LIP_CLASSES).astype(np.float32)
-    lips = cv2.dilate(lips, np.ones((5, 5), np.uint8))
-    return cv2.GaussianBlur(lips, (0, 0), 2.0)
+    return cv2.GaussianBlur(lips, (0, 0), 1.5)
 
 
 def chroma_detail(rgb_store, where=None) -> np.ndarray:
