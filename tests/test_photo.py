@@ -228,11 +228,16 @@ def folder_run(photos, tiny_runs, tmp_path_factory):
 
 def test_complete_script_folder(folder_run):
     src, out, run = folder_run
-    assert run.returncode == 0, run.stderr
+    assert run.returncode == 3, run.stderr  # nothing failed, one photo had nothing to complete
     lines = run.stdout.splitlines()
-    assert f"no face found (1): {src / 'plain.png'}" in lines
+    assert f"no face found: {src / 'plain.png'}" in lines  # as it happens
+    said = [line for line in lines if line.startswith("no face found (1) (")]
+    assert len(said) == 1 and said[0].endswith(f": {src / 'plain.png'}")  # with the hint
     summary, faces = out / "completion_summary.csv", out / "completion_faces.csv"
-    assert lines[-1] == f"0 of 3 photos failed; summary: {summary}; per face: {faces}"
+    assert lines[-1] == (
+        f"3 photos into {out}: completed 2, no masked face 0, no face found 1, failed 0;"
+        f" summary: {summary}; per face: {faces}"
+    )
     for name in ("a.png", "sub/b.jpg", "plain.png"):
         completed = Image.open(out / f"{name}.png")
         assert completed.size == Image.open(src / name).size
@@ -269,18 +274,24 @@ def test_per_face_table_of_a_known_masked_face(folder_run, photos, detector):
     assert not [f for f in faces if f["photo"] == str(src / "plain.png")]  # no face, no row
 
 
-def test_a_rerun_replaces_the_per_face_table(folder_run, tiny_runs, tmp_path):
-    """Into the same folder, fewer photos and another region: the old face rows are gone."""
+def test_a_rerun_replaces_its_photos_rows_and_keeps_the_others(folder_run, tiny_runs, tmp_path):
+    """Into the same folder, one photo again with another region: its rows replaced, the rest kept."""
     src, first, _ = folder_run
-    shutil.copytree(src, tmp_path / "in", ignore=shutil.ignore_patterns("a.png"))
-    shutil.copytree(first, tmp_path / "out")
-    src, out = tmp_path / "in", tmp_path / "out"
-    run = script(f"--checkpoint={tiny_runs['mouth']}", f"--input={src}", f"--output={out}",
+    out = tmp_path / "out"
+    shutil.copytree(first, out)
+    before = photo_folder.read_summary(out / photo_folder.FACES_NAME)
+    run = script(f"--checkpoint={tiny_runs['mouth']}", f"--input={src / 'sub'}", f"--output={out}",
                  "--region=box")  # fmt: skip
     assert run.returncode == 0, run.stderr
     faces = check_tables_agree(out)
-    assert [f["photo"] for f in faces] == [str(src / "sub" / "b.jpg")]
-    assert (faces[0]["method"], faces[0]["mask_share"], faces[0]["completed"]) == ("box", "", "1")
+    redone = str(src / "sub" / "b.jpg")
+    assert [f for f in faces if f["photo"] != redone] == [f for f in before if f["photo"] != redone]
+    mine = [f for f in faces if f["photo"] == redone]
+    assert [(f["method"], f["mask_share"], f["completed"]) for f in mine] == [("box", "", "1")]
+    summary = photo_folder.read_summary(out / photo_folder.SUMMARY_NAME)
+    assert sorted(row["photo"] for row in summary) == sorted(
+        str(src / name) for name in ("a.png", "sub/b.jpg", "plain.png")
+    )
 
 
 @pytest.mark.parametrize(
