@@ -39,6 +39,12 @@ _MIN_CONFIDENCE = flags.DEFINE_float("min_confidence", 0.9, "Face detector thres
 _MARGINS = flags.DEFINE_list(
     "margins", ["0", "2", "3", "4", "6"], "Dilations to score (canvas px)."
 )
+_GROW = flags.DEFINE_float(
+    "grow",
+    None,
+    "Canvas px the region may grow along the mask's colours (default: the shipped value;"
+    " 0 scores the network's region alone).",
+)
 _CEILING = flags.DEFINE_bool("resolution_ceiling", False, "Only print the resolution ceiling.")
 _FIGURES = flags.DEFINE_string(
     "figures",
@@ -94,7 +100,8 @@ def main(argv):
     out = pathlib.Path(_OUT.value)
     out.mkdir(parents=True, exist_ok=True)
     try:
-        net = mask_net.MaskNet.from_file(_SEGMENTER.value or photo.SEGMENTER_FILE)
+        grow = mask_net.GROW if _GROW.value is None else _GROW.value
+        net = mask_net.MaskNet.from_file(_SEGMENTER.value or photo.SEGMENTER_FILE, grow=grow)
         overlay.load_templates()
     except (mask_net.MaskNetError, overlay.OverlayError) as e:
         sys.exit(f"error: {e}")

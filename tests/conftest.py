@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import shutil
 import tempfile
 
 import numpy as np
@@ -9,9 +10,13 @@ import pytest
 
 # Tests run on 2 CPU cores; set before any test imports jax. The compilation
 # cache lives in a fresh temporary folder per session (nothing is cached
-# between runs); it lets the subprocess tests reuse the in-process compiles.
+# between runs, and the folder goes when the session ends); it lets the
+# subprocess tests reuse the in-process compiles.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="glcic-jax-cache-"))
+_SESSION_CACHE = None
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    _SESSION_CACHE = tempfile.mkdtemp(prefix="glcic-jax-cache-")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _SESSION_CACHE
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
@@ -20,6 +25,11 @@ from glcic_jax import locations  # noqa: E402  (after the environment above; imp
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 # The lab's mirror: ../shared/data beside the project, or $GLCIC_JAX_MIRROR (as the library reads it).
 SHARED_DATA = locations.mirror()
+
+
+def pytest_unconfigure(config):
+    if _SESSION_CACHE is not None:
+        shutil.rmtree(_SESSION_CACHE, ignore_errors=True)
 
 
 def pytest_addoption(parser):

@@ -51,15 +51,31 @@ def _random(shape, seed):
     return jax.random.normal(jax.random.key(seed), shape, jnp.float32)
 
 
+def _sweep(cases, keep):
+    """`cases` with all but those at the indices `keep` marked slow.
+
+    The kept cases cover each formulation's edge cases in the default run;
+    the whole sweep (for a change to the kernels) runs with --runslow.
+    """
+    return [
+        case if i in keep else pytest.param(*(case if isinstance(case, tuple) else (case,)),
+                                            marks=pytest.mark.slow)
+        for i, case in enumerate(cases)
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "size,cin,cout,k,stride,padding",
-    [
-        (16, 3, 8, 3, 2, 1),
-        (17, 4, 6, 3, 2, 1),
-        (16, 3, 8, 5, 2, 2),
-        (8, 16, 32, 5, 2, 2),
-        (5, 8, 8, 5, 2, 2),
-    ],
+    _sweep(
+        [
+            (16, 3, 8, 3, 2, 1),
+            (17, 4, 6, 3, 2, 1),
+            (16, 3, 8, 5, 2, 2),
+            (8, 16, 32, 5, 2, 2),
+            (5, 8, 8, 5, 2, 2),
+        ],
+        keep=(0, 4),
+    ),
 )
 def test_im2col_conv_equals_lax(size, cin, cout, k, stride, padding):
     x, w = _random((2, size, size, cin), 0), _random((k, k, cin, cout), 1)
@@ -75,7 +91,9 @@ def test_im2col_conv_equals_lax(size, cin, cout, k, stride, padding):
 _subpixel = functools.partial(planned_conv.conv_transpose_4x4_subpixel, planner=conv_plan.plan_conv)
 
 
-@pytest.mark.parametrize("size,cin,cout", [(4, 3, 5), (8, 16, 8), (7, 2, 3), (6, 128, 32)])
+@pytest.mark.parametrize(
+    "size,cin,cout", _sweep([(4, 3, 5), (8, 16, 8), (7, 2, 3), (6, 128, 32)], keep=(0, 2))
+)
 def test_subpixel_transposed_conv_equals_lax(size, cin, cout):
     """The last case is wide enough for the Winograd plan (128 -> 4 x 32 channels)."""
     x, w = _random((2, size, size, cin), 0), _random((4, 4, cin, cout), 1)
@@ -106,7 +124,8 @@ def test_transposed_conv_matches_torch_definition():
      ("im2col", "im2col", "taps")],
 )  # fmt: skip
 @pytest.mark.parametrize(
-    "size,cin,cout,k,stride,padding", [(16, 3, 8, 3, 2, 1), (9, 4, 6, 5, 2, 2), (6, 5, 7, 2, 1, 1)]
+    "size,cin,cout,k,stride,padding",
+    _sweep([(16, 3, 8, 3, 2, 1), (9, 4, 6, 5, 2, 2), (6, 5, 7, 2, 1, 1)], keep=(1,)),
 )
 def test_planned_conv_equals_lax(
     forward, input_grad, weight_grad, size, cin, cout, k, stride, padding
@@ -122,7 +141,7 @@ def test_planned_conv_equals_lax(
     )
 
 
-@pytest.mark.parametrize("dilation", [1, 2, 4])
+@pytest.mark.parametrize("dilation", _sweep([1, 2, 4], keep=(2,)))
 def test_weight_grad_taps_equals_lax_dilated(dilation):
     x, w = _random((2, 12, 12, 3), 0), _random((3, 3, 3, 4), 1)
     plan = conv_plan.ConvPlan(1, dilation, dilation, weight_grad="taps")
@@ -134,7 +153,9 @@ def test_weight_grad_taps_equals_lax_dilated(dilation):
     )
 
 
-@pytest.mark.parametrize("size,dilation", [(16, 16), (16, 8), (9, 4), (12, 4), (5, 2), (7, 7)])
+@pytest.mark.parametrize(
+    "size,dilation", _sweep([(16, 16), (16, 8), (9, 4), (12, 4), (5, 2), (7, 7)], keep=(2, 5))
+)
 def test_valid_taps_conv_equals_lax(size, dilation):
     """Dilated convolutions computed region by region with only in-map taps."""
     plan = conv_plan.ConvPlan(1, dilation, dilation, "valid_taps", "valid_taps", "valid_taps")
@@ -178,7 +199,7 @@ def test_tap_segments_cover_the_map_and_keep_every_in_map_tap(size, dilation):
 
 @pytest.mark.parametrize(
     "size,k,dilation,padding",
-    [(12, 3, 1, 1), (12, 3, 2, 2), (8, 5, 1, 2), (6, 2, 1, 1), (9, 3, 3, 3)],
+    _sweep([(12, 3, 1, 1), (12, 3, 2, 2), (8, 5, 1, 2), (6, 2, 1, 1), (9, 3, 3, 3)], keep=(1, 3)),
 )
 def test_output_taps_weight_grad_equals_lax(size, k, dilation, padding):
     """Including a 2x2 kernel whose output is one pixel larger than its input."""
@@ -194,7 +215,10 @@ def test_output_taps_weight_grad_equals_lax(size, k, dilation, padding):
 
 @pytest.mark.parametrize(
     "size,k,stride,dilation,padding",
-    [(12, 3, 1, 1, 1), (12, 5, 1, 2, 4), (13, 3, 2, 1, 1), (9, 2, 1, 1, 1), (10, 3, 1, 1, 0)],
+    _sweep(
+        [(12, 3, 1, 1, 1), (12, 5, 1, 2, 4), (13, 3, 2, 1, 1), (9, 2, 1, 1, 1), (10, 3, 1, 1, 0)],
+        keep=(1, 3),
+    ),
 )
 def test_xla_kernel_conv_equals_lax(size, k, stride, dilation, padding):
     """Output (strided, dilated, "valid", and a 2x2 kernel whose output is already taller)."""
@@ -208,7 +232,7 @@ def test_xla_kernel_conv_equals_lax(size, k, stride, dilation, padding):
     )
 
 
-@pytest.mark.parametrize("k,dilation", [(3, 1), (3, 4), (5, 1)])
+@pytest.mark.parametrize("k,dilation", _sweep([(3, 1), (3, 4), (5, 1)], keep=(1,)))
 def test_xla_kernel_input_grad_equals_lax(k, dilation):
     """The plan's input gradient: the flipped-kernel convolution, by XLA's own kernel."""
     padding = (k // 2) * dilation
@@ -224,18 +248,21 @@ def test_xla_kernel_input_grad_equals_lax(k, dilation):
 
 @pytest.mark.parametrize(
     "height,width,k,dilation,padding",
-    [
-        (8, 8, 3, 1, 1),
-        (8, 12, 3, 2, 2),
-        (16, 16, 3, 4, 4),
-        (16, 16, 3, 8, 8),
-        (7, 9, 3, 1, 1),
-        (10, 6, 3, 2, 2),
-        (9, 9, 3, 1, 0),
-        (8, 8, 2, 1, 1),  # the sub-pixel form's 2x2 convolution: output one taller
-        (7, 10, 2, 1, 1),
-        (9, 9, 2, 1, 0),  # its transpose
-    ],
+    _sweep(
+        [
+            (8, 8, 3, 1, 1),
+            (8, 12, 3, 2, 2),
+            (16, 16, 3, 4, 4),
+            (16, 16, 3, 8, 8),
+            (7, 9, 3, 1, 1),
+            (10, 6, 3, 2, 2),
+            (9, 9, 3, 1, 0),
+            (8, 8, 2, 1, 1),  # the sub-pixel form's 2x2 convolution: output one taller
+            (7, 10, 2, 1, 1),
+            (9, 9, 2, 1, 0),  # its transpose
+        ],
+        keep=(1, 4, 7, 9),
+    ),
 )
 def test_winograd_conv_equals_lax(height, width, k, dilation, padding):
     """Output and both gradients; rectangular maps, dilations, sides that do not tile."""
@@ -360,7 +387,9 @@ def test_conv2d_plans_follow_measurements():
 
 @pytest.mark.parametrize(
     "size,k,stride,dilation,band_pixels",
-    [(12, 3, 1, 1, 20), (12, 3, 1, 2, 30), (13, 5, 2, 1, 7), (9, 3, 2, 1, 1000)],
+    _sweep(
+        [(12, 3, 1, 1, 20), (12, 3, 1, 2, 30), (13, 5, 2, 1, 7), (9, 3, 2, 1, 1000)], keep=(1, 2)
+    ),
 )
 def test_banded_weight_grad_equals_lax(size, k, stride, dilation, band_pixels):
     """Bands of a few rows, a ragged last band, strides and dilations, one band per sample."""

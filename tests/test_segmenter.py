@@ -194,3 +194,14 @@ def test_shipped_segmenter_finds_the_straps_and_keeps_its_iou(lfw_test_sources):
     header, graphdef, params = mask_net.load(photo.SEGMENTER_FILE)
     untrained = nnx.split(segmentation.build(header["config"]["width"], seed=5), nnx.Param)[1]
     assert not passes(mask_net.MaskNet(graphdef, untrained, header["config"]))
+
+
+def test_growing_to_the_mask_edges_leaves_less_mask_for_little_skin(lfw_test_sources):
+    """The shipped region (grown along the mask's colours) against the network's alone."""
+    grown = pasted_scores(mask_net.MaskNet.from_file(photo.SEGMENTER_FILE), lfw_test_sources, True)
+    alone = pasted_scores(
+        mask_net.MaskNet.from_file(photo.SEGMENTER_FILE, grow=0), lfw_test_sources, True
+    )
+    assert grown["remnant"] < 0.8 * alone["remnant"]
+    assert grown["cord_remnant"] <= alone["cord_remnant"]
+    assert grown["spill"] - alone["spill"] < 0.05

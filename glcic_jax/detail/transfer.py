@@ -34,6 +34,11 @@ CHROMA_DOWN = 2
 FEATURE_DOWN = 8  # store px per feature px of the donor-matching picture
 FEATURE_SIGMA = 1.0  # feature px: the matching picture's blur
 FADE = 3.0  # canvas px over which detail fades in from the fill's edge
+# The face's oval on the canvas (centre x, centre y, half width, half height):
+# the shading that picks a donor is compared inside it only. Beyond it (hair,
+# background, a collar) donors differ for reasons no fill shows, and a region
+# that reaches the face's edge would let them decide.
+MATCH_OVAL = (128, 150, 80, 85)
 RING = 12.0  # canvas px: the visible band around the fill whose grain sets the gain
 # The part of that band that counts (canvas x0, y0, x1, y1): the face's middle
 # above the mouth, where it is skin (under the eyes, the nose's bridge) and
@@ -159,6 +164,16 @@ def store_zone(box) -> np.ndarray:
     return zone
 
 
+def store_oval(oval) -> np.ndarray:
+    """Float32 store-frame picture of a canvas ellipse (centre x, centre y, half width, half height)."""
+    cx, cy, half_width, half_height = oval
+    picture = np.zeros(STORE_SHAPE, np.float32)
+    centre = (round((cx - STORE_BOX[0]) * STORE_SCALE), round((cy - STORE_BOX[1]) * STORE_SCALE))
+    axes = (round(half_width * STORE_SCALE), round(half_height * STORE_SCALE))
+    cv2.ellipse(picture, centre, axes, 0, 0, 360, 1.0, -1)
+    return picture
+
+
 def facial_hair(luma_store, skin=None) -> float:
     """How much darker the upper lip or the chin is than the cheeks, as a share of the cheeks' luma.
 
@@ -193,9 +208,10 @@ def matching_picture(luma_store) -> np.ndarray:
 
 
 def matching_zone(region_store) -> np.ndarray:
-    """The feature-grid pixels compared: the fill's region and a 2 px ring around it."""
+    """The feature-grid pixels compared: the fill's region and a 2 px ring around it, in the face."""
     small = feature_grid(region_store)
-    return cv2.dilate((small > 0.25).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    zone = cv2.dilate((small > 0.25).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    return zone & (feature_grid(store_oval(MATCH_OVAL)) > 0.5)
 
 
 def standardized(pictures, zone) -> np.ndarray:

@@ -12,10 +12,12 @@ the region has the photo's resolution and is not limited to the aligned
 256 canvas: a mask under the chin or on a turned cheek is found whole.
 
 A face counts as masked when at least `min_share` of its crop is mask;
-the region is then the pixels with probability > 0.5, dilated by `margin`
-canvas pixels (scaled to the face's size in the photo) so the fill also
-covers the mask's edge and its shadow. Both values are measured
-(`experiments/eval_segmenter.py`; the model file stores the defaults).
+the region is then the pixels with probability > 0.5, grown by up to
+`grow` canvas pixels where the photo's colours say the mask goes on
+(`edge_growth`), and dilated by `margin` canvas pixels (both scaled to the
+face's size in the photo) so the fill also covers the mask's edge and its
+shadow. The values are measured (`experiments/eval_segmenter.py`; the
+model file stores the defaults of `min_share` and `margin`).
 
 Model file: one .npz with the parameters (bfloat16 bit patterns or
 float32) and a JSON header (format, config, step, thresholds), like the
@@ -33,12 +35,14 @@ import numpy as np
 
 from glcic_jax import npz_files
 from glcic_jax.faces import align, detection, mask_crop
+from glcic_jax.segmenter import edge_growth
 from glcic_jax.segmenter import network as segmentation
 
 FORMAT = "glcic-jax-mask-segmenter-1"
 STORAGE_DTYPES = ("float32", "bfloat16")
 MIN_SHARE = 0.04  # of the crop: a smaller "mask" is a face without one
 MARGIN = 4.0  # canvas pixels (256 frame) of dilation
+GROW = 24.0  # canvas pixels the region may grow by along the mask's colours (`edge_growth`)
 
 
 class MaskNetError(Exception):
@@ -129,16 +133,19 @@ class FaceMask:
 class MaskNet:
     """A trained mask segmenter, ready to run on faces (jit-compiled once per batch shape)."""
 
-    def __init__(self, graphdef, params, config: dict, min_share=MIN_SHARE, margin=MARGIN):
+    def __init__(
+        self, graphdef, params, config: dict, min_share=MIN_SHARE, margin=MARGIN, grow=GROW
+    ):
         self.size = int(config["image_size"])
         self.config = dict(config)
         self.min_share = float(min_share)
         self.margin = float(margin)
+        self.grow = float(grow)
         self._params = jax.device_put(params)
         self._forward = jax.jit(lambda p, x: jax.nn.sigmoid(segmentation.logits(graphdef, p, x)))
 
     @classmethod
-    def from_file(cls, path, min_share=None, margin=None) -> "MaskNet":
+    def from_file(cls, path, min_share=None, margin=None, grow=GROW) -> "MaskNet":
         header, graphdef, params = load(path)
         thresholds = header.get("thresholds", {})
         return cls(
@@ -147,6 +154,7 @@ class MaskNet:
             header["config"],
             thresholds.get("min_share", MIN_SHARE) if min_share is None else min_share,
             thresholds.get("margin", MARGIN) if margin is None else margin,
+            grow,
         )
 
     def probabilities(self, crops) -> np.ndarray:
@@ -167,8 +175,30 @@ class MaskNet:
         masked = share >= self.min_share
         region = np.zeros(rgb.shape[:2], bool)
         if masked:
-            region = to_photo(prob, affine, rgb.shape[:2], self.margin)
+            region = to_photo(prob, affine, rgb.shape[:2], 0.0)
+            per_canvas = photo_per_canvas(affine, self.size)
+            region = edge_growth.grow(rgb, region, round(self.grow * per_canvas))
+            region = _dilated(region, round(self.margin * per_canvas))
         return FaceMask(masked, share, region, prob, affine)
+
+
+def photo_per_canvas(affine, size: int) -> float:
+    """Photo pixels per canvas pixel of a mask crop of side `size` with this 2x3 affine."""
+    # (crop pixels per canvas pixel) / (crop pixels per photo pixel)
+    return size / mask_crop.CANVAS_BOX[2] / math.sqrt(abs(np.linalg.det(affine[:, :2])))
+
+
+def _dilated(region, radius: int) -> np.ndarray:
+    """`region` dilated by a disk of `radius` pixels (worked on its bounding box only)."""
+    if radius <= 0 or not region.any():
+        return region
+    ys, xs = np.nonzero(region)
+    y0, x0 = max(0, ys.min() - radius), max(0, xs.min() - radius)
+    y1, x1 = ys.max() + radius + 1, xs.max() + radius + 1
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    out = region.copy()
+    out[y0:y1, x0:x1] = cv2.dilate(region[y0:y1, x0:x1].astype(np.uint8), kernel) > 0
+    return out
 
 
 def to_photo(crop_probability, affine, photo_shape, margin: float) -> np.ndarray:
@@ -196,12 +226,5 @@ def to_photo(crop_probability, affine, photo_shape, margin: float) -> np.ndarray
         borderMode=cv2.BORDER_CONSTANT,
         borderValue=0.0,
     )
-    patch = prob > 0.5
-    # Photo pixels per canvas pixel: (crop pixels per canvas pixel) / (crop pixels per photo pixel).
-    per_canvas = size / mask_crop.CANVAS_BOX[2] / math.sqrt(abs(np.linalg.det(affine[:, :2])))
-    radius = round(margin * per_canvas)
-    if radius > 0 and patch.any():
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-        patch = cv2.dilate(patch.astype(np.uint8), kernel) > 0
-    region[y0:y1, x0:x1] = patch
-    return region
+    region[y0:y1, x0:x1] = prob > 0.5
+    return _dilated(region, round(margin * photo_per_canvas(affine, size)))
