@@ -13,13 +13,16 @@ the repo root:
 training points (default: the two latest checkpoint steps both runs have;
 `--steps=a,b` to choose). `serve` binds 127.0.0.1 unless --host says
 otherwise; stop it with Ctrl-C (answers are on disk as they are given);
-`--new_ids_per_hour` bounds the ids one client address registers per hour.
+`--new_ids_per_hour` bounds the ids one client address registers per hour,
+`--connections_per_address` the connections it holds open at once (behind a
+reverse proxy every participant has the proxy's address: raise both).
 """
 
 import sys
 
 from absl import app, flags, logging
 
+from glcic_jax import web_server
 from glcic_jax.survey import admission, design, webapp
 from glcic_jax.survey import summary as survey_summary
 
@@ -44,6 +47,12 @@ _NEW_IDS = flags.DEFINE_integer(
     "new_ids_per_hour",
     admission.NEW_IDS_PER_ADDRESS_PER_HOUR,
     "serve: new participant ids one client address may register per hour.",
+    lower_bound=1,
+)
+_CONNECTIONS = flags.DEFINE_integer(
+    "connections_per_address",
+    web_server.PER_ADDRESS,
+    "serve: connections one client address may hold open at once (more are closed on arrival).",
     lower_bound=1,
 )
 
@@ -102,7 +111,12 @@ def main(argv):
         elif command == "serve":
             _require(command, _SURVEY, _DB)
             server = webapp.make_server(
-                _SURVEY.value, _DB.value, _HOST.value, _PORT.value, _NEW_IDS.value
+                _SURVEY.value,
+                _DB.value,
+                _HOST.value,
+                _PORT.value,
+                _NEW_IDS.value,
+                _CONNECTIONS.value,
             )
             for url in webapp.urls(server):
                 print(f"serving the survey on {url}", flush=True)

@@ -39,8 +39,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     logging.set_verbosity(logging.ERROR)
-    import waitress
-
+    from glcic_jax import web_server
     from glcic_jax.completion import inference, photo
     from glcic_jax.demo import app as demo_app
     from glcic_jax.detail import donor_bank
@@ -65,7 +64,7 @@ def main(argv):
     try:
         models.completer(PHOTO_LABEL)  # load the default model now: the first photo is then quick
         flask_app = demo_app.create_app(models, _OUTPUT.value)
-        server = waitress.create_server(flask_app, host=_HOST.value, port=_PORT.value, threads=2)
+        server = web_server.create_server(flask_app, host=_HOST.value, port=_PORT.value, threads=2)
     except (photo.PhotoError, OSError, ValueError) as e:
         sys.exit(f"error: {e}")
     host = server.effective_host

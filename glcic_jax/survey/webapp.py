@@ -35,10 +35,10 @@ import datetime
 import sqlite3
 
 import flask
-import waitress
 from flask_wtf import csrf
 from werkzeug import exceptions
 
+from glcic_jax import web_server
 from glcic_jax.survey import admission, database, design, forms, resume_codes
 
 MAX_BODY = 2048
@@ -57,7 +57,8 @@ HEADERS = {
 }
 # The server's settings (waitress): no software version in the Server header;
 # requests beyond 8 at a time wait in a queue (each holds a thread only for a
-# few SQLite statements); a connection silent for 20 s is closed; headers and
+# few SQLite statements); a connection silent for 20 s is closed; one address
+# holds at most `web_server.PER_ADDRESS` connections at a time; headers and
 # bodies are bounded before the app sees them (bodies between MAX_BODY and this
 # bound get the app's own 413 page).
 SERVER_SETTINGS = {
@@ -339,11 +340,15 @@ def make_server(
     host: str = "127.0.0.1",
     port: int = 8000,
     new_ids_per_hour: int = admission.NEW_IDS_PER_ADDRESS_PER_HOUR,
+    connections_per_address: int = web_server.PER_ADDRESS,
 ):
     """A waitress server for the survey in `survey_dir` storing answers in `db_path`.
 
     The socket is bound on return (port 0: any free one; see `urls`); call
-    `run()` to serve until Ctrl-C. `new_ids_per_hour`: see `create_app`.
+    `run()` to serve until Ctrl-C. `new_ids_per_hour`: see `create_app`;
+    `connections_per_address`: the open connections one client address may
+    hold (`web_server`; raise it behind a reverse proxy, whose one address
+    carries every participant).
 
     Raises:
       design.SurveyError: the survey, the database or the address cannot be used.
@@ -357,7 +362,9 @@ def make_server(
         raise design.SurveyError(f"new_ids_per_hour must be at least 1, not {new_ids_per_hour}")
     app = create_app(survey, db, new_ids_per_hour)
     try:
-        return waitress.create_server(app, host=host, port=port, **SERVER_SETTINGS)
+        return web_server.create_server(
+            app, connections_per_address, host=host, port=port, **SERVER_SETTINGS
+        )
     except (OSError, ValueError) as e:  # the port is taken, no such host, ...
         reason = getattr(e, "strerror", None) or e
         raise design.SurveyError(f"cannot serve on {host}:{port}: {reason}") from None

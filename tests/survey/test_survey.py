@@ -427,8 +427,12 @@ def test_load_50_participants_every_answer_stored_once(
     n_participants = 50
     db_path = tmp_path / "answers.db"
     # They all come from 127.0.0.1, as a lab behind one NAT address would: the
-    # server lets that many ids register from one address in an hour.
-    server = start_survey_server(survey_dir, db_path, 0, f"--new_ids_per_hour={n_participants}")
+    # server lets that many ids register from one address in an hour, and that
+    # many connections be open from it at once.
+    server = start_survey_server(
+        survey_dir, db_path, 0, f"--new_ids_per_hour={n_participants}",
+        f"--connections_per_address={n_participants + 10}",
+    )  # fmt: skip
     base = server.base
 
     def participant(i):
@@ -567,3 +571,34 @@ def test_build_from_the_shipped_comparison_models_and_answer(
     assert answered == 4
     summary = survey_summary.write_report(tmp_path / "a.db", tmp_path / "report")
     assert len(summary["answers"]) == 4
+
+
+def test_one_address_holding_hundreds_of_connections_does_not_block_the_others(served):
+    """A client on 127.0.0.3 opens 300 connections and sends nothing; one on 127.0.0.2 is served."""
+    import http.client
+
+    base, _ = served
+    port = int(base.rsplit(":", 1)[1])
+    held = []
+    try:
+        for _ in range(300):
+            s = socket.socket()
+            s.bind(("127.0.0.3", 0))
+            s.settimeout(5)
+            try:
+                s.connect(("127.0.0.1", port))
+            except OSError:
+                s.close()  # refused or reset: the server is not letting this address in
+                continue
+            held.append(s)
+        time.sleep(1.0)  # let the server accept (and close) what it will
+        started = time.monotonic()
+        other = http.client.HTTPConnection("127.0.0.1", port, timeout=10,
+                                           source_address=("127.0.0.2", 0))  # fmt: skip
+        other.request("GET", "/")
+        assert other.getresponse().status == 200
+        assert time.monotonic() - started < 5
+        other.close()
+    finally:
+        for s in held:
+            s.close()
