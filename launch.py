@@ -21,6 +21,7 @@ glcic_jax.training.train.train_and_evaluate, and what is decided before it
 (preset, data folder, processes, errors) glcic_jax.training.launch_setup.
 """
 
+import os
 import sys
 
 from absl import app, flags, logging
@@ -159,7 +160,15 @@ def main(argv):
             branch_from=FLAGS.branch_from,
             branch_step=FLAGS.branch_step,
         )
-    except user_errors as e:
+    except Exception as e:
+        if not isinstance(e, user_errors) and launch_setup.lost_peer(e):
+            # One line, then out at once: JAX's exit hook would wait for the lost
+            # process at a shutdown barrier and abort after its heartbeat timeout.
+            print(f"\n{launch_setup.lost_peer_message(e, workdir)}", file=sys.stderr, flush=True)
+            sys.stdout.flush()
+            os._exit(1)
+        if not isinstance(e, user_errors):
+            raise
         launch_setup.remove_leftovers(workdir, created)
         _usage_error(
             launch_setup.error_message(

@@ -352,3 +352,29 @@ def test_segmenter_reports_missing_templates_before_any_work(tmp_path, monkeypat
         segmenter.train_segmenter(segmenter_configs.get_config("tiny"), workdir, [tmp_path])
     assert isinstance(error.value, segmenter.USER_ERRORS) and "\n" not in str(error.value)
     assert not workdir.exists()
+
+
+def test_a_lost_peer_is_named_with_the_newest_checkpoint(tmp_path, monkeypatch):
+    import jax
+
+    from glcic_jax.training import launch_setup
+
+    gloo = ValueError(
+        "UNKNOWN: Gloo AllGather failed: Connection closed by peer [127.0.0.1]:1\nmore"
+    )
+    assert not launch_setup.lost_peer(gloo)  # one process: never a lost peer
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    monkeypatch.setattr(jax, "process_index", lambda: 0)
+    assert launch_setup.lost_peer(gloo)
+    assert not launch_setup.lost_peer(ValueError("a shape mismatch"))
+    for name in ("4", "10", "12.orbax-checkpoint-tmp-3"):  # the last one unfinished
+        (tmp_path / "checkpoints" / name).mkdir(parents=True)
+    message = launch_setup.lost_peer_message(gloo, tmp_path)
+    assert message.startswith("error: process 1 of this 2-process run stopped (UNKNOWN: Gloo")
+    assert "more" not in message and "the newest checkpoint is step 10" in message
+    assert message.endswith("start every process again with --resume")
+    monkeypatch.setattr(jax, "process_count", lambda: 3)
+    assert "one of processes [1, 2] of this 3-process" in launch_setup.lost_peer_message(
+        gloo, tmp_path / "new"
+    )
+    assert "no checkpoint was saved yet" in launch_setup.lost_peer_message(gloo, tmp_path / "new")

@@ -103,3 +103,25 @@ def test_a_second_run_on_a_shared_workdir_is_refused(tmp_path, faces_dir):
         for p in procs:
             p.send_signal(signal.SIGTERM)
         _finish(procs, timeout=600)
+
+
+@pytest.mark.slow
+def test_a_process_killed_stops_the_other_quickly_with_one_line(tmp_path, faces_dir):
+    """kill -9 of process 1: process 0 says which process went and how to go on, and exits."""
+    workdir = tmp_path / "run"
+    procs = _two_processes(workdir, faces_dir, "--config.total_steps=100000")
+    log = workdir / "metrics.jsonl"
+    deadline = time.monotonic() + 600
+    while not (log.exists() and len(log.read_text().splitlines()) >= 3):
+        assert time.monotonic() < deadline and all(p.poll() is None for p in procs)
+        time.sleep(1)
+    procs[1].kill()
+    killed = time.monotonic()
+    _, err = procs[0].communicate(timeout=120)
+    procs[1].communicate()
+    assert procs[0].returncode == 1
+    assert time.monotonic() - killed < 60  # JAX alone: a traceback, then an abort after ~100 s
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1 and "process 1 of this 2-process run stopped" in lines[0], err[-3000:]
+    assert "--resume" in lines[0] and "Traceback" not in err
+    _finish(_two_processes(workdir, faces_dir, "--config.total_steps=6", "--resume"))

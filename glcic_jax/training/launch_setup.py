@@ -351,3 +351,32 @@ def error_message(
         again = "with the images this run started on" if resume else "instead"
         hint = f" (pass --data_dir=DIR {again})"
     return f"{error}{hint}"
+
+
+# What JAX's errors say when a collective or the coordination service lost a peer.
+_PEER_LOST_WORDS = ("Gloo", "closed by peer", "reset by peer", "heartbeat", "coordination service")
+
+
+def lost_peer(error: BaseException) -> bool:
+    """Whether `error` is a multi-process run's collective failing because another process is gone."""
+    import jax
+
+    return jax.process_count() > 1 and any(w in str(error) for w in _PEER_LOST_WORDS)
+
+
+def lost_peer_message(error: BaseException, workdir) -> str:
+    """One line for the survivor of a lost peer: who, the newest checkpoint, how to go on."""
+    import jax
+
+    others = [i for i in range(jax.process_count()) if i != jax.process_index()]
+    who = f"process {others[0]}" if len(others) == 1 else f"one of processes {others}"
+    folder = pathlib.Path(workdir) / "checkpoints"
+    steps = (
+        sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit()) if folder.is_dir() else []
+    )
+    saved = f"the newest checkpoint is step {steps[-1]}" if steps else "no checkpoint was saved yet"
+    first = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
+    return (
+        f"error: {who} of this {jax.process_count()}-process run stopped ({first}); {saved} in"
+        f" {folder}: start every process again with --resume"
+    )
