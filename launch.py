@@ -92,6 +92,13 @@ flags.DEFINE_enum(
     "Malloc for this process: jemalloc where installed (fastest CPU steps), else glibc"
     " with settings that keep large buffers in the heap; none: the C library's defaults.",
 )
+flags.DEFINE_string(
+    "compile_cache",
+    None,
+    "Folder of JAX's persistent compilation cache, so a resumed chunk loads its compiled"
+    " steps instead of compiling them again (default: WORKDIR/compile_cache; 'none': off;"
+    " $JAX_COMPILATION_CACHE_DIR wins).",
+)
 flags.mark_flag_as_required("mask")
 
 
@@ -110,7 +117,7 @@ def main(argv):
     in_effect = allocator.setup(FLAGS.allocator) or "the C library's defaults"
     print(f"allocator: {in_effect}, see glcic_jax/perf/allocator.py")
     from glcic_jax.face_masks import overlay
-    from glcic_jax.training import configs, train
+    from glcic_jax.training import compile_cache, configs, train
 
     user_errors = launch_setup.user_errors()
     # Orbax logs every save at INFO; the progress bar and metrics.jsonl say what matters.
@@ -152,6 +159,10 @@ def main(argv):
         print(f"preset {config.preset}, mask {config.mask}, data {data_dir}, workdir {workdir}")
         if config.mask == "mouth" and FLAGS.data_dir and not FLAGS.resume:
             _warn_if_unaligned(data_dir)
+        cache = None
+        if FLAGS.compile_cache != "none":
+            cache = compile_cache.enable(workdir, FLAGS.compile_cache)
+            cached = compile_cache.CacheCount().listen()
         step = train.train_and_evaluate(
             config,
             workdir,
@@ -175,6 +186,8 @@ def main(argv):
                 e, data_dir=data_dir, data_dir_given=bool(FLAGS.data_dir), resume=FLAGS.resume
             )
         )
+    if cache is not None:
+        print(cached.line(cache))
     print(f"stopped at step {step}; checkpoint in {workdir}/checkpoints")
 
 

@@ -93,6 +93,10 @@ def _two_chunks(workdir, faces_dir, mask):
     assert first.returncode == 0, first.stderr[-3000:]
     second = launch(*common, "--steps_per_run=20", "--resume")
     assert second.returncode == 0, second.stderr[-3000:]
+    # The resumed chunk loads its compiled steps (here from the suite's cache folder,
+    # which $JAX_COMPILATION_CACHE_DIR names; a user's run: WORKDIR/compile_cache).
+    said = [line for line in second.stdout.splitlines() if line.startswith("compile cache: ")]
+    assert len(said) == 1 and int(said[0].split()[2]) >= 1 and " 0 compiled afresh" in said[0]
     steps_logged = [json.loads(line)["step"] for line in open(workdir / "metrics.jsonl")]
     assert steps_logged[-1] == 40 and steps_logged == sorted(steps_logged)
     assert checkpoint.Checkpoints(workdir, read_only=True).latest_step() == 40
