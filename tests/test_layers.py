@@ -74,7 +74,7 @@ def _sweep(cases, keep):
             (8, 16, 32, 5, 2, 2),
             (5, 8, 8, 5, 2, 2),
         ],
-        keep=(0, 4),
+        keep=(0,),
     ),
 )
 def test_im2col_conv_equals_lax(size, cin, cout, k, stride, padding):
@@ -92,7 +92,7 @@ _subpixel = functools.partial(planned_conv.conv_transpose_4x4_subpixel, planner=
 
 
 @pytest.mark.parametrize(
-    "size,cin,cout", _sweep([(4, 3, 5), (8, 16, 8), (7, 2, 3), (6, 128, 32)], keep=(0, 2))
+    "size,cin,cout", _sweep([(4, 3, 5), (8, 16, 8), (7, 2, 3), (6, 128, 32)], keep=(2,))
 )
 def test_subpixel_transposed_conv_equals_lax(size, cin, cout):
     """The last case is wide enough for the Winograd plan (128 -> 4 x 32 channels)."""
@@ -120,8 +120,8 @@ def test_transposed_conv_matches_torch_definition():
 
 @pytest.mark.parametrize(
     "forward,input_grad,weight_grad",
-    [("lax", "im2col", "taps"), ("im2col", "lax", "im2col"), ("lax", "lax", "lax"),
-     ("im2col", "im2col", "taps")],
+    _sweep([("lax", "im2col", "taps"), ("im2col", "lax", "im2col"), ("lax", "lax", "lax"),
+            ("im2col", "im2col", "taps")], keep=(1, 3)),
 )  # fmt: skip
 @pytest.mark.parametrize(
     "size,cin,cout,k,stride,padding",
@@ -154,7 +154,7 @@ def test_weight_grad_taps_equals_lax_dilated(dilation):
 
 
 @pytest.mark.parametrize(
-    "size,dilation", _sweep([(16, 16), (16, 8), (9, 4), (12, 4), (5, 2), (7, 7)], keep=(2, 5))
+    "size,dilation", _sweep([(16, 16), (16, 8), (9, 4), (12, 4), (5, 2), (7, 7)], keep=(5,))
 )
 def test_valid_taps_conv_equals_lax(size, dilation):
     """Dilated convolutions computed region by region with only in-map taps."""
@@ -199,7 +199,7 @@ def test_tap_segments_cover_the_map_and_keep_every_in_map_tap(size, dilation):
 
 @pytest.mark.parametrize(
     "size,k,dilation,padding",
-    _sweep([(12, 3, 1, 1), (12, 3, 2, 2), (8, 5, 1, 2), (6, 2, 1, 1), (9, 3, 3, 3)], keep=(1, 3)),
+    _sweep([(12, 3, 1, 1), (12, 3, 2, 2), (8, 5, 1, 2), (6, 2, 1, 1), (9, 3, 3, 3)], keep=(3,)),
 )
 def test_output_taps_weight_grad_equals_lax(size, k, dilation, padding):
     """Including a 2x2 kernel whose output is one pixel larger than its input."""
@@ -217,7 +217,7 @@ def test_output_taps_weight_grad_equals_lax(size, k, dilation, padding):
     "size,k,stride,dilation,padding",
     _sweep(
         [(12, 3, 1, 1, 1), (12, 5, 1, 2, 4), (13, 3, 2, 1, 1), (9, 2, 1, 1, 1), (10, 3, 1, 1, 0)],
-        keep=(1, 3),
+        keep=(1,),
     ),
 )
 def test_xla_kernel_conv_equals_lax(size, k, stride, dilation, padding):
@@ -261,7 +261,7 @@ def test_xla_kernel_input_grad_equals_lax(k, dilation):
             (7, 10, 2, 1, 1),
             (9, 9, 2, 1, 0),  # its transpose
         ],
-        keep=(1, 4, 7, 9),
+        keep=(1, 9),
     ),
 )
 def test_winograd_conv_equals_lax(height, width, k, dilation, padding):
@@ -387,9 +387,7 @@ def test_conv2d_plans_follow_measurements():
 
 @pytest.mark.parametrize(
     "size,k,stride,dilation,band_pixels",
-    _sweep(
-        [(12, 3, 1, 1, 20), (12, 3, 1, 2, 30), (13, 5, 2, 1, 7), (9, 3, 2, 1, 1000)], keep=(1, 2)
-    ),
+    _sweep([(12, 3, 1, 1, 20), (12, 3, 1, 2, 30), (13, 5, 2, 1, 7), (9, 3, 2, 1, 1000)], keep=(2,)),
 )
 def test_banded_weight_grad_equals_lax(size, k, stride, dilation, band_pixels):
     """Bands of a few rows, a ragged last band, strides and dilations, one band per sample."""
