@@ -44,6 +44,17 @@ def _two_processes(workdir, faces_dir, *args):
     return [_start([*common, f"--process_id={i}"]) for i in range(2)]
 
 
+def _training_pair(workdir, faces_dir):
+    """Two processes of one long run, returned once it has logged three steps."""
+    procs = _two_processes(workdir, faces_dir, "--config.total_steps=100000")
+    log = workdir / "metrics.jsonl"
+    deadline = time.monotonic() + 600
+    while not (log.exists() and len(log.read_text().splitlines()) >= 3):
+        assert time.monotonic() < deadline and all(p.poll() is None for p in procs)
+        time.sleep(1)
+    return procs
+
+
 def _finish(procs, timeout=900):
     outs = [p.communicate(timeout=timeout) for p in procs]
     for p, (_, err) in zip(procs, outs):
@@ -71,12 +82,8 @@ def test_two_processes_train_and_resume_like_one_with_two_devices(
 @pytest.mark.slow
 def test_a_stop_signal_to_one_process_stops_both_at_the_same_step(tmp_path, faces_dir):
     workdir = tmp_path / "run"
-    procs = _two_processes(workdir, faces_dir, "--config.total_steps=100000")
+    procs = _training_pair(workdir, faces_dir)
     log = workdir / "metrics.jsonl"
-    deadline = time.monotonic() + 600
-    while not (log.exists() and len(log.read_text().splitlines()) >= 3):
-        assert time.monotonic() < deadline and all(p.poll() is None for p in procs)
-        time.sleep(1)
     procs[1].send_signal(signal.SIGTERM)
     errs = _finish(procs, timeout=600)
     assert "SIGTERM received: saving step" in errs[1]
@@ -109,12 +116,7 @@ def test_a_second_run_on_a_shared_workdir_is_refused(tmp_path, faces_dir):
 def test_a_process_killed_stops_the_other_quickly_with_one_line(tmp_path, faces_dir):
     """kill -9 of process 1: process 0 says which process went and how to go on, and exits."""
     workdir = tmp_path / "run"
-    procs = _two_processes(workdir, faces_dir, "--config.total_steps=100000")
-    log = workdir / "metrics.jsonl"
-    deadline = time.monotonic() + 600
-    while not (log.exists() and len(log.read_text().splitlines()) >= 3):
-        assert time.monotonic() < deadline and all(p.poll() is None for p in procs)
-        time.sleep(1)
+    procs = _training_pair(workdir, faces_dir)
     procs[1].kill()
     killed = time.monotonic()
     _, err = procs[0].communicate(timeout=120)
