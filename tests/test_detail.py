@@ -259,3 +259,16 @@ def test_complete_py_says_what_a_missing_bank_means(tmp_path, canonical_face_pho
     default = run()
     assert "Traceback" not in default.stderr
     assert "no donor bank at" in default.stdout and "build_donor_bank.py" in default.stdout
+
+
+def test_the_match_ignores_what_lies_beyond_the_face_oval():
+    """A region up to the store's edges is matched only inside the face: hair and background do not count."""
+    everything = np.ones(transfer.STORE_SHAPE, bool)
+    zone = transfer.matching_zone(everything)
+    assert zone.any() and not zone[0, 0] and not zone[-1, -1] and not zone[-1, 0]
+    centre = transfer.feature_grid(transfer.store_oval(transfer.MATCH_OVAL)) > 0.5
+    assert (zone == centre).all()
+    donors = np.random.default_rng(0).normal(size=(3, *zone.shape)).astype(np.float32)
+    target = donors[1].copy()
+    target[~zone] = 1000.0  # what lies outside the face cannot make another donor nearer
+    assert int(np.argmin(transfer.donor_distances(target, donors, zone))) == 1

@@ -361,7 +361,12 @@ def lost_peer(error: BaseException) -> bool:
     """Whether `error` is a multi-process run's collective failing because another process is gone."""
     import jax
 
-    return jax.process_count() > 1 and any(w in str(error) for w in _PEER_LOST_WORDS)
+    if not any(w in str(error) for w in _PEER_LOST_WORDS):
+        return False
+    try:
+        return jax.process_count() > 1
+    except Exception:  # JAX itself is broken: the original error is the one to show
+        return False
 
 
 def lost_peer_message(error: BaseException, workdir) -> str:
