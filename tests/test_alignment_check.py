@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from glcic_jax.dataset import alignment_check
@@ -57,6 +58,7 @@ def test_a_folder_is_called_unaligned_when_most_faces_are_off(tmp_path):
     assert not alignment_check.check([], _Detector([])).looks_unaligned
 
 
+@pytest.mark.slow  # a launch that trains; the check itself is tested above
 def test_launch_warns_when_the_mouth_box_meets_unaligned_faces(tmp_path, faces_dir):
     """LFW photos pasted off-centre on a larger canvas: launch.py says so in one line, and trains."""
     data = tmp_path / "photos"

@@ -25,6 +25,7 @@ def _records(result):
     return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
 
 
+@pytest.mark.slow  # a training phase compiled in a subprocess; test_gpu_check runs this script
 def test_bench_train_prints_parseable_lines():
     # One training phase; inference runs through this script in test_gpu_check.py.
     result = _script(

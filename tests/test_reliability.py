@@ -224,6 +224,7 @@ def test_damaged_files_are_skipped_and_counted(tmp_path, faces_dir):
     ]  # fmt: skip
 
 
+@pytest.mark.slow  # the scan's skip and count are tested above without training
 def test_a_training_run_on_a_folder_with_damaged_files_trains_on_the_good_ones(
     tmp_path, faces_dir, tiny_run_config
 ):

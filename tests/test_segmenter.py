@@ -48,6 +48,7 @@ def tiny_config(**overrides):
     return config
 
 
+@pytest.mark.slow  # the training run test below trains the same network through its script
 def test_network_learns_a_fixed_batch(lfw_sources):
     config = tiny_config(image_size=48, width=8, lr=3e-3, total_steps=60)
     images, labels = synthetic.batch(lfw_sources, np.random.default_rng(0), 48, 8)
