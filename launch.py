@@ -171,21 +171,21 @@ def main(argv):
             branch_from=FLAGS.branch_from,
             branch_step=FLAGS.branch_step,
         )
-    except Exception as e:
-        if not isinstance(e, user_errors) and launch_setup.lost_peer(e):
-            # One line, then out at once: JAX's exit hook would wait for the lost
-            # process at a shutdown barrier and abort after its heartbeat timeout.
-            print(f"\n{launch_setup.lost_peer_message(e, workdir)}", file=sys.stderr, flush=True)
-            sys.stdout.flush()
-            os._exit(1)
-        if not isinstance(e, user_errors):
-            raise
+    except user_errors as e:
         launch_setup.remove_leftovers(workdir, created)
         _usage_error(
             launch_setup.error_message(
                 e, data_dir=data_dir, data_dir_given=bool(FLAGS.data_dir), resume=FLAGS.resume
             )
         )
+    except Exception as e:
+        if not launch_setup.lost_peer(e):
+            raise
+        # One line, then out at once: JAX's exit hook would wait for the lost
+        # process at a shutdown barrier and abort after its heartbeat timeout.
+        print(f"\n{launch_setup.lost_peer_message(e, workdir)}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(1)
     if cache is not None:
         print(cached.line(cache))
     print(f"stopped at step {step}; checkpoint in {workdir}/checkpoints")

@@ -67,7 +67,7 @@ def grow(rgb, region, band: int, max_side: int = MAX_SIDE) -> np.ndarray:
     models = (np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64))
     cv2.grabCut(small, trimap, None, *models, ITERATIONS, cv2.GC_INIT_WITH_MASK)
     mask = ((trimap == cv2.GC_FGD) | (trimap == cv2.GC_PR_FGD)) & near
-    count, labels = cv2.connectedComponents((mask | small_seed).astype(np.uint8), connectivity=8)
+    _, labels = cv2.connectedComponents((mask | small_seed).astype(np.uint8), connectivity=8)
     touching = np.unique(labels[small_seed])
     kept = np.isin(labels, touching[touching > 0])
     if not (kept & ~small_seed).any():
