@@ -10,6 +10,8 @@ import behaviour_record
 import numpy as np
 import pytest
 
+from glcic_jax import locations
+
 
 @pytest.fixture(scope="module")
 def record():
@@ -26,9 +28,9 @@ def outputs(request):
 
 
 def _has_shared() -> bool:
-    # The path conftest's `shared_data` fixture checks (conftest itself is not importable by name:
-    # tests/survey has one too).
-    return (behaviour_record.REPO_ROOT.parent / "shared" / "data" / "faces" / "test").is_dir()
+    # The path conftest's `shared_data` fixture checks, $GLCIC_JAX_MIRROR included (conftest
+    # itself is not importable by name: tests/survey has one too).
+    return (locations.mirror() / "faces" / "test").is_dir()
 
 
 def _same_machine(record) -> bool:

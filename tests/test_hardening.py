@@ -287,9 +287,8 @@ def test_the_prepare_lock_serialises_launches_and_is_removed(tmp_path):
 @pytest.mark.parametrize(
     "change,message",
     [
-        ({"test_fraction": 1.5}, "--test_fraction must be in [0, 1), not 1.5"),
-        ({"test_fraction": 1.0}, "--test_fraction must be in [0, 1), not 1.0"),
-        ({"test_fraction": math.nan}, "--test_fraction must be in [0, 1), not nan"),
+        ({"test_fraction": 1.5}, "--test_fraction must be in [0, 1], not 1.5"),
+        ({"test_fraction": math.nan}, "--test_fraction must be in [0, 1], not nan"),
         ({"min_confidence": 2.0}, "--min_confidence must be in [0, 1], not 2.0"),
         ({"dominance": -0.1}, "--dominance must be in [0, 1], not -0.1"),
         ({"min_mouth_skin": math.nan}, "--min_mouth_skin must be in [0, 1], not nan"),
@@ -321,7 +320,7 @@ def test_prepare_data_refuses_a_test_fraction_over_one_in_one_line(tmp_path):
         "experiments/prepare_data.py", f"--source={source}", f"--out={tmp_path / 'out'}",
         "--test_fraction=1.5",
     )  # fmt: skip
-    assert one_line_refusal(result) == "prepare_data: --test_fraction must be in [0, 1), not 1.5"
+    assert one_line_refusal(result) == "prepare_data: --test_fraction must be in [0, 1], not 1.5"
     extra = run_script(
         "experiments/prepare_data.py", f"--source={source}", f"--out={tmp_path / 'out'}", "extra"
     )

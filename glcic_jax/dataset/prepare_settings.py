@@ -40,8 +40,7 @@ class Settings:
 
 
 # Settings field -> (its prepare_data.py flag, kind, low, high): "count" an integer
-# >= low (<= high unless None), "share" a number in [low, high], "fraction" one
-# in [low, high). Checked by `check_settings` before anything is read or written.
+# >= low (<= high unless None), "share" a number in [low, high]. Checked by `check_settings` before anything is read or written.
 _SETTING_RANGES = {
     "min_face": ("--min_face", "count", 0, None),
     "min_confidence": ("--min_confidence", "share", 0, 1),
@@ -50,7 +49,7 @@ _SETTING_RANGES = {
     "max_outside": ("--max_outside", "share", 0, 1),
     "dup_distance": ("--dup_distance", "count", -1, 256),
     "max_pixels": ("--max_pixels", "count", 1, None),
-    "test_fraction": ("--test_fraction", "fraction", 0, 1),
+    "test_fraction": ("--test_fraction", "share", 0, 1),
     "max_images": ("--max_images", "count", 0, None),
     "size": ("size", "count", 32, None),
     "detect_max_side": ("detect_max_side", "count", 1, None),
@@ -68,17 +67,15 @@ def check_range(name: str, value, kind: str, low, high) -> None:
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise PrepareError(f"{name} must be a number, not {value!r}")
-    inside = low <= value <= high if kind == "share" else low <= value < high
-    if not inside:  # NaN is never inside
-        bounds = f"[{low}, {high}]" if kind == "share" else f"[{low}, {high})"
-        raise PrepareError(f"{name} must be in {bounds}, not {value}")
+    if not low <= value <= high:  # NaN is never inside
+        raise PrepareError(f"{name} must be in [{low}, {high}], not {value}")
 
 
 def check_settings(settings: "Settings", workers: int = 1) -> None:
     """Raise PrepareError, in one line naming the flag, for a setting out of its range.
 
-    Shares and fractions in [0, 1] (the test fraction below 1, so that some
-    faces train), counts >= 0 or >= 1 as they mean, the duplicate distance in
+    Shares in [0, 1] (a test fraction of 1 puts every face in test/: an
+    evaluation-only population, such as the study's LFW faces), counts >= 0 or >= 1 as they mean, the duplicate distance in
     -1..256 (bits of the hash; -1: off), and at least one worker.
     """
     for field, (name, kind, low, high) in _SETTING_RANGES.items():

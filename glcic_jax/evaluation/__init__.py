@@ -7,6 +7,9 @@ summaries   per-method means with bootstrap intervals, as CSV rows
 paired      per-image differences of two methods, sign test, verdict
 tables      result CSVs: write, read, merge
 comparison  several models on one evaluation set, and report.md
+study_scores  one run's per-image scores (LPIPS included) on one population, for the seed study
+seed_study  the study's statistics over seeds and faces: which claims hold across seeds
+seed_report the seed study's report.md, statistics.csv and curves
 figures     metrics against the step, result grids
 metrics     the per-image metrics (PSNR, SSIM, L1, the study's feature distance)
 baselines   completion without training: mean fill, OpenCV inpainting

@@ -145,14 +145,17 @@ def hierarchical_bootstrap_ci(
     labels = np.arange(faces) if groups is None else np.asarray(groups)
     if labels.shape != (faces,):
         raise ValueError(f"groups must have one label per face ({faces})")
-    units = [np.flatnonzero(labels == u) for u in np.unique(labels)]
+    _, unit_of_face = np.unique(labels, return_inverse=True)
+    n_units = int(unit_of_face.max()) + 1
     rng = np.random.default_rng(seed)
     point = float(statistic(np.array([a.mean() for a in arrays])))
     draws = np.empty(n_resamples)
     for r in range(n_resamples):
-        chosen = np.concatenate([units[i] for i in rng.integers(0, len(units), len(units))])
+        # A face drawn k times (its person drawn k times) weighs k in the resample's mean.
+        weight = np.bincount(rng.integers(0, n_units, n_units), minlength=n_units)[unit_of_face]
+        weight = weight / weight.sum()
         means = np.array(
-            [a[rng.integers(0, a.shape[0], a.shape[0])][:, chosen].mean() for a in arrays]
+            [a[rng.integers(0, a.shape[0], a.shape[0])].mean(axis=0) @ weight for a in arrays]
         )
         draws[r] = statistic(means)
     tail = (1.0 - confidence) / 2 * 100
