@@ -19,6 +19,13 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     os.environ["JAX_COMPILATION_CACHE_DIR"] = _SESSION_CACHE
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+# The suite compiles far more than it computes (tiny configs): LLVM's optimisation of XLA's CPU
+# code at level 0 halves the compile time (two 10-step tiny runs: 108 s -> 61 s). Subprocesses
+# inherit it. tests/behaviour_record.py runs its models with the default level.
+if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0"
+    ).strip()
 
 from glcic_jax import locations  # noqa: E402  (after the environment above; imports no jax)
 
