@@ -339,3 +339,19 @@ def test_doubtful_detection_counts_only_with_a_mask(photos, faces_dir, detector,
     for low, region in ((photo.PhotoCompleter(completer.completer, _Rescored(detector, 0.3)), "mask"),
                         (doubtful, "box")):  # fmt: skip
         assert low.complete(masked, region).status == "no_face"
+
+
+def test_a_region_meeting_the_photos_edge_continues_as_its_mirror_on_the_frame():
+    # The photo (100 x 100) sits at x 78..177, y 0..99 of the frame; the frame goes on below it,
+    # where align.warp mirrors the photo, so a mask that meets the bottom edge shows there too.
+    affine = np.array([[1.0, 0.0, 78.0], [0.0, 1.0, 0.0]])
+    touching = np.zeros((100, 100), bool)
+    touching[80:, 30:70] = True
+    framed = photo.user_region(touching, affine, (100, 100))
+    rows = np.nonzero(framed.any(axis=1))[0]
+    assert rows.min() == 80 and 115 <= rows.max() <= 120  # the mirror image: rows 100..118
+    assert not framed[:, :100].any() and not framed[:, 160:].any()
+    short = np.zeros((100, 100), bool)
+    short[60:80, 30:70] = True  # stops 20 px short of the edge: its mirror image stays context
+    framed = photo.user_region(short, affine, (100, 100))
+    assert np.nonzero(framed.any(axis=1))[0].max() == 79 and framed.sum() == short.sum()

@@ -197,6 +197,29 @@ def load_user_mask(path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         raise PhotoError(f"mask file {e}") from None
 
 
+def _framed_region(mask, affine) -> np.ndarray:
+    """A photo-pixel region on the face's frame, with its mirror past the photo's edge where it
+    meets the edge.
+
+    The frame is mirrored past the photo's edge as the face is (`align.warp`), so a
+    mask that meets the edge continues as its mirror image there; left as context, its
+    colour is what the network and the blending carry into the fill. A mirror image
+    not joined to the region (a mask that stops short of the edge) stays context.
+    """
+    size = (align.CANVAS, align.CANVAS)
+    mask = mask.astype(np.float32)
+    inside = cv2.warpAffine(mask, affine, size, flags=cv2.INTER_LINEAR) > 0.5
+    mirrored = (
+        cv2.warpAffine(
+            mask, affine, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
+        )
+        > 0.5
+    )
+    _, parts = cv2.connectedComponents(mirrored.astype(np.uint8), connectivity=8)
+    joined = np.unique(parts[inside & mirrored])
+    return inside | np.isin(parts, joined[joined > 0])
+
+
 def user_region(user_mask, affine, photo_shape) -> np.ndarray:
     """A user mask on a face's 256 frame: from photo pixels, or as given (256x256).
 
@@ -213,13 +236,7 @@ def user_region(user_mask, affine, photo_shape) -> np.ndarray:
     """
     shape = tuple(user_mask.shape)
     if shape == tuple(photo_shape[:2]):
-        warped = cv2.warpAffine(
-            user_mask.astype(np.float32),
-            affine,
-            (align.CANVAS, align.CANVAS),
-            flags=cv2.INTER_LINEAR,
-        )
-        return warped > 0.5
+        return _framed_region(user_mask, affine)
     if shape == (align.CANVAS, align.CANVAS):
         return user_mask.astype(bool)
     raise PhotoError(
