@@ -45,18 +45,23 @@ def _claim(pair: Mapping, metric: str) -> str:
 
 
 def findings(analyses: Mapping, final: Mapping[str, int]) -> list[str]:
-    """Markdown bullets: per population, the pair claims at the last step that hold, then those that do not."""
+    """Markdown bullets: per population, the pair claims at the last step that hold across
+    seeds, then those that do not, one sub-bullet each."""
     lines = []
     for population, by_step in analyses.items():
         held, not_held = [], []
         for metric, result in by_step[final[population]].items():
             for pair in result["pairs"]:
-                (held if pair["holds"] else not_held).append(
-                    f"{_claim(pair, metric)} ({pair['name']}: {_ci(pair['diff'], pair['low'], pair['high'], metric, True)})"
-                )
-        lines.append(f"- **{population}**, holds across seeds: " + ("; ".join(held) or "nothing"))
-        lines.append(f"- **{population}**, does not hold (interval across zero or a replicate disagrees): "
-                     + ("; ".join(not_held) or "nothing"))  # fmt: skip
+                interval = _ci(pair["diff"], pair["low"], pair["high"], metric, True)
+                claim = f"  - {_claim(pair, metric)} ({pair['name']}: {interval})"
+                (held if pair["holds"] else not_held).append(claim)
+        lines.append(f"- **{population}**, holds across seeds:" + ("" if held else " nothing"))
+        lines += held
+        lines.append(
+            f"- **{population}**, does not hold (the interval crosses zero or a replicate"
+            " disagrees):" + ("" if not_held else " nothing")
+        )
+        lines += not_held
     return lines
 
 

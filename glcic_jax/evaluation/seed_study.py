@@ -162,7 +162,8 @@ def analyse_step(
     share = lambda m: (m[2] - m[1]) / (m[0] - m[1])  # noqa: E731  (control - random) / (mouth - random)
     three = [arr["mouth"], arr["random"], arr[CONTROL]]
     point, lo, hi = stats.hierarchical_bootstrap_ci(three, share, **boot)
-    per_rep = [share(np.array([x[k].mean() for x in three])) for k in range(n_rep)]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_rep = [share(np.array([x[k].mean() for x in three])) for k in range(n_rep)]
     out["size_share"] = dict(share=point, low=lo, high=hi, replicates=per_rep)
     return out
 

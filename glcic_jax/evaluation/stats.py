@@ -148,7 +148,8 @@ def hierarchical_bootstrap_ci(
     _, unit_of_face = np.unique(labels, return_inverse=True)
     n_units = int(unit_of_face.max()) + 1
     rng = np.random.default_rng(seed)
-    point = float(statistic(np.array([a.mean() for a in arrays])))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        point = float(statistic(np.array([a.mean() for a in arrays])))
     draws = np.empty(n_resamples)
     for r in range(n_resamples):
         # A face drawn k times (its person drawn k times) weighs k in the resample's mean.
@@ -157,7 +158,12 @@ def hierarchical_bootstrap_ci(
         means = np.array(
             [a[rng.integers(0, a.shape[0], a.shape[0])].mean(axis=0) @ weight for a in arrays]
         )
-        draws[r] = statistic(means)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            draws[r] = statistic(means)
+    # A ratio statistic is undefined where a resample's denominator is 0: those draws are left out.
+    draws = draws[np.isfinite(draws)]
+    if draws.size == 0:
+        return point, math.nan, math.nan
     tail = (1.0 - confidence) / 2 * 100
     low, high = np.percentile(draws, [tail, 100 - tail])
     return point, float(low), float(high)
