@@ -55,6 +55,16 @@ _FRACTIONS = flags.DEFINE_list(
     "Compare at the checkpoints nearest these fractions of the schedule.",
 )
 _RESAMPLES = flags.DEFINE_integer("resamples", 10_000, "Bootstrap resamples per interval.")
+_BUDGET = flags.DEFINE_float(
+    "budget_s",
+    0,
+    "Seconds of training (0: no limit): no round of chunks starts that would end later.",
+)
+_LAUNCH_FLAGS = flags.DEFINE_list(
+    "launch_flags",
+    [],
+    "More launch.py flags for every run, e.g. --config.compute_dtype=bfloat16,--config.checkpoint_every=500.",
+)
 _TRAIN_ONLY = flags.DEFINE_bool("train_only", False, "Stop after training.")
 _COMPARE_REPORT = flags.DEFINE_bool(
     "compare_report", False, "Also compare.py's report (baselines, grids) of seed 0 in OUT/seed0."
@@ -104,22 +114,47 @@ def _chunk_command(regime: str, seed: int, workdir: pathlib.Path, resume: bool) 
         f"--seed={seed}",
         f"--steps_per_run={_CHUNK.value}",
         f"--config.real_patches={_REAL_PATCHES.value}",
+        *_LAUNCH_FLAGS.value,
         *(["--resume"] if resume else []),
     ]
 
 
 def train_runs(preset_total: int) -> None:
-    """Run chunks until every run is at the end of its schedule, --parallel at a time."""
+    """Run chunks until every run is at the end of its schedule, --parallel at a time.
+
+    Chunks go in rounds (one chunk of every unfinished run), so the runs stay at
+    equal steps; with --budget_s, no round starts that the last one's duration
+    says would not end within the budget.
+    """
     dirs = run_dirs()
-    active: dict = {}
-    pending = list(dirs)
-    while pending or active:
-        while pending and len(active) < _PARALLEL.value:
-            key = pending.pop(0)
-            step, total = _progress(dirs[key])
+    start, last_round = time.monotonic(), 0.0
+    while True:
+        todo = []
+        for key, workdir in dirs.items():
+            step, total = _progress(workdir)
             if step is not None and step >= total:
                 print(f"{key[0]} seed {key[1]}: done (step {step})", flush=True)
-                continue
+            else:
+                todo.append((key, step, total))
+        if not todo:
+            return
+        elapsed = time.monotonic() - start
+        if _BUDGET.value and elapsed + last_round > _BUDGET.value:
+            print(f"budget: {elapsed:.0f} s used, a round takes {last_round:.0f} s: training stops")
+            return
+        round_start = time.monotonic()
+        _train_round(todo, preset_total)
+        last_round = time.monotonic() - round_start
+
+
+def _train_round(todo: list, preset_total: int) -> None:
+    """One chunk of each run in `todo` [(key, step, total)], --parallel at a time."""
+    dirs = run_dirs()
+    active: dict = {}
+    pending = list(todo)
+    while pending or active:
+        while pending and len(active) < _PARALLEL.value:
+            key, step, total = pending.pop(0)
             print(
                 f"{key[0]} seed {key[1]}: chunk from step {step or 0} of {total or preset_total}",
                 flush=True,
@@ -130,8 +165,6 @@ def train_runs(preset_total: int) -> None:
                 stdout=subprocess.DEVNULL,
                 stderr=open(dirs[key].with_suffix(".log"), "a"),
             )
-        if not active:
-            break
         key, proc = _wait_any(active)
         if proc.returncode != 0:
             for other in active.values():  # SIGTERM: each saves a checkpoint and stops
@@ -141,7 +174,6 @@ def train_runs(preset_total: int) -> None:
                 f"error: {key[0]} seed {key[1]} stopped with code {proc.returncode}"
                 f" (see {dirs[key]}.log)"
             )
-        pending.append(key)
 
 
 def _wait_any(active: dict):
@@ -252,6 +284,8 @@ def main(argv):
 
     try:
         config = configs.get_config(_CONFIG.value)
+        if not _BUDGET.value >= 0:
+            raise StudyUsageError(f"--budget_s must be >= 0, not {_BUDGET.value}")
         for flag, low in (
             (_SEEDS, 1),
             (_CHUNK, 1),

@@ -158,3 +158,20 @@ def test_study_trains_three_regimes_in_chunks_and_compares(faces_dir, tmp_path):
     # A finished study is not retrained.
     again = _study(*args, "--train_only")
     assert again.returncode == 0 and again.stdout.count("seed 0: done (step 40)") == 3
+
+
+@pytest.mark.slow
+def test_a_budget_stops_training_at_a_round_with_every_run_at_equal_steps(faces_dir, tmp_path):
+    run_dir, out = tmp_path / "runs", tmp_path / "report"
+    args = [
+        "--config=tiny", f"--data_dir={faces_dir}", f"--runs={run_dir}", f"--out={out}",
+        "--chunk=10", "--num_images=6", "--seeds=1", "--resamples=200", "--budget_s=1",
+        "--launch_flags=--config.checkpoint_every=5",
+    ]  # fmt: skip
+    result = _study(*args)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "training stops" in result.stdout and result.stdout.count("chunk from step 0") == 3
+    for regime in ("mouth", "random", "random_mouthsize"):
+        with runs.RunReader(run_dir / "seed0" / regime) as run:
+            assert run.latest_step() == 10 and run.steps() == [5, 10]
+    assert "Steps compared: 5, 10." in (out / "report.md").read_text()
