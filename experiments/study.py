@@ -16,14 +16,15 @@ finishes.
 
 Then scores every run on the mouth box of each population's test split
 (PSNR, SSIM, L1, LPIPS in the hole, the study's feature distance) at the
-checkpoints nearest --fractions of the schedule, one CSV per run in
-OUT/scores/ (a rerun scores only what is missing), and writes
+checkpoints nearest --fractions of the runs' last common step, one CSV per
+run in OUT/scores/ (reused on a rerun only for the same steps and faces), and writes
 OUT/report.md, statistics.csv and curves.png (glcic_jax.evaluation.seed_report):
 intervals over seeds and faces, the size share per metric, the sign test per
 pair, and which claims hold across seeds. With --compare_report, compare.py
 also writes its report (baselines, grids) for seed 0 into OUT/seed0.
 """
 
+import os
 import pathlib
 import shlex
 import subprocess
@@ -41,6 +42,12 @@ _POPULATIONS = flags.DEFINE_list(
     None,
     "NAME=DIR of prepared data folders whose test/ faces score every run (default: the"
     " --data_dir's test split, named after its folder).",
+)
+_PEOPLE = flags.DEFINE_list(
+    "people",
+    ["lfw"],
+    "Populations whose file names are LFW's (Person_Name_0001): a person's photos are resampled"
+    " together.",
 )
 _RUNS = flags.DEFINE_string("runs", "runs/study", "Folder of the training runs.")
 _OUT = flags.DEFINE_string("out", "reports/study", "Report folder.")
@@ -145,6 +152,10 @@ def train_runs(preset_total: int) -> None:
         round_start = time.monotonic()
         _train_round(todo, preset_total)
         last_round = time.monotonic() - round_start
+        if all(_progress(dirs[key])[0] == step for key, step, _ in todo):
+            sys.exit(
+                "error: a round of chunks ended with no run further on (see the runs' .log files)"
+            )
 
 
 def _train_round(todo: list, preset_total: int) -> None:
@@ -187,10 +198,9 @@ def _wait_any(active: dict):
 
 def populations() -> dict[str, pathlib.Path]:
     """NAME -> data folder, from --populations (checked)."""
-    if not _POPULATIONS.value:
-        return {pathlib.Path(_DATA_DIR.value).name: pathlib.Path(_DATA_DIR.value)}
+    items = _POPULATIONS.value or [f"{pathlib.Path(_DATA_DIR.value).name}={_DATA_DIR.value}"]
     out = {}
-    for item in _POPULATIONS.value:
+    for item in items:
         name, sep, folder = item.partition("=")
         if not sep or not name or not folder:
             raise StudyUsageError(f"--populations takes NAME=DIR items, not {item!r}")
@@ -200,16 +210,21 @@ def populations() -> dict[str, pathlib.Path]:
     return out
 
 
-def compared_steps(steps: list[int]) -> list[int]:
-    """The checkpoints nearest --fractions of the last common step."""
+def fractions() -> list[float]:
+    """--fractions, checked."""
     try:
-        fractions = [float(f) for f in _FRACTIONS.value]
+        values = [float(f) for f in _FRACTIONS.value]
     except ValueError:
         raise StudyUsageError(f"--fractions must be numbers, not {','.join(_FRACTIONS.value)}")
-    if not fractions or not all(0 < f <= 1 for f in fractions):
+    if not values or not all(0 < f <= 1 for f in values):
         raise StudyUsageError("--fractions must be in (0, 1]")
+    return values
+
+
+def compared_steps(steps: list[int]) -> list[int]:
+    """The checkpoints nearest --fractions of the runs' last common step."""
     last = steps[-1]
-    return sorted({min(steps, key=lambda s: abs(s - f * last)) for f in fractions})
+    return sorted({min(steps, key=lambda s: abs(s - f * last)) for f in fractions()})
 
 
 def score_all(pops: dict, steps: list[int]) -> list[dict]:
@@ -224,19 +239,27 @@ def score_all(pops: dict, steps: list[int]) -> list[dict]:
     rows = []
     with tqdm(total=len(pops) * len(dirs) * len(steps), desc="scoring", unit="ckpt") as bar:
         for name, folder in pops.items():
-            eval_set = None
+            eval_set = evalset.build_eval_set(folder, size, "mouth", _NUM_IMAGES.value)
+            expected = [(step, pathlib.Path(f).name) for step in steps for f in eval_set.files]
             for (regime, seed), workdir in dirs.items():
                 path = pathlib.Path(_OUT.value) / "scores" / name / f"seed{seed}_{regime}.csv"
                 old = tables.read_csv(path) if path.is_file() else []
-                if old and sorted({r["step"] for r in old}) == steps:
+                if [(r["step"], str(r["image"])) for r in old] == expected:  # same steps and faces
                     rows += old
                     bar.update(len(steps))
                     continue
-                if eval_set is None:
-                    eval_set = evalset.build_eval_set(folder, size, "mouth", _NUM_IMAGES.value)
                 keys = dict(population=name, seed=seed, regime=regime)
-                new = study_scores.score_run(workdir, eval_set, steps, keys, progress=bar.update)
-                tables.write_csv(path, new)
+                new = study_scores.score_run(
+                    workdir,
+                    eval_set,
+                    steps,
+                    keys,
+                    progress=bar.update,
+                    by_person=name in _PEOPLE.value,
+                )
+                partial = path.with_suffix(".partial")  # a kill never leaves a short CSV in place
+                tables.write_csv(partial, new)
+                os.replace(partial, path)
                 rows += new
     return rows
 
@@ -247,16 +270,15 @@ def report(pops: dict, rows: list[dict], steps: list[int], config) -> pathlib.Pa
     scores = seed_study.collect(rows)
     analyses = {}
     for name in pops:
-        pop = scores[name]
-        analyses[name] = {
-            step: {
-                m: seed_study.analyse_step(
-                    pop, step, m, _RESAMPLES.value, share_only=step != steps[-1]
-                )
-                for m in study_scores.METRICS
-            }
-            for step in steps
-        }
+        analyses[name] = {step: {} for step in steps}
+        for step in steps:
+            for m in study_scores.METRICS:
+                try:
+                    analyses[name][step][m] = seed_study.analyse_step(
+                        scores[name], step, m, _RESAMPLES.value, share_only=step != steps[-1]
+                    )
+                except seed_study.StudyError as e:
+                    print(f"note: {name}: {e}: left out of the report")
     setup = [
         f"Preset `{_CONFIG.value}` ({config.image_size} px, {config.total_steps:,} steps,"
         f" batch {config.batch_size}), real patches `{_REAL_PATCHES.value}`; seeds"
@@ -264,9 +286,14 @@ def report(pops: dict, rows: list[dict], steps: list[int], config) -> pathlib.Pa
         f" box of the first {_NUM_IMAGES.value} test faces of: "
         + ", ".join(f"{n} (`{f}`)" for n, f in pops.items())
         + f". Steps compared: {', '.join(f'{s:,}' for s in steps)}. LPIPS (AlexNet) of the hole's"
-        f" box scaled to {study_scores.LPIPS_SIDE} px. People: LFW's file names say who is in a photo"
-        " (a person's photos are resampled together); CelebA's do not, so there each photo counts"
-        " as its own person."
+        f" box scaled to {study_scores.LPIPS_SIDE} px. People: "
+        + (
+            ", ".join(n for n in pops if n in _PEOPLE.value)
+            + " photos are grouped by the person LFW's file names name (a person's photos are"
+            " resampled together); elsewhere each photo counts as its own person."
+            if any(n in _PEOPLE.value for n in pops)
+            else "each photo counts as its own person."
+        )
     ]
     command = "python " + " ".join(
         shlex.quote(a) for a in [f"experiments/{pathlib.Path(sys.argv[0]).name}", *sys.argv[1:]]
@@ -279,6 +306,7 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     logging.set_verbosity(logging.ERROR)
     from glcic_jax import runs
+    from glcic_jax.dataset import folders
     from glcic_jax.evaluation import comparison, seed_study
     from glcic_jax.training import configs
 
@@ -301,6 +329,7 @@ def main(argv):
                 "experiments/prepare_data.py --source=PHOTOS --out=DIR --min_face=0)"
             )
         pops = populations()
+        fractions()
     except (configs.ConfigError, StudyUsageError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
@@ -313,7 +342,7 @@ def main(argv):
         steps = compared_steps(comparison.common_steps(labels))
         rows = score_all(pops, steps)
         path = report(pops, rows, steps, config)
-    except (runs.CheckpointError, seed_study.StudyError, StudyUsageError) as e:
+    except (runs.CheckpointError, seed_study.StudyError, StudyUsageError, folders.DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     print(f"wrote {path}")
@@ -323,7 +352,7 @@ def main(argv):
             sys.executable,
             str(ROOT / "experiments" / "compare.py"),
             *(f"--{r}={dirs[r, 0]}" for r in REGIMES),
-            f"--data_dir={next(iter(pops.values()))}",
+            f"--data_dir={_DATA_DIR.value}",
             f"--out={pathlib.Path(_OUT.value) / 'seed0'}",
             f"--num_images={_NUM_IMAGES.value}",
         ]

@@ -84,6 +84,11 @@ def test_study_scores_two_populations_writes_the_report_and_reuses_its_scores(
     assert again.returncode == 0, again.stderr[-2000:]
     assert {p: p.stat().st_mtime_ns for p in out.glob("scores/*/*.csv")} == stamps
     assert (out / "report.md").read_text() == report
+    # Other faces (fewer of them): every run is scored again, never mixed with the old scores.
+    fewer = _study(*[a for a in args if not a.startswith("--num_images")], "--num_images=4")
+    assert fewer.returncode == 0, fewer.stderr[-2000:]
+    assert len(tables.read_csv(out / "scores" / "celeba" / "seed1_random.csv")) == 2 * 4
+    assert "first 4 test faces" in (out / "report.md").read_text()
 
 
 @pytest.mark.parametrize(
@@ -92,6 +97,7 @@ def test_study_scores_two_populations_writes_the_report_and_reuses_its_scores(
         ("--populations=lfw", "--populations takes NAME=DIR items, not 'lfw'"),
         ("--populations=x=/nonexistent", "population x: /nonexistent/test does not exist"),
         ("--seeds=0", "--seeds must be >= 1, not 0"),
+        ("--fractions=0", "--fractions must be in (0, 1]"),
     ],
 )
 def test_study_refuses_bad_flags_in_one_line(flag, message, faces_dir, tmp_path):
@@ -134,6 +140,10 @@ def test_a_claim_holds_only_when_every_replicate_agrees():
     # The faces-only interval of the seed means is narrower than the one over seeds and faces.
     width = not_held["high"] - not_held["low"]
     assert width > 3 * (not_held["faces_high"] - not_held["faces_low"])
+    one = pop({"mouth": [2.0], "random": [0.0], "random_mouthsize": [1.0]})
+    assert (
+        seed_study.analyse_step(one, 1, "psnr_hole", n_resamples=300)["pairs"][0]["holds"] is None
+    )
     share = seed_study.analyse_step(agree, 1, "psnr_hole", n_resamples=300)["size_share"]
     assert share["share"] == pytest.approx(0.5, abs=0.05) and share["low"] < 0.5 < share["high"]
 
@@ -175,3 +185,16 @@ def test_a_budget_stops_training_at_a_round_with_every_run_at_equal_steps(faces_
         with runs.RunReader(run_dir / "seed0" / regime) as run:
             assert run.latest_step() == 10 and run.steps() == [5, 10]
     assert "Steps compared: 5, 10." in (out / "report.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "name, person",
+    [
+        ("test__Aaron_Peirsol_0002.png", "Aaron_Peirsol"),
+        ("Sammy_Davis_Jr._0001.jpg", "Sammy_Davis_Jr."),
+        ("test__009003.png", "test__009003"),  # CelebA's numbers name no one
+        ("test__1234.png", "test__1234"),
+    ],
+)
+def test_people_are_read_from_lfw_names_only(name, person):
+    assert study_scores.person_of(name) == person

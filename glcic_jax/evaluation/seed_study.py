@@ -15,7 +15,9 @@ three regimes is replicate k of the whole study. From per-image rows
   size-matched control recovers, with its interval and per replicate.
 
 A claim *holds* when its hierarchical interval excludes zero and every
-replicate has the same sign as the whole; reports state only those.
+replicate has the same sign as the whole; reports list the claims that hold
+apart from those that do not. With one seed per regime nothing is tested
+across seeds (`holds` is None).
 """
 
 from __future__ import annotations
@@ -106,9 +108,14 @@ def _finite_faces(arrays: Sequence[np.ndarray]) -> np.ndarray:
     return np.all([np.isfinite(a).all(axis=0) for a in arrays], axis=0)
 
 
-def _holds(point: float, low: float, high: float, replicates: Sequence[float]) -> bool:
+def _holds(point: float, low: float, high: float, replicates: Sequence[float]) -> bool | None:
+    """True when the interval lies on the point's side of 0 and every replicate agrees; None
+    with one replicate (nothing is tested across seeds)."""
+    if len(replicates) < 2:
+        return None
     sign = np.sign(point)
-    return bool(sign != 0 and (low > 0 or high < 0) and all(np.sign(replicates) == sign))
+    inside = sign * low > 0 and sign * high > 0
+    return bool(sign != 0 and inside and all(np.sign(replicates) == sign))
 
 
 def analyse_step(

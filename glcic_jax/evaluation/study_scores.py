@@ -23,9 +23,9 @@ from glcic_jax.evaluation.evalset import EvalSet
 METRICS = ("psnr_hole", "ssim_hole", "l1_hole", "lpips_hole", "feature_distance")
 # The hole's box (36 x 24 px at 64 px) is scaled to this side for LPIPS (AlexNet).
 LPIPS_SIDE = 64
-# A prepared file "test__Aaron_Peirsol_0002.png" -> person "Aaron_Peirsol" (LFW's naming);
-# a file without a 4-digit photo number (CelebA's "test__009003.png") is its own person.
-_PERSON = re.compile(r"^(?:train__|test__)?(?P<person>.+?)_\d{4}$")
+# LFW's naming, as prepared: "test__Aaron_Peirsol_0002.png" -> person "Aaron_Peirsol" (words of
+# letters joined by "_", then a 4-digit photo number). Anything else is its own person.
+_PERSON = re.compile(r"^(?:train__|test__)?(?P<person>[A-Za-z](?:[\w'.-]*[A-Za-z.'])?)_\d{4}$")
 
 
 def direction(metric: str) -> str:
@@ -34,7 +34,7 @@ def direction(metric: str) -> str:
 
 
 def person_of(path) -> str:
-    """Who is in a prepared photo, read from its file name (see `_PERSON`)."""
+    """Who is in a prepared LFW photo, read from its file name (`_PERSON`); else the file's name."""
     stem = pathlib.Path(path).stem
     match = _PERSON.match(stem)
     return match.group("person") if match else stem
@@ -57,8 +57,12 @@ def score_run(
     keys: dict,
     batch_size: int = 16,
     progress=None,
+    by_person: bool = False,
 ) -> list[dict]:
     """Rows (one per step x image) of `METRICS`, each also holding `keys` (population, seed, regime).
+
+    With `by_person`, a row's person is read from LFW's file names (`person_of`), so
+    a person's photos are resampled together; else each photo is its own person.
 
     Raises:
       runs.CheckpointError: a step the run does not have.
@@ -67,7 +71,7 @@ def score_run(
         workdir, eval_set, steps, keys.get("regime", "model"), batch_size, len(steps), progress
     )
     names = [pathlib.Path(f).name for f in eval_set.files]
-    people = [person_of(f) for f in eval_set.files]
+    people = [person_of(f) if by_person else pathlib.Path(f).stem for f in eval_set.files]
     rows = []
     for step in steps:
         per = dict(result.per_image[step], lpips_hole=hole_lpips(eval_set, result.completed[step]))
