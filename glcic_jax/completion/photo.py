@@ -220,13 +220,15 @@ def _framed_region(mask, affine) -> np.ndarray:
     return inside | np.isin(parts, joined[joined > 0])
 
 
-def user_region(user_mask, affine, photo_shape) -> np.ndarray:
+def user_region(user_mask, affine, photo_shape, mirrored: bool = True) -> np.ndarray:
     """A user mask on a face's 256 frame: from photo pixels, or as given (256x256).
 
     Args:
       user_mask: bool (H, W) the photo's size, or (256, 256).
       affine: 2x3 photo -> the 256 frame.
       photo_shape: (H, W) of the photo.
+      mirrored: carry the region's mirror image past the photo's edge, where
+        joined to it, onto the frame too (`_framed_region`), as for faces.
 
     Returns:
       bool (256, 256).
@@ -236,6 +238,11 @@ def user_region(user_mask, affine, photo_shape) -> np.ndarray:
     """
     shape = tuple(user_mask.shape)
     if shape == tuple(photo_shape[:2]):
+        if not mirrored:
+            warped = cv2.warpAffine(
+                user_mask.astype(np.float32), affine, (align.CANVAS, align.CANVAS)
+            )
+            return warped > 0.5
         return _framed_region(user_mask, affine)
     if shape == (align.CANVAS, align.CANVAS):
         return user_mask.astype(bool)
@@ -404,7 +411,8 @@ class PhotoCompleter:
         """
         affine = framing_lib.reframe(paste.region_framing(user_mask), self.framing, align.CANVAS)
         aligned = np.asarray(align.warp(rgb, affine, align.CANVAS))
-        chosen = user_region(user_mask, affine, rgb.shape)
+        # Not mirrored: the region stays in the box where the model expects its hole.
+        chosen = user_region(user_mask, affine, rgb.shape, mirrored=False)
         grow = 2 * math.ceil(math.sqrt(abs(np.linalg.det(affine[:, :2])))) + 1
         chosen = cv2.dilate(chosen.astype(np.uint8), np.ones((grow, grow), np.uint8)) > 0
         ys, xs = np.nonzero(user_mask)
