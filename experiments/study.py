@@ -134,7 +134,7 @@ def train_runs(preset_total: int) -> None:
     says would not end within the budget.
     """
     dirs = run_dirs()
-    start, last_round = time.monotonic(), 0.0
+    start, last_round, before = time.monotonic(), 0.0, None
     while True:
         todo = []
         for key, workdir in dirs.items():
@@ -145,6 +145,11 @@ def train_runs(preset_total: int) -> None:
                 todo.append((key, step, total))
         if not todo:
             return
+        if before is not None and all(before[key] == step for key, step, _ in todo):
+            sys.exit(
+                "error: a round of chunks ended with no run further on (see the runs' .log files)"
+            )
+        before = {key: step for key, step, _ in todo}
         elapsed = time.monotonic() - start
         if _BUDGET.value and elapsed + last_round > _BUDGET.value:
             print(f"budget: {elapsed:.0f} s used, a round takes {last_round:.0f} s: training stops")
@@ -152,10 +157,6 @@ def train_runs(preset_total: int) -> None:
         round_start = time.monotonic()
         _train_round(todo, preset_total)
         last_round = time.monotonic() - round_start
-        if all(_progress(dirs[key])[0] == step for key, step, _ in todo):
-            sys.exit(
-                "error: a round of chunks ended with no run further on (see the runs' .log files)"
-            )
 
 
 def _train_round(todo: list, preset_total: int) -> None:

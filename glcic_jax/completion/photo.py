@@ -197,7 +197,7 @@ def load_user_mask(path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         raise PhotoError(f"mask file {e}") from None
 
 
-def _framed_region(mask, affine) -> np.ndarray:
+def _framed_region(mask, affine, mirrored: bool = True) -> np.ndarray:
     """A photo-pixel region on the face's frame, with its mirror past the photo's edge where it
     meets the edge.
 
@@ -209,14 +209,16 @@ def _framed_region(mask, affine) -> np.ndarray:
     size = (align.CANVAS, align.CANVAS)
     mask = mask.astype(np.float32)
     inside = cv2.warpAffine(mask, affine, size, flags=cv2.INTER_LINEAR) > 0.5
-    mirrored = (
+    if not mirrored:
+        return inside
+    mirror = (
         cv2.warpAffine(
             mask, affine, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
         )
         > 0.5
     )
-    _, parts = cv2.connectedComponents(mirrored.astype(np.uint8), connectivity=8)
-    joined = np.unique(parts[inside & mirrored])
+    _, parts = cv2.connectedComponents(mirror.astype(np.uint8), connectivity=8)
+    joined = np.unique(parts[inside & mirror])
     return inside | np.isin(parts, joined[joined > 0])
 
 
@@ -238,12 +240,7 @@ def user_region(user_mask, affine, photo_shape, mirrored: bool = True) -> np.nda
     """
     shape = tuple(user_mask.shape)
     if shape == tuple(photo_shape[:2]):
-        if not mirrored:
-            warped = cv2.warpAffine(
-                user_mask.astype(np.float32), affine, (align.CANVAS, align.CANVAS)
-            )
-            return warped > 0.5
-        return _framed_region(user_mask, affine)
+        return _framed_region(user_mask, affine, mirrored)
     if shape == (align.CANVAS, align.CANVAS):
         return user_mask.astype(bool)
     raise PhotoError(

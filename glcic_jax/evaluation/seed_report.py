@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from glcic_jax.evaluation import seed_study, study_scores, tables
+from glcic_jax.evaluation import metrics, seed_study, tables
 
 LABELS = {"mouth": "mouth", "random": "random", "random_mouthsize": "control"}
 CURVE_METRICS = ("feature_distance", "psnr_hole", "lpips_hole")
@@ -37,9 +37,7 @@ def _pct(x: float) -> str:
 
 def _claim(pair: Mapping, metric: str) -> str:
     better = (
-        pair["a"]
-        if (pair["diff"] > 0) == (study_scores.direction(metric) == "higher")
-        else pair["b"]
+        pair["a"] if (pair["diff"] > 0) == (metrics.direction(metric) == "higher") else pair["b"]
     )
     worse = pair["b"] if better == pair["a"] else pair["a"]
     return f"{LABELS[better]} beats {LABELS[worse]} on {metric}"
@@ -86,7 +84,7 @@ def _population_section(population: str, by_step: Mapping, final: int) -> list[s
     for metric, res in at_end.items():
         cells = [_ci(res["regimes"][r]["mean"], res["regimes"][r]["low"], res["regimes"][r]["high"], metric)
                  for r in seed_study.REGIMES]  # fmt: skip
-        lines.append(f"| {metric} | {study_scores.direction(metric)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {metric} | {metrics.direction(metric)} | " + " | ".join(cells) + " |")
     lines += [
         "",
         "Paired differences a - b: hierarchical interval (seeds and faces), the faces-only interval of the"
@@ -146,7 +144,7 @@ def plot_curves(populations: Mapping[str, seed_study.PopulationScores], path) ->
                 for seed_curve in means:
                     ax.plot(steps, seed_curve, color=line.get_color(), linewidth=0.5, alpha=0.6)
             ax.set_title(
-                f"{population}: {metric} ({study_scores.direction(metric)} is better)", fontsize=8
+                f"{population}: {metric} ({metrics.direction(metric)} is better)", fontsize=8
             )
             ax.set_xlabel("training step", fontsize=7)
             ax.tick_params(labelsize=7)

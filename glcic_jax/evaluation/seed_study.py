@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from glcic_jax.evaluation import stats, study_scores
+from glcic_jax.evaluation import metrics, stats, study_scores
 
 REGIMES = ("mouth", "random", "random_mouthsize")
 CONTROL = "random_mouthsize"
@@ -100,7 +100,7 @@ def common_steps(pop: PopulationScores) -> list[int]:
 
 
 def _better(metric: str) -> float:
-    return 1.0 if study_scores.direction(metric) == "higher" else -1.0
+    return 1.0 if metrics.direction(metric) == "higher" else -1.0
 
 
 def _finite_faces(arrays: Sequence[np.ndarray]) -> np.ndarray:

@@ -28,11 +28,6 @@ LPIPS_SIDE = 64
 _PERSON = re.compile(r"^(?:train__|test__)?(?P<person>[A-Za-z](?:[\w'.-]*[A-Za-z.'])?)_\d{4}$")
 
 
-def direction(metric: str) -> str:
-    """ "higher" or "lower" is better."""
-    return "lower" if metric == "lpips_hole" else metrics.direction(metric)
-
-
 def person_of(path) -> str:
     """Who is in a prepared LFW photo, read from its file name (`_PERSON`); else the file's name."""
     stem = pathlib.Path(path).stem
