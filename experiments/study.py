@@ -110,7 +110,9 @@ def _progress(workdir: pathlib.Path) -> tuple[int | None, int | None]:
     return step, int(inference.load_config(workdir, step).total_steps)
 
 
-def _chunk_command(regime: str, seed: int, workdir: pathlib.Path, resume: bool) -> list[str]:
+def _chunk_command(
+    regime: str, seed: int, workdir: pathlib.Path, resume: bool, steps: int
+) -> list[str]:
     return [
         sys.executable,
         str(ROOT / "launch.py"),
@@ -119,7 +121,7 @@ def _chunk_command(regime: str, seed: int, workdir: pathlib.Path, resume: bool) 
         f"--data_dir={_DATA_DIR.value}",
         f"--workdir={workdir}",
         f"--seed={seed}",
-        f"--steps_per_run={_CHUNK.value}",
+        f"--steps_per_run={steps}",
         f"--config.real_patches={_REAL_PATCHES.value}",
         *_LAUNCH_FLAGS.value,
         *(["--resume"] if resume else []),
@@ -129,9 +131,10 @@ def _chunk_command(regime: str, seed: int, workdir: pathlib.Path, resume: bool) 
 def train_runs(preset_total: int) -> None:
     """Run chunks until every run is at the end of its schedule, --parallel at a time.
 
-    Chunks go in rounds (one chunk of every unfinished run), so the runs stay at
-    equal steps; with --budget_s, no round starts that the last one's duration
-    says would not end within the budget.
+    Chunks go in rounds that bring every run behind the next common chunk
+    boundary to it (round_plan), so an interrupted study comes back to equal
+    steps before any run goes further; with --budget_s, no round starts that
+    the last one's duration says would not end within the budget.
     """
     dirs = run_dirs()
     start, last_round, before = time.monotonic(), 0.0, None
@@ -155,25 +158,38 @@ def train_runs(preset_total: int) -> None:
             print(f"budget: {elapsed:.0f} s used, a round takes {last_round:.0f} s: training stops")
             return
         round_start = time.monotonic()
-        _train_round(todo, preset_total)
+        _train_round(round_plan(todo, _CHUNK.value, preset_total), preset_total)
         last_round = time.monotonic() - round_start
 
 
+def round_plan(todo: list, chunk: int, preset_total: int) -> list:
+    """[(key, step, total, steps to train)] of the runs in `todo` [(key, step, total)]
+    behind the next chunk boundary any of them reaches: each is trained to it."""
+    target = min(((step or 0) // chunk + 1) * chunk for _, step, _ in todo)
+    plan = []
+    for key, step, total in todo:
+        end = min(target, total or preset_total)
+        if (step or 0) < end:
+            plan.append((key, step, total, end - (step or 0)))
+    return plan
+
+
 def _train_round(todo: list, preset_total: int) -> None:
-    """One chunk of each run in `todo` [(key, step, total)], --parallel at a time."""
+    """One chunk of each run in `todo` [(key, step, total, steps)], --parallel at a time."""
     dirs = run_dirs()
     active: dict = {}
     pending = list(todo)
     while pending or active:
         while pending and len(active) < _PARALLEL.value:
-            key, step, total = pending.pop(0)
+            key, step, total, steps = pending.pop(0)
             print(
-                f"{key[0]} seed {key[1]}: chunk from step {step or 0} of {total or preset_total}",
+                f"{key[0]} seed {key[1]}: steps {step or 0} to {(step or 0) + steps}"
+                f" of {total or preset_total}",
                 flush=True,
             )
             dirs[key].parent.mkdir(parents=True, exist_ok=True)
             active[key] = subprocess.Popen(
-                _chunk_command(*key, dirs[key], resume=step is not None),
+                _chunk_command(*key, dirs[key], resume=step is not None, steps=steps),
                 stdout=subprocess.DEVNULL,
                 stderr=open(dirs[key].with_suffix(".log"), "a"),
             )

@@ -160,8 +160,8 @@ def test_study_trains_three_regimes_in_chunks_and_compares(faces_dir, tmp_path):
     for regime in ("mouth", "random", "random_mouthsize"):
         with runs.RunReader(run_dir / "seed0" / regime) as run:
             assert run.latest_step() == 40  # the tiny preset's total, reached in two chunks
-        first_chunk = f"{regime} seed 0: chunk from step 0"
-        assert "chunk from step 25" in result.stdout.split(first_chunk)[1]
+        first_chunk = f"{regime} seed 0: steps 0 to 25 of 40"
+        assert f"{regime} seed 0: steps 25 to 40" in result.stdout.split(first_chunk)[1]
     assert "## " + faces_dir.name + " at step 40" in (out / "report.md").read_text()
     diffs = tables.read_csv(out / "seed0" / "differences.csv")
     assert {d["a"] for d in diffs} == {"mouth-trained", "random_mouthsize-trained"}
@@ -180,11 +180,26 @@ def test_a_budget_stops_training_at_a_round_with_every_run_at_equal_steps(faces_
     ]  # fmt: skip
     result = _study(*args)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "training stops" in result.stdout and result.stdout.count("chunk from step 0") == 3
+    assert "training stops" in result.stdout and result.stdout.count("steps 0 to 10") == 3
     for regime in ("mouth", "random", "random_mouthsize"):
         with runs.RunReader(run_dir / "seed0" / regime) as run:
             assert run.latest_step() == 10 and run.steps() == [5, 10]
     assert "Steps compared: 5, 10." in (out / "report.md").read_text()
+    # A run stopped off the boundary (a kill) is brought to it with the others, not past them.
+    ahead = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "launch.py"), "--mask=mouth", "--config=tiny",
+         f"--data_dir={faces_dir}", f"--workdir={run_dir / 'seed0' / 'mouth'}", "--resume",
+         "--steps_per_run=3", "--config.checkpoint_every=5"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert ahead.returncode == 0, ahead.stderr[-2000:]
+    result = _study(*args, "--train_only")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "mouth seed 0: steps 13 to 20" in result.stdout
+    assert result.stdout.count("steps 10 to 20") == 2
+    for regime in ("mouth", "random", "random_mouthsize"):
+        with runs.RunReader(run_dir / "seed0" / regime) as run:
+            assert run.latest_step() == 20
 
 
 @pytest.mark.parametrize(
