@@ -21,6 +21,8 @@ has no colour difference to follow.
 import cv2
 import numpy as np
 
+from glcic_jax.segmenter import grabcut
+
 MAX_SIDE = 256  # px: GrabCut runs on the region's surroundings scaled to at most this
 ITERATIONS = 3
 _MIN_SAMPLES = 50  # pixels each colour model needs
@@ -64,8 +66,7 @@ def grow(rgb, region, band: int, max_side: int = MAX_SIDE) -> np.ndarray:
     trimap[core] = cv2.GC_FGD
     if core.sum() < _MIN_SAMPLES or (~near).sum() < _MIN_SAMPLES:
         return region  # too small to model, or no room outside the band
-    models = (np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64))
-    cv2.grabCut(small, trimap, None, *models, ITERATIONS, cv2.GC_INIT_WITH_MASK)
+    grabcut.seeded_grabcut(small, trimap, ITERATIONS)
     mask = ((trimap == cv2.GC_FGD) | (trimap == cv2.GC_PR_FGD)) & near
     _, labels = cv2.connectedComponents((mask | small_seed).astype(np.uint8), connectivity=8)
     touching = np.unique(labels[small_seed])

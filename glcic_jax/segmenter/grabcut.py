@@ -53,6 +53,19 @@ DILATE = 6  # px at 256: the mask's border and its shadow on the skin
 MIN_AREA = 0.3  # of the mouth box's area
 MAX_AREA = 0.6  # of the canvas
 ITERATIONS = 4
+GRABCUT_SEED = 0  # OpenCV random state set before each GrabCut (`seeded_grabcut`)
+
+
+def seeded_grabcut(image, labels, iterations: int) -> None:
+    """cv2.grabCut from a mask, refining `labels` in place, the same on every call.
+
+    GrabCut starts its colour models with k-means++, which draws from OpenCV's
+    per-thread random generator: unseeded, the same photo got a region that
+    depended on how many GrabCuts had run before it in the process.
+    """
+    cv2.setRNGSeed(GRABCUT_SEED)
+    models = (np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64))
+    cv2.grabCut(image, labels, None, *models, iterations, cv2.GC_INIT_WITH_MASK)
 
 
 def box_region(size: int = align.CANVAS) -> np.ndarray:
@@ -124,9 +137,8 @@ def segment_mask(aligned, landmarks=None, iterations: int = ITERATIONS):
     if landmarks is None:
         landmarks = overlay.CANONICAL * size / align.CANVAS
     labels = trimap(aligned, landmarks)
-    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     # GrabCut works in BGR internally but any consistent order is fine.
-    cv2.grabCut(aligned, labels, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
+    seeded_grabcut(aligned, labels, iterations)
     fg = ((labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)).astype(np.uint8)
     region = _seeded_component(fg, seed_region(landmarks, size))
     region = _fill_holes(region)
