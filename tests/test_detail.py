@@ -7,6 +7,7 @@ the network's smooth fill on fine detail and LPIPS while PSNR stays within
 the bar fails it.
 """
 
+import dataclasses
 import os
 import pathlib
 import subprocess
@@ -114,6 +115,29 @@ def test_a_bank_file_reads_back_as_written(tmp_path, synthetic_bank):
     assert back.names == synthetic_bank.names
     for field in ("detail", "usable", "chroma", "pictures", "grains", "yaws", "facial_hair"):
         assert np.array_equal(getattr(back, field), getattr(synthetic_bank, field)), field
+
+
+def test_a_donor_whose_grain_is_far_beyond_the_others_is_never_lent(synthetic_bank):
+    n = 12
+    grains = np.exp(np.random.default_rng(0).normal(1.2, 0.25, n)).astype(np.float32)
+    grains[5] = grains.max() * 3  # a net veil over the skin
+    bank = dataclasses.replace(
+        synthetic_bank,
+        names=[f"d{i}" for i in range(n)],
+        grains=grains,
+        facial_hair=np.zeros(n, np.float32),
+        yaws=np.zeros(n, np.float32),
+        pictures=np.repeat(synthetic_bank.pictures[:1], n, axis=0),
+    )
+    target = bank.pictures[5].copy()  # donor 5 matches the fill best
+    bank.pictures[np.arange(n) != 5] += (
+        np.random.default_rng(1).normal(0, 0.2, (n - 1, *target.shape)).astype(np.float32)
+    )
+    assert 5 not in bank.lendable() and len(bank.lendable()) == n - 1
+    index, _, _ = bank.choose(target, np.ones(target.shape, bool), 0.0)
+    assert index != 5
+    bearded = dataclasses.replace(bank, facial_hair=np.full(n, 1.0, np.float32))
+    assert len(bearded.lendable()) == n  # no shaven donor: all stay, as before
 
 
 def test_a_missing_or_foreign_bank_is_one_clear_error(tmp_path):
@@ -226,8 +250,6 @@ def test_donor_detail_beats_the_smooth_fill_on_held_out_faces(real_bank, smooth_
 
 
 def test_a_bank_without_detail_fails_the_same_bar(real_bank, smooth_fills):
-    import dataclasses
-
     blank = dataclasses.replace(
         real_bank, detail=np.zeros_like(real_bank.detail), chroma=np.zeros_like(real_bank.chroma)
     )

@@ -31,7 +31,7 @@ MAX_OPEN_MOUTH = 0.004  # share of the store frame that is the mouth's inside (t
 MAX_YAW = 0.25  # |yaw| (nose offset / eye distance) above which a donor is left out
 YAW_POOL = 400  # donors of the nearest yaw among which the picture match chooses (all shaven ones, as built)
 CHROMA_GAIN = 0.7  # the share of the donor's colour detail (its lips' red) lent
-GRAIN_WEIGHT = 0.5
+GRAIN_WEIGHT = 0.5  # weight of the squared log grain ratio in the donor distance
 GRAIN_FLOOR = (
     0.25  # grey levels: grains below this count as this (a flawless photo is not infinitely far)
 )
@@ -40,7 +40,10 @@ GRAIN_FLOOR = (
 # photos at 0.85 and up).
 MATCH_FULL = 0.6
 MATCH_NONE = 1.0
-MAX_FACIAL_HAIR = 0.2  # donors darker than this at the upper lip or chin are not lent (beards)  # weight of the squared log grain ratio in the donor distance
+MAX_FACIAL_HAIR = 0.2  # donors darker than this at the upper lip or chin are not lent (beards)
+MAX_GRAIN_Z = (
+    3.0  # robust deviations of log grain above the shaven donors' beyond which one is not lent
+)
 
 
 class DonorBankError(Exception):
@@ -241,12 +244,31 @@ class DonorBank:
         source = str(paths[0].parent) if paths else ""
         return cls.from_donors(donors, source), counts
 
+    def lendable(self) -> np.ndarray:
+        """Indices of the donors `choose` may lend: clean-shaven, with skin grain like the others'.
+
+        A shaven donor whose grain (log) lies more than `MAX_GRAIN_Z` robust
+        deviations (1.4826 median absolute deviations) above the shaven donors'
+        median has something else over the skin: in the CelebA-HQ bank, a net
+        veil, which drew a net over real faces' fills.
+        """
+        shaven = np.flatnonzero(self.facial_hair <= MAX_FACIAL_HAIR)
+        if not shaven.size:
+            return np.arange(len(self))
+        log_grain = np.log(np.maximum(self.grains[shaven], 1e-6))
+        centre = np.median(log_grain)
+        spread = 1.4826 * np.median(np.abs(log_grain - centre))
+        if spread > 0:
+            shaven = shaven[log_grain <= centre + MAX_GRAIN_Z * spread]
+        return shaven
+
     def choose(self, picture, zone, yaw: float, grain=None, ring=None) -> tuple[int, float, float]:
         """(index, picture distance, gain) of the best donor among the `YAW_POOL` of the nearest yaws.
 
         Donors with a beard or moustache (`facial_hair` above `MAX_FACIAL_HAIR`)
         are passed over: a beard drawn on a face that has none is a worse
-        failure than a clean-shaven fill under a bearded face's mask.
+        failure than a clean-shaven fill under a bearded face's mask; so are
+        donors whose grain is far beyond the others' (`lendable`).
 
         Donors are ranked by the matching pictures' distance
         (`transfer.donor_distances`, the one returned) plus `GRAIN_WEIGHT`
@@ -255,8 +277,7 @@ class DonorBank:
         face gets a smooth-skinned donor, a grainy one a grainy donor. The gain scales the donor's grain to the face's,
         within `transfer.GAIN_RANGE`.
         """
-        shaven = np.flatnonzero(self.facial_hair <= MAX_FACIAL_HAIR)
-        candidates = shaven if shaven.size else np.arange(len(self))
+        candidates = self.lendable()
         nearest = np.argsort(np.abs(self.yaws[candidates] - yaw), kind="stable")[:YAW_POOL]
         pool = candidates[nearest]
         distances = transfer.donor_distances(picture, self.pictures[pool], zone)
