@@ -41,9 +41,7 @@ GRAIN_FLOOR = (
 MATCH_FULL = 0.6
 MATCH_NONE = 1.0
 MAX_FACIAL_HAIR = 0.2  # donors darker than this at the upper lip or chin are not lent (beards)
-MAX_GRAIN_Z = (
-    3.0  # robust deviations of log grain above the shaven donors' beyond which one is not lent
-)
+MAX_GRAIN_Z = 3.0  # log grain this many robust deviations above the shaven donors': not lent
 
 
 class DonorBankError(Exception):
