@@ -3,7 +3,8 @@
   python experiments/study.py --data_dir=data/celeba10k-aligned \
       --populations=celeba=data/celeba10k-aligned,lfw=data/lfw-aligned \
       --runs=runs/study --out=reports/study [--seeds=3] [--config=cpu64] \
-      [--chunk=1500] [--num_images=500] [--parallel=3] [--real_patches=hole]
+      [--chunk=1500] [--num_images=500] [--parallel=3] [--real_patches=hole] \
+      [--budget_s=S] [--train_only | --score_only]
 
 Trains `mouth` (the study's fixed box), `random` (the study's random holes)
 and `random_mouthsize` (the control: the mouth box's size at random
@@ -73,6 +74,12 @@ _LAUNCH_FLAGS = flags.DEFINE_list(
     "More launch.py flags for every run, e.g. --config.compute_dtype=bfloat16,--config.checkpoint_every=500.",
 )
 _TRAIN_ONLY = flags.DEFINE_bool("train_only", False, "Stop after training.")
+_SCORE_ONLY = flags.DEFINE_bool(
+    "score_only",
+    False,
+    "Train nothing: score the runs at their last common step as they are (while they train"
+    " elsewhere, or stopped early).",
+)
 _COMPARE_REPORT = flags.DEFINE_bool(
     "compare_report", False, "Also compare.py's report (baselines, grids) of seed 0 in OUT/seed0."
 )
@@ -345,13 +352,16 @@ def main(argv):
                 f"data folder {_DATA_DIR.value} does not exist (build it with: python "
                 "experiments/prepare_data.py --source=PHOTOS --out=DIR --min_face=0)"
             )
+        if _TRAIN_ONLY.value and _SCORE_ONLY.value:
+            raise StudyUsageError("--train_only and --score_only exclude each other")
         pops = populations()
         fractions()
     except (configs.ConfigError, StudyUsageError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     pathlib.Path(_RUNS.value).mkdir(parents=True, exist_ok=True)
-    train_runs(config.total_steps)
+    if not _SCORE_ONLY.value:
+        train_runs(config.total_steps)
     if _TRAIN_ONLY.value:
         return
     try:

@@ -85,8 +85,11 @@ def test_study_scores_two_populations_writes_the_report_and_reuses_its_scores(
     assert {p: p.stat().st_mtime_ns for p in out.glob("scores/*/*.csv")} == stamps
     assert (out / "report.md").read_text() == report
     # Other faces (fewer of them): every run is scored again, never mixed with the old scores.
-    fewer = _study(*[a for a in args if not a.startswith("--num_images")], "--num_images=4")
+    fewer = _study(
+        *[a for a in args if not a.startswith("--num_images")], "--num_images=4", "--score_only"
+    )
     assert fewer.returncode == 0, fewer.stderr[-2000:]
+    assert "done (step" not in fewer.stdout  # no run even looked at for training
     assert len(tables.read_csv(out / "scores" / "celeba" / "seed1_random.csv")) == 2 * 4
     assert "first 4 test faces" in (out / "report.md").read_text()
 
@@ -98,10 +101,11 @@ def test_study_scores_two_populations_writes_the_report_and_reuses_its_scores(
         ("--populations=x=/nonexistent", "population x: /nonexistent/test does not exist"),
         ("--seeds=0", "--seeds must be >= 1, not 0"),
         ("--fractions=0", "--fractions must be in (0, 1]"),
+        ("--train_only --score_only", "--train_only and --score_only exclude each other"),
     ],
 )
 def test_study_refuses_bad_flags_in_one_line(flag, message, faces_dir, tmp_path):
-    result = _study(f"--data_dir={faces_dir}", f"--runs={tmp_path / 'r'}", flag)
+    result = _study(f"--data_dir={faces_dir}", f"--runs={tmp_path / 'r'}", *flag.split())
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"error: {message}"]
     assert not (tmp_path / "r").exists()
