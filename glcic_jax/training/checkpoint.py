@@ -110,6 +110,7 @@ class Checkpoints(RunReader):
         and for branches (`branch_check`).
         """
         check = check_compatible if check is None else check
+        _drop_abandoned_read_reports()  # before a read fails: its callbacks come at once
         for step in reversed(self.steps()):
             try:
                 meta = self.read_meta(step)
@@ -164,28 +165,39 @@ def _collect_abandoned_reads() -> None:
     closed, raise "Event loop is closed", and each failed read's error is
     reported when its coroutine is collected. Python would print a traceback
     for each (hundreds); the one-line warning of `restore_latest_intact` says
-    what matters. Only these kinds are dropped, from here on; anything else
-    still reaches the previous hook.
+    what matters (`_drop_abandoned_read_reports`).
     """
-    if not getattr(sys.unraisablehook, "drops_abandoned_reads", False):
-        previous = sys.unraisablehook
-
-        def hook(unraisable):
-            closed_loop = isinstance(unraisable.exc_value, RuntimeError) and (
-                str(unraisable.exc_value) == "Event loop is closed"
-            )
-            code = getattr(unraisable.object, "cr_code", None)  # an abandoned Orbax coroutine
-            orbax_read = code is not None and "orbax" in code.co_filename
-            if not (closed_loop or orbax_read):
-                previous(unraisable)
-
-        hook.drops_abandoned_reads = True
-        sys.unraisablehook = hook
-        # Abandoned read tasks that failed too: asyncio logs each when collected.
-        logging.getLogger("asyncio").addFilter(_NotAnAbandonedRead())
+    _drop_abandoned_read_reports()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
         gc.collect()
+
+
+def _drop_abandoned_read_reports() -> None:
+    """From here on, drop the reports of the reads a failed Orbax restore abandons.
+
+    Installed before the first restore is tried: an abandoned read's callback
+    can arrive from an I/O thread as soon as a read fails, before the failure
+    reaches `restore_latest_intact`. Only these kinds are dropped; anything
+    else still reaches the previous hook.
+    """
+    if getattr(sys.unraisablehook, "drops_abandoned_reads", False):
+        return
+    previous = sys.unraisablehook
+
+    def hook(unraisable):
+        closed_loop = isinstance(unraisable.exc_value, RuntimeError) and (
+            str(unraisable.exc_value) == "Event loop is closed"
+        )
+        code = getattr(unraisable.object, "cr_code", None)  # an abandoned Orbax coroutine
+        orbax_read = code is not None and "orbax" in code.co_filename
+        if not (closed_loop or orbax_read):
+            previous(unraisable)
+
+    hook.drops_abandoned_reads = True
+    sys.unraisablehook = hook
+    # Abandoned read tasks that failed too: asyncio logs each when collected.
+    logging.getLogger("asyncio").addFilter(_NotAnAbandonedRead())
 
 
 class _NotAnAbandonedRead(logging.Filter):
