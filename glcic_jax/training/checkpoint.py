@@ -165,9 +165,8 @@ def _collect_abandoned_reads() -> None:
     closed, raise "Event loop is closed", and each failed read's error is
     reported when its coroutine is collected. Python would print a traceback
     for each (hundreds); the one-line warning of `restore_latest_intact` says
-    what matters (`_drop_abandoned_read_reports`).
+    what matters (`_drop_abandoned_read_reports`, installed before the restore).
     """
-    _drop_abandoned_read_reports()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
         gc.collect()
