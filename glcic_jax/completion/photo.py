@@ -197,7 +197,7 @@ def load_user_mask(path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         raise PhotoError(f"mask file {e}") from None
 
 
-def _framed_region(mask, affine, mirrored: bool = True) -> np.ndarray:
+def _framed_region(mask, affine, mirrored: bool = True, side: int = align.CANVAS) -> np.ndarray:
     """A photo-pixel region on the face's frame, with its mirror past the photo's edge where it
     meets the edge.
 
@@ -206,7 +206,7 @@ def _framed_region(mask, affine, mirrored: bool = True) -> np.ndarray:
     colour is what the network and the blending carry into the fill. A mirror image
     not joined to the region (a mask that stops short of the edge) stays context.
     """
-    size = (align.CANVAS, align.CANVAS)
+    size = (side, side)
     mask = mask.astype(np.float32)
     inside = cv2.warpAffine(mask, affine, size, flags=cv2.INTER_LINEAR) > 0.5
     if not mirrored:
@@ -267,6 +267,8 @@ class PhotoCompleter:
         when first needed).
       detail_bank: a `donor_bank.DonorBank` whose best donor lends the fill
         its fine detail (step 6), or None for the network's smooth fill.
+      refiner: a `refine_net.RefineNet` that sharpens the model's fill at
+        the frame's 256 px before blending (step 3), or None.
     """
 
     def __init__(
@@ -279,6 +281,7 @@ class PhotoCompleter:
         mask_segmenter=None,
         masked_min_confidence=MASKED_MIN_CONFIDENCE,
         detail_bank=None,
+        refiner=None,
     ):
         if segmenter not in MASK_SEGMENTERS:
             raise PhotoError(
@@ -292,6 +295,7 @@ class PhotoCompleter:
         self.masked_min_confidence = min(masked_min_confidence, min_confidence)
         self._mask_net = mask_segmenter
         self.detail_bank = detail_bank
+        self.refiner = refiner
 
     @property
     def mask_net(self) -> mask_net.MaskNet:
@@ -341,12 +345,9 @@ class PhotoCompleter:
                 return self._complete_without_face(rgb, user_mask)
             return PhotoResult("no_face", out, changed, [])
         todo = [p for p in prepared if p[1].region.any()]
-        fills = self._fill(
-            [aligned for aligned, _, _ in todo], [info.region for _, info, _ in todo]
-        )
         # A region in photo pixels bounds the fill exactly, despite the two resamplings.
-        for (_, info, allowed), fill in zip(todo, fills):
-            written = paste.paste_back(out, fill, info.region, info.affine, allowed)
+        for (_, info, allowed), (fill, hole, affine) in zip(todo, self._fill(rgb, todo)):
+            written = paste.paste_back(out, fill, hole, affine, allowed)
             if allowed is not None:
                 written |= paste.inpaint_rest(out, allowed & ~written & ~changed)
             info.filled = int(written.sum())
@@ -417,22 +418,29 @@ class PhotoCompleter:
         landmarks = np.full((len(detection.LANDMARKS), 2), np.nan)
         info = FaceResult(box, 0.0, landmarks, affine, "file_no_face", chosen)
         out = rgb.copy()
-        fill = self._fill([aligned], [chosen])[0]
-        written = paste.paste_back(out, fill, chosen, affine, user_mask)
+        ((fill, hole, affine),) = self._fill(rgb, [(aligned, info, user_mask)])
+        written = paste.paste_back(out, fill, hole, affine, user_mask)
         info.filled = int(written.sum())
         return PhotoResult("ok", out, written, [info])
 
-    def _fill(self, aligned: list, regions: list) -> list:
-        """Completes aligned 256 faces at the model's size; uint8 256 canvases."""
-        if not aligned:
+    def _fill(self, rgb, faces: list) -> list:
+        """Completes framed faces: one (fill uint8 (S, S, 3), region (S, S), affine) per face.
+
+        `faces`: (framed face at 256, its `FaceResult`, photo-pixel region or
+        None). The model fills each at its own size (`coarse_fills`); with a
+        refiner, the fill is sharpened in the frame nearest the face's own
+        resolution (`_refine`), which then replaces the 256 frame.
+        """
+        if not faces:
             return []
-        size = self.completer.image_size
-        small = np.stack([_resize(a, size) for a in aligned])
-        holes = np.stack([_resize(r.astype(np.float32), size) > 0 for r in regions])
-        done = self.completer.complete(small, holes)
+        ups = coarse_fills(
+            self.completer, [f for f, _, _ in faces], [i.region for _, i, _ in faces]
+        )
         fills = []
-        for face, hole, result in zip(aligned, regions, done):
-            up = np.clip(_resize(result, align.CANVAS, cv2.INTER_CUBIC), 0.0, 1.0)
+        for (face, info, allowed), up in zip(faces, ups):
+            hole, affine = info.region, info.affine
+            if self.refiner is not None:
+                face, hole, affine, up = self._refine(rgb, face, hole, affine, allowed, up)
             if self.postprocess:
                 fill = postprocess.blend(face, up, hole)
             else:
@@ -440,8 +448,56 @@ class PhotoCompleter:
                 fill[hole] = np.round(up[hole] * 255.0).astype(np.uint8)
             if is_grey(face):
                 fill[hole] = cv2.cvtColor(fill, cv2.COLOR_RGB2GRAY)[hole][:, None]
-            fills.append(fill)
+            fills.append((fill, hole, affine))
         return fills
+
+    def _refine(self, rgb, face, hole, affine, allowed, up):
+        """(frame, region, affine, sharpened fill) in the refiner's frame nearest the face's resolution.
+
+        The face is framed again at that side from the photo (not scaled up
+        from the 256 frame, whose detail is already lost), its region with it
+        (from photo pixels when it has them), and the coarse fill scaled to it.
+        """
+        side = refine_side(affine, self.refiner.frame_sizes)
+        if side != len(face):
+            affine = rescaled(affine, side / len(face))
+            face = np.asarray(align.warp(rgb, affine, side))
+            scaled = _resize(hole.astype(np.float32), side, cv2.INTER_LINEAR) > 0.5
+            hole = (
+                scaled if allowed is None else scaled | _framed_region(allowed, affine, side=side)
+            )
+            up = np.clip(_resize(up, side, cv2.INTER_CUBIC), 0.0, 1.0)
+        sharp = self.refiner.refine(face[None], hole[None], up[None])[0]
+        return face, hole, affine, sharp
+
+
+def refine_side(affine, sides) -> int:
+    """The side among `sides` nearest a face's own resolution: 256 x photo pixels per frame pixel."""
+    photo_per_frame = 1.0 / math.sqrt(abs(np.linalg.det(affine[:, :2])))
+    want = align.CANVAS * photo_per_frame
+    return min(sides, key=lambda s: abs(s - want))
+
+
+def rescaled(affine, k: float) -> np.ndarray:
+    """`affine` onto a frame k times the side: pixel centres map to centres (i + 0.5) k - 0.5."""
+    out = np.asarray(affine, np.float64) * k
+    out[:, 2] += 0.5 * k - 0.5
+    return out
+
+
+def coarse_fills(completer, frames, regions) -> np.ndarray:
+    """The completion model's fills of framed faces, scaled up to the frames' size.
+
+    Each frame is shrunk to the model's size (area averaging), its region with
+    it (any covered pixel stays hole), completed, and the result scaled back
+    up (bicubic) to its frame's side: a list of float32 (S, S, 3) in [0, 1].
+    The refiner trains on fills made by this same function.
+    """
+    size = completer.image_size
+    small = np.stack([_resize(a, size) for a in frames])
+    holes = np.stack([_resize(np.asarray(r, np.float32), size) > 0 for r in regions])
+    done = completer.complete(small, holes)
+    return [np.clip(_resize(r, len(f), cv2.INTER_CUBIC), 0.0, 1.0) for r, f in zip(done, frames)]
 
 
 def is_grey(rgb, tolerance: int = GREY_TOLERANCE, coloured_share: float = 0.01) -> bool:

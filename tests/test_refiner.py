@@ -1,0 +1,216 @@
+"""The fine stage: its networks, its training (resumable), its file, and the photo pipeline with it."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from flax import nnx
+
+from glcic_jax.completion import inference, photo
+from glcic_jax.refiner import configs as refiner_configs
+from glcic_jax.refiner import network, refine_net
+from glcic_jax.refiner import train as refiner
+from glcic_jax.segmenter.synthetic import face_sources
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+def random_batch(n=2, side=32, seed=0):
+    rng = np.random.default_rng(seed)
+    composite = rng.uniform(size=(n, side, side, 3)).astype(np.float32)
+    hole = np.zeros((n, side, side), np.float32)
+    hole[:, side // 4 : 3 * side // 4, side // 4 : 3 * side // 4] = 1.0
+    return composite, hole
+
+
+def test_a_fresh_refiner_returns_the_coarse_fill_unchanged():
+    composite, hole = random_batch()
+    graphdef, params = nnx.split(network.build(4), nnx.Param)
+    out = np.asarray(network.refine(graphdef, params, composite, hole))
+    np.testing.assert_array_equal(out, composite)
+
+
+def test_the_refiner_changes_only_the_hole():
+    composite, hole = random_batch()
+    model = network.build(4, seed=3)
+    model.head.kernel[...] = np.random.default_rng(1).normal(size=model.head.kernel.shape) * 0.5
+    graphdef, params = nnx.split(model, nnx.Param)
+    out = np.asarray(network.refine(graphdef, params, composite, hole))
+    outside = hole == 0
+    np.testing.assert_array_equal(out[outside], composite[outside])
+    assert np.abs(out[~outside] - composite[~outside]).mean() > 0.01
+    with pytest.raises(ValueError, match="divisible"):
+        network.refine(graphdef, params, composite[:, :30, :30], hole[:, :30, :30])
+
+
+def test_the_critics_convolutions_are_divided_by_their_largest_singular_value():
+    conv = network.SpectralConv(5, 7, 4, stride=2, rngs=nnx.Rngs(0))
+    x = np.zeros((1, 8, 8, 5), np.float32)
+    for _ in range(60):  # the power iteration converges over calls
+        conv(x)
+    w = np.asarray(conv.kernel[...]).reshape(-1, 7)
+    sigma = np.linalg.svd(w, compute_uv=False)[0]
+    u = np.asarray(conv.u[...])
+    v = w @ u
+    np.testing.assert_allclose(np.linalg.norm(v), sigma, rtol=1e-3)
+    assert conv(np.ones((2, 16, 16, 5), np.float32)).shape == (2, 8, 8, 7)
+    critic = network.PatchCritic(4, rngs=nnx.Rngs(0))
+    assert critic(np.zeros((2, 64, 64, 3), np.float32), np.zeros((2, 64, 64))).shape == (2, 4, 4)
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("frame_sizes", (64, 90), "multiples of 16"),
+        ("frame_sizes", (16,), "at least"),
+        ("crop_size", 40, "multiple of 16"),
+        ("batch_size", 0, "batch_size"),
+        ("adversarial_weight", -1.0, "adversarial_weight"),
+    ],
+)
+def test_a_config_that_cannot_train_is_one_line_naming_its_field(field, value, message):
+    config = refiner_configs.get_config("tiny")
+    config[field] = value
+    with pytest.raises(refiner_configs.ConfigError, match=message):
+        refiner_configs.validate(config)
+
+
+def test_the_crop_centre_lies_in_the_holes_box():
+    holes = np.zeros((50, 64, 64), bool)
+    holes[:, 40:50, 5:20] = True
+    origins = refiner.crop_origins(holes, np.random.default_rng(0), 32)
+    centres = origins + 16
+    assert (origins >= 0).all() and (origins <= 32).all()
+    assert ((centres[:, 0] >= 32) & (centres[:, 1] >= 16)).all()  # clipped at the frame's edge
+    assert len({tuple(o) for o in origins}) > 5
+
+
+@pytest.fixture(scope="module")
+def lfw_photos(faces_dir, tmp_path_factory):
+    """Six LFW training photos, their faces found: a face folder for tiny runs."""
+    folder = tmp_path_factory.mktemp("faces")
+    for path in sorted((faces_dir / "train").glob("*.jpg"))[:6]:
+        (folder / path.name).write_bytes(path.read_bytes())
+    sources = face_sources.find_sources(sorted(folder.glob("*.jpg")), progress=False)
+    assert len(sources) >= 4
+    return folder, sources
+
+
+@pytest.fixture(scope="module")
+def coarse():
+    return inference.Completer.photo_model(batch_size=2)
+
+
+def tiny_config(**overrides):
+    config = refiner_configs.get_config("tiny")
+    config.update(overrides)
+    return config
+
+
+def test_a_training_run_logs_both_critic_scores_saves_and_exports(lfw_photos, coarse, tmp_path):
+    folder, _ = lfw_photos
+    workdir = tmp_path / "run"
+    assert refiner.train_refiner(tiny_config(), workdir, folder, coarse) == 4
+    records = [json.loads(line) for line in (workdir / "metrics.jsonl").open()]
+    assert [r["step"] for r in records] == [2, 4]
+    for key in ("l1", "lpips", "adversarial", "critic_real", "critic_fake"):
+        assert all(np.isfinite(r[key]) for r in records), key
+    assert (workdir / "samples" / "refiner_00000004.png").exists()
+    with pytest.raises(refiner.checkpoint.CheckpointError, match="--resume"):
+        refiner.train_refiner(tiny_config(), workdir, folder, coarse)
+    size = refiner.export(workdir, tmp_path / "refiner.npz")
+    net = refine_net.RefineNet.from_file(tmp_path / "refiner.npz")
+    assert size < 100_000 and net.step == 4 and net.frame_sizes == (64, 96)
+
+
+@pytest.mark.slow  # two tiny trainings, each compiled
+def test_training_resumes_to_the_same_weights(lfw_photos, coarse, tmp_path):
+    folder, sources = lfw_photos
+    straight, chunked = tmp_path / "straight", tmp_path / "chunked"
+    config = tiny_config(total_steps=4, checkpoint_every=2)
+    assert refiner.train_refiner(config, straight, folder, coarse) == 4
+    config.steps_per_run = 2
+    assert refiner.train_refiner(config, chunked, folder, coarse) == 2
+    assert refiner.train_refiner(config, chunked, folder, coarse, resume=True) == 4
+    a, b = tmp_path / "a.npz", tmp_path / "b.npz"
+    refiner.export(straight, a, storage="float32")
+    refiner.export(chunked, b, storage="float32")
+    pa, pb = refine_net.load(a)[2], refine_net.load(b)[2]
+    for x, y in zip(*(nnx.to_flat_state(p) for p in (pa, pb))):
+        np.testing.assert_allclose(x[1][...], y[1][...], rtol=1e-5, atol=1e-6)
+
+
+def test_a_refiner_file_round_trips_and_bad_files_are_one_clear_error(tmp_path):
+    model = network.build(4, seed=2)
+    model.head.kernel[...] = np.full(model.head.kernel.shape, 0.01, np.float32)
+    _, params = nnx.split(model, nnx.Param)
+    config = dict(tiny_config().to_dict())
+    path = tmp_path / "r.npz"
+    assert refine_net.save(path, params, config, 9) == path.stat().st_size
+    net = refine_net.RefineNet.from_file(path)
+    frames = np.random.default_rng(0).integers(0, 256, (1, 32, 32, 3), dtype=np.uint8)
+    holes = np.zeros((1, 32, 32), bool)
+    holes[0, 8:24, 8:24] = True
+    coarse = np.full((1, 32, 32, 3), 0.5, np.float32)
+    out = net.refine(frames, holes, coarse)
+    np.testing.assert_array_equal(out[0][~holes[0]], frames[0][~holes[0]] / np.float32(255.0))
+    assert np.abs(out[0][holes[0]] - 0.5).max() > 0.001  # the head's weights are used
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    wrong = tmp_path / "wrong.npz"
+    refine_net.save(wrong, params, dict(config, width=8), 9)
+    for bad, message in (
+        (tmp_path / "none.npz", "does not exist"),
+        (tmp_path / "junk.npz", "not a readable"),
+        (wrong, "does not match"),
+    ):
+        with pytest.raises(refine_net.RefinerError, match=message):
+            refine_net.load(bad)
+
+
+def test_the_refining_frame_is_the_side_nearest_the_faces_resolution():
+    affine = np.array([[0.5, 0.0, 3.0], [0.0, 0.5, 4.0]])  # 2 photo px per frame px
+    assert photo.refine_side(affine, (256, 384, 512)) == 512
+    assert photo.refine_side(affine * 2.6, (256, 384, 512)) == 256  # a small face
+    assert photo.refine_side(affine * 4 / 3, (256, 384, 512)) == 384
+    doubled = photo.rescaled(affine, 2.0)
+    # The photo point at pixel centre c of the 256 frame lands at 2c + 0.5 of the 512 one.
+    point = np.array([10.0, 20.0])
+    c = affine[:, :2] @ point + affine[:, 2]
+    np.testing.assert_allclose(doubled[:, :2] @ point + doubled[:, 2], 2 * c + 0.5)
+
+
+def test_the_pipeline_with_a_refiner_changes_only_the_region(lfw_photos, coarse, tmp_path):
+    folder, _ = lfw_photos
+    model = network.build(4, seed=4)
+    model.head.kernel[...] = np.random.default_rng(1).normal(size=model.head.kernel.shape) * 0.2
+    _, params = nnx.split(model, nnx.Param)
+    config = dict(tiny_config().to_dict(), frame_sizes=[256, 512])
+    refine_net.save(tmp_path / "r.npz", params, config, 1)
+    net = refine_net.RefineNet.from_file(tmp_path / "r.npz")
+    rgb = photo.load_photo(sorted(folder.glob("*.jpg"))[0])
+    user = np.zeros(rgb.shape[:2], bool)
+    user[95:130, 50:100] = True  # the lower face of a 150 px LFW crop
+    plain = photo.PhotoCompleter(inference.Completer.photo_model(batch_size=1))
+    sharp = photo.PhotoCompleter(inference.Completer.photo_model(batch_size=1), refiner=net)
+    a = plain.complete(rgb, "file", user_mask=user)
+    b = sharp.complete(rgb, "file", user_mask=user)
+    changed = np.any(b.completed != rgb, axis=-1)
+    assert b.status == "ok" and not (changed & ~user).any() and changed.sum() > 0.9 * user.sum()
+    assert np.abs(a.completed.astype(int) - b.completed)[user].mean() > 1.0
+
+
+def test_train_refiner_py_says_what_is_wrong_in_one_line(tmp_path):
+    script = ROOT / "experiments" / "train_refiner.py"
+    for args, message in (
+        (["--config=tiny", "--config.crop_size=40"], "crop_size"),
+        (["--config=tiny", f"--faces={tmp_path / 'none'}"], "does not exist"),
+        (["--config=nope"], "presets: cpu, tiny"),
+    ):
+        done = subprocess.run(
+            [sys.executable, str(script), f"--workdir={tmp_path / 'w'}", *args],
+            capture_output=True, text=True, timeout=300, cwd=ROOT,
+        )  # fmt: skip
+        assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+        assert message in done.stderr.strip().splitlines()[-1], done.stderr[-2000:]
