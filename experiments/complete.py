@@ -5,6 +5,11 @@
       --output=out/ [--step=N] [--region=mask|box|file] [--segmenter=net|grabcut] \
       [--mask_file=mask.png] [--no_postprocess]
 
+Sharp fills: the shipped fine stage (pretrained/REFINER_CARD.md) redraws
+each face's fill at the face's own resolution over the model's coarse fill;
+--refiner=FILE uses another refiner file, --refiner=none the coarse fill alone
+(models framed on the study's canvas never get the shipped one).
+
 Fine detail: with a donor bank (--donors, default data/donor_bank.npz,
 built once by experiments/build_donor_bank.py from sharp face photos) the
 fill gets the fine texture of the donor face that best matches it (lips, the
@@ -96,6 +101,11 @@ _DONORS = flags.DEFINE_string(
     "Donor bank (.npz) whose faces lend the fill fine detail; '' for the network's smooth fill."
     " Built by experiments/build_donor_bank.py.",
 )
+_REFINER = flags.DEFINE_string(
+    "refiner",
+    None,
+    "Refiner file of the fine stage; default the shipped one, 'none' for the coarse fill alone.",
+)
 _NO_POSTPROCESS = flags.DEFINE_boolean(
     "no_postprocess", False, "Skip the paper's Telea + seamlessClone blending."
 )
@@ -118,6 +128,11 @@ def main(argv):
     if not source.exists():
         _fail(f"input not found: {source}")
     bank = _load_donors(_DONORS.value)  # a bad bank is refused before any folder is made
+    refiner = None
+    if _REFINER.value not in (None, "none"):  # likewise a bad refiner file
+        if not pathlib.Path(_REFINER.value).is_file():
+            _fail(f"refiner file not found: {_REFINER.value}")
+        refiner = _call(photo.load_refiner, _REFINER.value)
     folder = source.is_dir()
     _call(photo_folder.check_output_dir, out_dir, source if folder else None)
     if folder:
@@ -128,13 +143,18 @@ def main(argv):
     else:
         photos, root = [source], source.parent
     user_mask = _call(photo.load_user_mask, _MASK_FILE.value) if _MASK_FILE.value else None
-    completer = photo.PhotoCompleter(
-        _load_completer(_CHECKPOINT.value, _STEP.value),
+    model = _load_completer(_CHECKPOINT.value, _STEP.value)
+    if _REFINER.value is None:  # the shipped one, for models framed as it learnt
+        refiner = _call(photo.load_refiner, None, model)
+    completer = _call(
+        photo.PhotoCompleter,
+        model,
         min_confidence=_MIN_CONFIDENCE.value,
         postprocess=not _NO_POSTPROCESS.value,
         segmenter=_SEGMENTER.value,
         masked_min_confidence=_MASKED_MIN_CONFIDENCE.value,
         detail_bank=bank,
+        refiner=refiner,
     )
     if _REGION.value == "mask" and _SEGMENTER.value == "net":
         _call(lambda: completer.mask_net)  # a missing segmenter file: one line, before any work
@@ -229,9 +249,9 @@ def _load_completer(run, step):
         _fail(f"cannot load a model from {run or inference.PHOTO_MODEL}: {e}")
 
 
-def _call(fn, *args):
+def _call(fn, *args, **kwargs):
     try:
-        return fn(*args)
+        return fn(*args, **kwargs)
     except photo.PhotoError as e:
         _fail(str(e))
 

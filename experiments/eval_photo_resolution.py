@@ -19,6 +19,9 @@ faces where the pipeline found a masked face); columns: masked, the region
 the pipeline found, the pipeline, the pipeline given the true mask, Telea,
 the truth; with --donors (a donor bank, experiments/build_donor_bank.py),
 two more methods and columns: both pipeline fills with the donor detail.
+With a refiner (--refiner, default the shipped one; --refiner=none leaves it
+out), two more: both pipeline fills through the fine stage, and with
+--donors as well, the refined fill given the true mask with donor detail.
 CelebA-HQ's terms: non-commercial research only, never committed or
 published outside the lab (its README). Wiring only: the protocol is
 glcic_jax/evaluation/photo_resolution.py.
@@ -44,6 +47,12 @@ _OUT = flags.DEFINE_string("out", None, "Output folder.", required=True)
 _DONORS = flags.DEFINE_string(
     "donors", None, "A donor bank (.npz, experiments/build_donor_bank.py): adds the detail rows."
 )
+_REFINER = flags.DEFINE_string(
+    "refiner",
+    None,
+    "A refiner file (experiments/train_refiner.py --export) for the fine-stage rows;"
+    " default the shipped one, 'none' leaves them out.",
+)
 _ROWS = flags.DEFINE_integer("sheet_rows", 4, "Faces on each of the typical and worst sheets.")
 _TILE = flags.DEFINE_integer("tile", 200, "Side of a sheet's tile, px.")
 _MAX_KB = flags.DEFINE_integer("max_sheet_kb", 150, "Largest sheet JPEG, KB (quality is lowered).")
@@ -58,6 +67,7 @@ def main(argv):
     from glcic_jax.evaluation import figures, tables
     from glcic_jax.evaluation import photo_resolution as pr
     from glcic_jax.face_masks import overlay
+    from glcic_jax.refiner import refine_net
 
     paths = pr.held_out_paths(_FACES.value)[: _N.value]
     if not paths:
@@ -69,9 +79,15 @@ def main(argv):
         completer = photo.PhotoCompleter(model)
         _ = completer.mask_net  # a missing segmenter file: one line, before any work
         bank = donor_bank.DonorBank.load(_DONORS.value) if _DONORS.value else None
+        refined = None
+        if _REFINER.value != "none" and (_REFINER.value or photo.REFINER_FILE.is_file()):
+            refiner = refine_net.RefineNet.from_file(_REFINER.value or photo.REFINER_FILE)
+            refined = photo.PhotoCompleter(
+                model, mask_segmenter=completer.mask_net, refiner=refiner
+            )
     except (
         overlay.OverlayError, runs.CheckpointError, photo.PhotoError, donor_bank.DonorBankError,
-        ValueError,
+        refine_net.RefinerError, ValueError,
     ) as e:  # fmt: skip
         sys.exit(f"eval_photo_resolution: {e}")
     out = pathlib.Path(_OUT.value)
@@ -82,7 +98,12 @@ def main(argv):
     if not photos:
         sys.exit("eval_photo_resolution: no face found in any photo")
     rows, tiles = pr.score(
-        completer, photos, lambda xs: tqdm(xs, desc="faces", unit="face"), _TILE.value, bank
+        completer,
+        photos,
+        lambda xs: tqdm(xs, desc="faces", unit="face"),
+        _TILE.value,
+        bank,
+        refined,
     )
     tables.write_csv(out / "rows.csv", rows)
     text = pr.report(rows)
@@ -98,6 +119,8 @@ def main(argv):
             found[j] for j in pr.picks([lpips[i] for i in found], _ROWS.value)["worst"]
         ]
     columns = pr.SHEET_COLUMNS + (pr.DETAIL_COLUMNS if bank is not None else ())
+    if refined is not None:
+        columns += pr.REFINED_COLUMNS + (pr.REFINED_DETAIL_COLUMNS if bank is not None else ())
     for name, chosen in sheets.items():
         data = figures.jpeg_bytes(
             figures.contact_sheet(tiles, chosen, columns), _MAX_KB.value * 1000

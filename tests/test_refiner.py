@@ -214,3 +214,30 @@ def test_train_refiner_py_says_what_is_wrong_in_one_line(tmp_path):
         )  # fmt: skip
         assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
         assert message in done.stderr.strip().splitlines()[-1], done.stderr[-2000:]
+
+
+def test_a_canvas_framed_model_gets_no_refiner(tmp_path):
+    model = network.build(4)
+    _, params = nnx.split(model, nnx.Param)
+    refine_net.save(tmp_path / "r.npz", params, dict(tiny_config().to_dict()), 1)
+    net = refine_net.RefineNet.from_file(tmp_path / "r.npz")
+    study = inference.Completer.pretrained(batch_size=1)  # the study's canvas model
+    with pytest.raises(photo.PhotoError, match="mask_crop"):
+        photo.PhotoCompleter(study, refiner=net)
+    assert photo.load_refiner(None, study) is None
+    with pytest.raises(photo.PhotoError, match="not a readable"):
+        (tmp_path / "junk.npz").write_bytes(b"junk")
+        photo.load_refiner(tmp_path / "junk.npz")
+
+
+def test_complete_py_refuses_a_missing_refiner_file_in_one_line(tmp_path):
+    photo_path = tmp_path / "p.png"
+    __import__("PIL.Image").Image.new("RGB", (64, 64)).save(photo_path)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "experiments" / "complete.py"), f"--input={photo_path}",
+         f"--output={tmp_path / 'out'}", f"--refiner={tmp_path / 'none.npz'}"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "refiner file not found" in done.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "out").exists()

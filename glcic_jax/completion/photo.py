@@ -71,6 +71,7 @@ from glcic_jax import images
 from glcic_jax.completion import paste, postprocess
 from glcic_jax.faces import align, detection
 from glcic_jax.faces import framing as framing_lib
+from glcic_jax.refiner import coarse, refine_net
 from glcic_jax.segmenter import grabcut as segment
 from glcic_jax.segmenter import mask_net
 
@@ -82,6 +83,8 @@ MIN_CONFIDENCE = 0.9
 MASKED_MIN_CONFIDENCE = 0.7
 # The shipped mask segmenter (its card: pretrained/MASK_SEGMENTER_CARD.md).
 SEGMENTER_FILE = pathlib.Path(__file__).resolve().parent / "pretrained" / "mask_segmenter96.npz"
+# The shipped fine stage (its card: pretrained/REFINER_CARD.md).
+REFINER_FILE = SEGMENTER_FILE.parent / "refiner.npz"
 MAX_PIXELS = 100_000_000  # larger photos are refused (decompression bombs)
 # A frame whose channels differ by at most this (of 255) everywhere is a grey photo.
 GREY_TOLERANCE = 3
@@ -287,6 +290,11 @@ class PhotoCompleter:
             raise PhotoError(
                 f"unknown segmenter {segmenter!r}; choose one of {', '.join(MASK_SEGMENTERS)}"
             )
+        if refiner is not None and getattr(completer, "framing", "canvas") != refine_net.FRAMING:
+            raise PhotoError(
+                f"the fine stage refines faces framed as {refine_net.FRAMING!r}; this model"
+                f" frames them as {getattr(completer, 'framing', 'canvas')!r} (use no refiner)"
+            )
         self.completer = completer
         self.detector = detector or detection.Detector()
         self.min_confidence = min_confidence
@@ -427,13 +435,13 @@ class PhotoCompleter:
         """Completes framed faces: one (fill uint8 (S, S, 3), region (S, S), affine) per face.
 
         `faces`: (framed face at 256, its `FaceResult`, photo-pixel region or
-        None). The model fills each at its own size (`coarse_fills`); with a
+        None). The model fills each at its own size (`coarse.coarse_fills`); with a
         refiner, the fill is sharpened in the frame nearest the face's own
         resolution (`_refine`), which then replaces the 256 frame.
         """
         if not faces:
             return []
-        ups = coarse_fills(
+        ups = coarse.coarse_fills(
             self.completer, [f for f, _, _ in faces], [i.region for _, i, _ in faces]
         )
         fills = []
@@ -485,19 +493,24 @@ def rescaled(affine, k: float) -> np.ndarray:
     return out
 
 
-def coarse_fills(completer, frames, regions) -> np.ndarray:
-    """The completion model's fills of framed faces, scaled up to the frames' size.
+def load_refiner(path=None, completer=None):
+    """The refiner file at `path`, or the shipped one (None where it is not installed).
 
-    Each frame is shrunk to the model's size (area averaging), its region with
-    it (any covered pixel stays hole), completed, and the result scaled back
-    up (bicubic) to its frame's side: a list of float32 (S, S, 3) in [0, 1].
-    The refiner trains on fills made by this same function.
+    With `completer`, the shipped refiner is left out (None) for a model whose
+    faces are framed otherwise than the refiner's (the study's canvas models).
+
+    Raises:
+      PhotoError: `path` is not a usable refiner file.
     """
-    size = completer.image_size
-    small = np.stack([_resize(a, size) for a in frames])
-    holes = np.stack([_resize(np.asarray(r, np.float32), size) > 0 for r in regions])
-    done = completer.complete(small, holes)
-    return [np.clip(_resize(r, len(f), cv2.INTER_CUBIC), 0.0, 1.0) for r, f in zip(done, frames)]
+    if path is None:
+        framing = getattr(completer, "framing", refine_net.FRAMING)
+        if not REFINER_FILE.is_file() or framing != refine_net.FRAMING:
+            return None
+        path = REFINER_FILE
+    try:
+        return refine_net.RefineNet.from_file(path)
+    except refine_net.RefinerError as e:
+        raise PhotoError(str(e)) from None
 
 
 def is_grey(rgb, tolerance: int = GREY_TOLERANCE, coloured_share: float = 0.01) -> bool:

@@ -25,6 +25,12 @@ by:
                       the two pipeline fills with a donor bank's fine detail
                       laid on them (`donor_bank.DonorBank.add_detail`), when
                       `score` is given a bank
+  pipeline_refined, pipeline_true_mask_refined
+                      the two pipeline fills with the fine stage
+                      (`PhotoCompleter(refiner=...)`), when `score` is given
+                      a refining pipeline; with a bank too,
+                      pipeline_true_mask_refined_detail: the donor's detail
+                      laid on the refined fill
 
 and scored against the face without the mask:
 
@@ -86,6 +92,8 @@ SHEET_SIDE = 200  # a tile of the typical / worst sheets, px
 FOUND = "net"  # the default pipeline's status of a face it found and found a mask on
 METHODS = ("pipeline", "pipeline_true_mask", "telea_true_mask", "masked_input")
 DETAIL_METHODS = ("pipeline_detail", "pipeline_true_mask_detail")
+REFINED_METHODS = ("pipeline_refined", "pipeline_true_mask_refined")
+REFINED_DETAIL_METHODS = ("pipeline_true_mask_refined_detail",)
 METHOD_NAMES = {
     "pipeline": "pipeline (the region it finds)",
     "pipeline_true_mask": "pipeline, given the true mask",
@@ -93,6 +101,9 @@ METHOD_NAMES = {
     "masked_input": "masked input, nothing filled",
     "pipeline_detail": "pipeline + donor detail",
     "pipeline_true_mask_detail": "pipeline + donor detail, given the true mask",
+    "pipeline_refined": "pipeline + fine stage",
+    "pipeline_true_mask_refined": "pipeline + fine stage, given the true mask",
+    "pipeline_true_mask_refined_detail": "pipeline + fine stage + donor detail, given the true mask",
 }
 METRICS = ("psnr", "ssim", "l1", "lpips", "detail", "psnr256", "ssim256")
 HIGHER_IS_BETTER = {"psnr", "ssim", "psnr256", "ssim256", "detail"}
@@ -103,9 +114,23 @@ PAIRS = (
     ("pipeline", "pipeline_true_mask"),
     ("pipeline_detail", "pipeline"),
     ("pipeline_true_mask_detail", "pipeline_true_mask"),
+    ("pipeline_refined", "pipeline"),
+    ("pipeline_true_mask_refined", "pipeline_true_mask"),
+    ("pipeline_true_mask_refined", "pipeline_true_mask_detail"),
+    ("pipeline_true_mask_refined_detail", "pipeline_true_mask_detail"),
 )
 SHEET_COLUMNS = ("masked", "region found", "pipeline", "pipeline, true mask", "Telea", "truth")
 DETAIL_COLUMNS = ("pipeline + detail", "true mask + detail")
+REFINED_COLUMNS = ("pipeline + fine stage", "true mask + fine stage")
+REFINED_DETAIL_COLUMNS = ("true mask + fine + detail",)
+
+
+def methods_of(bank, refined) -> tuple:
+    """The methods `score` runs with a bank and a refining pipeline (each may be None)."""
+    methods = METHODS + (DETAIL_METHODS if bank is not None else ())
+    if refined is not None:
+        methods += REFINED_METHODS + (REFINED_DETAIL_METHODS if bank is not None else ())
+    return methods
 
 
 # ---------------------------------------------------------------------------
@@ -220,8 +245,8 @@ def with_detail(result: photo.PhotoResult, bank) -> np.ndarray:
     return out
 
 
-def complete_all(completer: photo.PhotoCompleter, pasted: PastedPhoto, bank=None):
-    """The completions of one masked photo: `METHODS`, and `DETAIL_METHODS` with a bank.
+def complete_all(completer: photo.PhotoCompleter, pasted: PastedPhoto, bank=None, refined=None):
+    """The completions of one masked photo: `methods_of(bank, refined)`.
 
     Returns:
       ({method: completed RGB uint8 (H, W, 3)}, {method: bool (H, W) pixels
@@ -236,23 +261,21 @@ def complete_all(completer: photo.PhotoCompleter, pasted: PastedPhoto, bank=None
         baselines.DEFAULT_INPAINT_RADIUS,
         cv2.INPAINT_TELEA,
     )
-    done = {
-        "pipeline": found.completed,
-        "pipeline_true_mask": given.completed,
-        "telea_true_mask": telea,
-        "masked_input": pasted.masked,
-    }
-    regions = {
-        "pipeline": found.region,
-        "pipeline_true_mask": given.region,
-        "telea_true_mask": pasted.mask,
-        "masked_input": np.zeros_like(pasted.mask),
-    }
+    results = {"pipeline": found, "pipeline_true_mask": given}
+    if refined is not None:
+        results["pipeline_refined"] = refined.complete(pasted.masked, "mask")
+        results["pipeline_true_mask_refined"] = refined.complete(
+            pasted.masked, "file", user_mask=pasted.mask
+        )
+    done = {m: r.completed for m, r in results.items()}
+    regions = {m: r.region for m, r in results.items()}
+    done.update(telea_true_mask=telea, masked_input=pasted.masked)
+    regions.update(telea_true_mask=pasted.mask, masked_input=np.zeros_like(pasted.mask))
     if bank is not None:
-        done["pipeline_detail"] = with_detail(found, bank)
-        done["pipeline_true_mask_detail"] = with_detail(given, bank)
-        regions["pipeline_detail"] = found.region
-        regions["pipeline_true_mask_detail"] = given.region
+        for method in list(results):
+            if method != "pipeline_refined":
+                done[f"{method}_detail"] = with_detail(results[method], bank)
+                regions[f"{method}_detail"] = results[method].region
     return done, regions, found
 
 
@@ -289,7 +312,9 @@ def tiles_of(pasted, done, found, side: int = SHEET_SIDE) -> list[np.ndarray]:
         done["telea_true_mask"],
         pasted.truth,
     ]
-    panels += [done[m] for m in DETAIL_METHODS if m in done]
+    panels += [
+        done[m] for m in DETAIL_METHODS + REFINED_METHODS + REFINED_DETAIL_METHODS if m in done
+    ]
     return [
         cv2.resize(
             np.ascontiguousarray(p[y0:y1, x0:x1]), (side, side), interpolation=cv2.INTER_AREA
@@ -299,7 +324,12 @@ def tiles_of(pasted, done, found, side: int = SHEET_SIDE) -> list[np.ndarray]:
 
 
 def score(
-    completer: photo.PhotoCompleter, photos, progress=iter, side: int = SHEET_SIDE, bank=None
+    completer: photo.PhotoCompleter,
+    photos,
+    progress=iter,
+    side: int = SHEET_SIDE,
+    bank=None,
+    refined=None,
 ):
     """Per-face rows of every method, and each face's sheet tiles.
 
@@ -309,19 +339,22 @@ def score(
       progress: wraps the list of photos (e.g. tqdm).
       side: tile size of the sheets.
       bank: a `donor_bank.DonorBank` for the `DETAIL_METHODS` (None: left out).
+      refined: the same pipeline with a refiner, for the `REFINED_METHODS`
+        (None: left out).
 
     Returns:
       (rows: one dict per photo and method, `METRICS` plus face, template,
       method, status (the default pipeline's, `_status`), remnant,
       region_pixels, mask_pixels, truth_detail (the truth's Laplacian
       variance inside the eroded mask); tiles: one list of `SHEET_COLUMNS`
-      tiles per photo, then `DETAIL_COLUMNS` with a bank).
+      tiles per photo, then `DETAIL_COLUMNS` with a bank, `REFINED_COLUMNS`
+      with a refiner, `REFINED_DETAIL_COLUMNS` with both).
     """
     rows, tiles = [], []
     lpips_inputs = collections.defaultdict(list)
-    methods = METHODS + (DETAIL_METHODS if bank is not None else ())
+    methods = methods_of(bank, refined)
     for pasted in progress(list(photos)):
-        done, regions, found = complete_all(completer, pasted, bank)
+        done, regions, found = complete_all(completer, pasted, bank, refined)
         status = _status(found)
         mask = pasted.mask
         truth_detail = fine_detail.laplacian_variance(pasted.truth, fine_detail.inner_mask(mask))
@@ -389,7 +422,8 @@ def paired_difference(rows, a: str, b: str, metric: str) -> dict:
 
 def report(rows) -> str:
     """The markdown summary of `score`'s rows: means and medians, the paired differences."""
-    methods = [m for m in METHODS + DETAIL_METHODS if any(r["method"] == m for r in rows)]
+    every = METHODS + DETAIL_METHODS + REFINED_METHODS + REFINED_DETAIL_METHODS
+    methods = [m for m in every if any(r["method"] == m for r in rows)]
     n = len({r["face"] for r in rows})
     lines = [
         f"{n} held-out faces, scored over the true mask at the photo's resolution"

@@ -18,6 +18,8 @@ from glcic_jax import npz_files
 from glcic_jax.refiner import network
 
 FORMAT = "glcic-jax-refiner-1"
+# How the faces it learnt from were framed: the shipped photo model's mask crop.
+FRAMING = "mask_crop"
 
 
 class RefinerError(Exception):

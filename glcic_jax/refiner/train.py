@@ -15,7 +15,7 @@ photo). Holes: a fixed bank of face-mask-shaped holes in that frame (the
 photo model's own hole regime, `overlay_bank.mask_bank`, drawn at the
 largest size and shrunk). The coarse fill is the photo model's (`coarse`,
 an `inference.Completer`), made exactly as the pipeline makes it
-(`photo.coarse_fills`). Batch t is drawn from a generator seeded by
+(`coarse.coarse_fills`). Batch t is drawn from a generator seeded by
 (seed, t) (frame sizes, faces, holes, mirror flips, and a crop of
 `config.crop_size` px centred in the hole's box), so a resumed run sees the
 batches a run without the break would have; it is rendered on a thread
@@ -43,12 +43,12 @@ from flax import nnx, struct
 from tqdm import tqdm
 
 from glcic_jax import locations
-from glcic_jax.completion import photo
 from glcic_jax.dataset import folders
 from glcic_jax.face_masks import overlay
 from glcic_jax.faces import align, detection
 from glcic_jax.faces import framing as framing_lib
 from glcic_jax.holes import overlay_bank
+from glcic_jax.refiner import coarse as coarse_stage
 from glcic_jax.refiner import configs as refiner_configs
 from glcic_jax.refiner import network, refine_net
 from glcic_jax.segmenter.synthetic import face_sources
@@ -57,7 +57,7 @@ from glcic_jax.training.loop import StopRequested, make_workdir
 from glcic_jax.training.writer import MetricWriter, image_grid, prepare_log
 
 SOURCES_FILE = "sources.json"
-FRAMING = "mask_crop"  # the shipped photo model's framing
+FRAMING = refine_net.FRAMING
 # What a user can fix, reported as one line.
 USER_ERRORS = (
     refiner_configs.ConfigError,
@@ -241,7 +241,7 @@ class RefinerStream:
             f, h = self.frames[scale[i]][face[i]], self.holes[scale[i]][hole[i]]
             faces.append(f[:, ::-1] if flip[i] else f)
             holes.append(h[:, ::-1] if flip[i] else h)
-        coarse = photo.coarse_fills(self.coarse, faces, holes)
+        coarse = coarse_stage.coarse_fills(self.coarse, faces, holes)
         origins = [crop_origins(h[None], rng, k)[0] for h in holes]
         cut = lambda a: np.stack([x[t : t + k, s : s + k] for x, (t, s) in zip(a, origins)])  # noqa: E731
         truth, holes, coarse = cut(faces), cut(holes), cut(coarse)
