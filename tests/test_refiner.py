@@ -68,6 +68,7 @@ def test_the_critics_convolutions_are_divided_by_their_largest_singular_value():
         ("crop_size", 40, "multiple of 16"),
         ("batch_size", 0, "batch_size"),
         ("adversarial_weight", -1.0, "adversarial_weight"),
+        ("degrade", 1.5, "share of crops"),
     ],
 )
 def test_a_config_that_cannot_train_is_one_line_naming_its_field(field, value, message):
@@ -75,6 +76,19 @@ def test_a_config_that_cannot_train_is_one_line_naming_its_field(field, value, m
     config[field] = value
     with pytest.raises(refiner_configs.ConfigError, match=message):
         refiner_configs.validate(config)
+
+
+def test_a_degraded_frame_is_softer_and_keeps_its_size():
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    soft = [refiner.degrade(frame, np.random.default_rng(s)) for s in range(8)]
+    assert all(x.shape == frame.shape and x.dtype == np.uint8 for x in soft)
+    assert all(
+        np.abs(np.diff(x.astype(float), axis=1)).mean()
+        < np.abs(np.diff(frame.astype(float), axis=1)).mean()
+        for x in soft
+    )
+    assert len({x.tobytes() for x in soft}) == 8
 
 
 def test_the_crop_centre_lies_in_the_holes_box():
@@ -241,3 +255,65 @@ def test_complete_py_refuses_a_missing_refiner_file_in_one_line(tmp_path):
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "refiner file not found" in done.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------------------
+# The shipped refiner on held-out sharp faces (CelebA-HQ test, 512 px)
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def held_out_pasted(shared_data):
+    from glcic_jax.evaluation import photo_resolution as pr
+
+    root = shared_data / "celebahq" / "test" / "images"
+    if not root.is_dir():
+        pytest.skip(f"CelebA-HQ test faces not found in {root}")
+    photos, _ = pr.pasted_photos(pr.held_out_paths(root)[40:48])
+    assert len(photos) == 8
+    return photos
+
+
+def fill_scores(photos, refiner) -> dict:
+    """Mean LPIPS, median detail ratio and mean PSNR over the true masks of the pipeline's fills."""
+    from glcic_jax.evaluation import fine_detail, metrics, perceptual
+
+    completer = photo.PhotoCompleter(inference.Completer.photo_model(batch_size=1), refiner=refiner)
+    outs = [completer.complete(p.masked, "file", user_mask=p.mask).completed for p in photos]
+    truth = np.stack([metrics.hole_crop(p.truth, p.mask, 160) for p in photos])
+    fills = np.stack([metrics.hole_crop(o, p.mask, 160) for o, p in zip(outs, photos)])
+    return dict(
+        lpips=float(np.mean(perceptual.lpips(truth, fills))),
+        detail=float(np.median([fine_detail.detail_ratio(p.truth, o, p.mask) for o, p in zip(outs, photos)])),
+        psnr=float(np.mean([metrics.psnr(metrics.to_float01(p.truth), metrics.to_float01(o), p.mask) for o, p in zip(outs, photos)])),
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def coarse_scores(held_out_pasted):
+    return fill_scores(held_out_pasted, None)
+
+
+def sharper_than_the_coarse_fill(scores, coarse) -> bool:
+    """Issue 30's CI bar: more fine detail and a lower LPIPS than today's fill, PSNR within 1 dB."""
+    print("coarse", coarse, "refined", scores)
+    return (
+        scores["detail"] > 2 * coarse["detail"]
+        and scores["lpips"] < coarse["lpips"] - 0.05
+        and scores["psnr"] > coarse["psnr"] - 1.0
+    )
+
+
+def test_the_shipped_refiner_sharpens_held_out_fills(held_out_pasted, coarse_scores):
+    shipped = photo.load_refiner()
+    assert shipped is not None, f"{photo.REFINER_FILE} is missing"
+    assert sharper_than_the_coarse_fill(fill_scores(held_out_pasted, shipped), coarse_scores)
+
+
+def test_an_untrained_refiner_fails_the_same_bar(held_out_pasted, coarse_scores, tmp_path):
+    shipped = photo.load_refiner()
+    config = dict(shipped.header["config"])
+    _, params = nnx.split(network.build(config["width"], config["seed"]), nnx.Param)
+    refine_net.save(tmp_path / "fresh.npz", params, config, 0)
+    fresh = refine_net.RefineNet.from_file(tmp_path / "fresh.npz")
+    assert not sharper_than_the_coarse_fill(fill_scores(held_out_pasted, fresh), coarse_scores)

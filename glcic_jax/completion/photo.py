@@ -26,10 +26,14 @@ For every face the detector finds (`detection.Detector`, run on a copy shrunk to
          face's frame), 256x256 means the aligned canvas (the same region
          for every face). A 256x256 photo takes a 256x256 mask as photo pixels;
 3. shrink the aligned face to the model's size, complete it
-   (`inference.Completer`), scale the completion back up to 256 and apply
-   the paper's post-processing there (`postprocess.blend`: Telea, then
-   seamlessClone) when `postprocess` is on;
-4. warp the completed canvas back into the photo at its own resolution,
+   (`inference.Completer`) and scale the completion back up to 256 (the
+   coarse fill, `refiner.coarse.coarse_fills`); with a `refiner` (the fine
+   stage, `refine_net.RefineNet`), frame the face again at the refiner's
+   side nearest the face's own resolution (256, 384 or 512 for the shipped
+   one) and let it redraw the fill there; then apply the paper's
+   post-processing (`postprocess.blend`: Telea, then seamlessClone) when
+   `postprocess` is on;
+4. warp the completed frame back into the photo at its own resolution,
    over the region's bounding box only, and copy it into the pixels the
    region maps to (bilinear-warped region > 0.5); a photo-pixel region
    (the segmenter's, a user's) bounds it exactly;
@@ -54,10 +58,12 @@ overlapping faces do not see each other's fills. A photo with no face at
 region is a user mask in photo pixels: that is completed all the same, framed
 on the canvas as a mouth would be (`paste.region_framing`, method "file_no_face").
 
-Resolution: the fill has the model's resolution (64 px for cpu64 models,
-256 px for paper-size ones) scaled to the face's size in the photo, so a
-large face gets a soft fill; the pixels around it keep full resolution.
-The donor's detail (step 6) is what makes the fill as sharp as the face.
+Resolution: without a refiner the fill has the model's resolution (64 px
+for cpu64 models, 256 px for paper-size ones) scaled to the face's size in
+the photo, so a large face gets a soft fill; the pixels around it keep full
+resolution. The refiner redraws it at up to 512 px a frame (a face about
+240 px wide), and the donor's detail (step 6) adds a real face's grain at
+the photo's own resolution.
 """
 
 import dataclasses

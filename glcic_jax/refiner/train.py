@@ -16,8 +16,10 @@ photo model's own hole regime, `overlay_bank.mask_bank`, drawn at the
 largest size and shrunk). The coarse fill is the photo model's (`coarse`,
 an `inference.Completer`), made exactly as the pipeline makes it
 (`coarse.coarse_fills`). Batch t is drawn from a generator seeded by
-(seed, t) (frame sizes, faces, holes, mirror flips, and a crop of
-`config.crop_size` px centred in the hole's box), so a resumed run sees the
+(seed, t) (frame sizes, faces, holes, mirror flips, a degraded frame for
+a share `config.degrade` of them (`degrade`: as soft as a smaller,
+compressed face, context and truth alike), and a crop of `config.crop_size`
+px centred in the hole's box), so a resumed run sees the
 batches a run without the break would have; it is rendered on a thread
 while the current step runs.
 
@@ -200,6 +202,26 @@ def crop_origins(holes, rng, crop: int) -> np.ndarray:
     return origins
 
 
+# A degraded frame: shrunk by a factor drawn from this range and scaled back
+# up (a face that small in the photo), then half the time JPEG-compressed at a
+# quality drawn from JPEG_QUALITY.
+DEGRADE_FACTOR = (1.0, 3.0)
+JPEG_QUALITY = (35, 95)
+
+
+def degrade(frame, rng) -> np.ndarray:
+    """`frame` made as soft as a smaller, compressed photo's face (uint8, same size)."""
+    side = frame.shape[0]
+    small = max(8, round(side / rng.uniform(*DEGRADE_FACTOR)))
+    out = cv2.resize(frame, (small, small), interpolation=cv2.INTER_AREA)
+    out = cv2.resize(out, (side, side), interpolation=cv2.INTER_CUBIC)
+    if rng.random() < 0.5:
+        quality = int(rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1))
+        ok, data = cv2.imencode(".jpg", out[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+        out = cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1]
+    return np.ascontiguousarray(out)
+
+
 def scaled_holes(holes, size: int) -> np.ndarray:
     """bool holes shrunk (area) to `size`: a pixel is hole when half of it was."""
     if holes.shape[1] == size:
@@ -235,10 +257,12 @@ class RefinerStream:
         face = rng.integers(len(self.frames[0]), size=n)
         hole = rng.integers(len(self.holes[0]), size=n)
         flip = rng.random(n) < 0.5
+        soft = rng.random(n) < c.degrade
         k = c.crop_size
         faces, holes = [], []
         for i in range(n):
             f, h = self.frames[scale[i]][face[i]], self.holes[scale[i]][hole[i]]
+            f = degrade(f, rng) if soft[i] else f
             faces.append(f[:, ::-1] if flip[i] else f)
             holes.append(h[:, ::-1] if flip[i] else h)
         coarse = coarse_stage.coarse_fills(self.coarse, faces, holes)

@@ -35,6 +35,7 @@ IDENTITY_FIELDS = (
     "adversarial_weight",
     "holes",
     "hole_dilation",
+    "degrade",
 )
 
 
@@ -59,6 +60,11 @@ def base_config() -> ml_collections.ConfigDict:
     c.adversarial_weight = 0.05  # hinge loss against the patch critic
     c.holes = 1_000  # size of the bank of face-mask-shaped holes
     c.hole_dilation = 8  # canvas pixels a hole may grow, as the photo model's
+    # Share of crops whose whole frame (context and truth) is first made as soft
+    # as a small or compressed face (`train.degrade`): real photos' faces are
+    # often smaller than the frame, and the fill should be as sharp as the face
+    # around it, no sharper.
+    c.degrade = 0.5
     c.log_every = 25
     c.checkpoint_every = 250
     c.sample_every = 500
@@ -90,6 +96,7 @@ _NUMERIC_RULES = (
     ("adversarial_weight", "min", 0, None),
     ("holes", "count", 1, None),
     ("hole_dilation", "count", 0, None),
+    ("degrade", "min", 0, None),
     ("log_every", "count", 1, MAX_STEPS),
     ("checkpoint_every", "count", 1, MAX_STEPS),
     ("sample_every", "count", 1, MAX_STEPS),
@@ -105,6 +112,8 @@ def validate(config, names: dict[str, str] | None = None) -> None:
     """
     names = {f: f"--config.{f}" for f in base_config().keys()} if names is None else names
     check_fields(config, names, _NUMERIC_RULES)
+    if config.degrade > 1:
+        raise ConfigError(f"{names['degrade']} is a share of crops, 0..1, not {config.degrade}")
     if config.crop_size % 16:
         raise ConfigError(f"{names['crop_size']} must be a multiple of 16, not {config.crop_size}")
     sizes = config.frame_sizes
