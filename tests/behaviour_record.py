@@ -1,8 +1,8 @@
 """The outputs that a restructuring of the package must leave bit-identical.
 
 `compute()` runs the shipped study model, the study's three rerun models
-(docs/results/models), the shipped photo model and the shipped mask segmenter
-on fixed inputs made here (no data needed), and, where ../shared is present,
+(docs/results/models), the shipped photo model, the shipped mask segmenter
+and the shipped refiner on fixed inputs made here (no data needed), and, where ../shared is present,
 the whole photo pipeline on LFW test faces wearing pasted masks.
 `python tests/behaviour_record.py` writes the record that
 tests/test_behaviour_unchanged.py compares against; run it only when an
@@ -71,6 +71,12 @@ def compute(shared_data: pathlib.Path | None = None) -> dict[str, np.ndarray]:
     net = photo_completer.mask_net
     crops = (fixed_images(2, net.size, seed=2) * 255).astype(np.uint8)
     out["segmenter/probabilities"] = net.probabilities(crops)
+    refiner = photo.load_refiner()
+    frames = (fixed_images(2, 64, seed=3) * 255).astype(np.uint8)
+    coarse = fixed_images(2, 64, seed=4)
+    refine_holes = np.zeros((2, 64, 64), bool)
+    refine_holes[:, 24:56, 8:56] = True
+    out["refiner/refined"] = refiner.refine(frames, refine_holes, coarse)
 
     faces = (shared_data / "faces" / "test") if shared_data else None
     if faces is not None and faces.is_dir():

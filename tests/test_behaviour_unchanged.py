@@ -48,7 +48,7 @@ def _same_machine(record) -> bool:
 
 def test_models_give_the_recorded_completions(record, outputs):
     arrays = [k for k in record if not k.startswith(("sha256:", "machine"))]
-    assert len(arrays) == 11  # 5 models x (holes, completed) + the segmenter
+    assert len(arrays) == 12  # 5 models x (holes, completed) + the segmenter + the refiner
     for key in arrays:
         if _same_machine(record):
             assert np.array_equal(outputs[key], record[key]), f"{key} changed"

@@ -89,7 +89,7 @@ MIN_CONFIDENCE = 0.9
 MASKED_MIN_CONFIDENCE = 0.7
 # The shipped mask segmenter (its card: pretrained/MASK_SEGMENTER_CARD.md).
 SEGMENTER_FILE = pathlib.Path(__file__).resolve().parent / "pretrained" / "mask_segmenter96.npz"
-# The shipped fine stage (its card: pretrained/REFINER_CARD.md).
+# The shipped fine stage, used only when asked for (its card: pretrained/REFINER_CARD.md).
 REFINER_FILE = SEGMENTER_FILE.parent / "refiner.npz"
 MAX_PIXELS = 100_000_000  # larger photos are refused (decompression bombs)
 # A frame whose channels differ by at most this (of 255) everywhere is a grey photo.
@@ -276,8 +276,9 @@ class PhotoCompleter:
         when first needed).
       detail_bank: a `donor_bank.DonorBank` whose best donor lends the fill
         its fine detail (step 6), or None for the network's smooth fill.
-      refiner: a `refine_net.RefineNet` that sharpens the model's fill at
-        the frame's 256 px before blending (step 3), or None.
+      refiner: a `refine_net.RefineNet` that redraws the model's fill in the
+        frame nearest the face's own resolution before blending (step 3), or
+        None (`load_refiner` gives the shipped one).
     """
 
     def __init__(
@@ -499,18 +500,14 @@ def rescaled(affine, k: float) -> np.ndarray:
     return out
 
 
-def load_refiner(path=None, completer=None):
+def load_refiner(path=None):
     """The refiner file at `path`, or the shipped one (None where it is not installed).
-
-    With `completer`, the shipped refiner is left out (None) for a model whose
-    faces are framed otherwise than the refiner's (the study's canvas models).
 
     Raises:
       PhotoError: `path` is not a usable refiner file.
     """
     if path is None:
-        framing = getattr(completer, "framing", refine_net.FRAMING)
-        if not REFINER_FILE.is_file() or framing != refine_net.FRAMING:
+        if not REFINER_FILE.is_file():
             return None
         path = REFINER_FILE
     try:

@@ -43,16 +43,13 @@ class Models:
     Args:
       loaders: {label: a function returning an `inference.Completer`}, the first the default.
       detail_bank: a `donor_bank.DonorBank` for every model, or None.
-      refine: give each model whose frame suits it the shipped fine stage
-        (`photo.load_refiner`).
     """
 
-    def __init__(self, loaders: dict, detail_bank=None, refine: bool = True):
+    def __init__(self, loaders: dict, detail_bank=None):
         if not loaders:
             raise ValueError("no completion model to offer")
         self.loaders = dict(loaders)
         self.detail_bank = detail_bank
-        self.refine = refine
         self._completers = {}
         self._shared = {}
 
@@ -64,16 +61,11 @@ class Models:
         if label not in self.loaders:
             raise photo.PhotoError(f"unknown model {label!r}")
         if label not in self._completers:
-            model = self.loaders[label]()
-            if "refiner" not in self._shared and self.refine:
-                self._shared["refiner"] = photo.load_refiner()
-            refiner = self._shared.get("refiner")
             made = photo.PhotoCompleter(
-                model,
+                self.loaders[label](),
                 detector=self._shared.get("detector"),
                 mask_segmenter=self._shared.get("mask_net"),
                 detail_bank=self.detail_bank,
-                refiner=refiner if model.framing == photo.refine_net.FRAMING else None,
             )
             self._shared.setdefault("detector", made.detector)
             self._shared.setdefault("mask_net", made.mask_net)
