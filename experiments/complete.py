@@ -3,7 +3,7 @@
   python experiments/complete.py --input=photo.jpg        # the shipped models, into completed/
   python experiments/complete.py --checkpoint=runs/mouth-cpu64 --input=photos/ \
       --output=out/ [--step=N] [--region=mask|box|file] [--segmenter=net|grabcut] \
-      [--mask_file=mask.png] [--no_postprocess]
+      [--mask_file=mask.png] [--refiner=none|shipped|FILE] [--no_postprocess]
 
 A fine stage (opt-in, not the default): --refiner=shipped lets the shipped
 refiner (pretrained/REFINER_CARD.md) redraw each face's fill at the face's
@@ -131,12 +131,7 @@ def main(argv):
     if not source.exists():
         _fail(f"input not found: {source}")
     bank = _load_donors(_DONORS.value)  # a bad bank is refused before any folder is made
-    refiner = None
-    if _REFINER.value != "none":  # likewise a bad refiner file
-        path = photo.REFINER_FILE if _REFINER.value == "shipped" else pathlib.Path(_REFINER.value)
-        if not path.is_file():
-            _fail(f"refiner file not found: {path}")
-        refiner = _call(photo.load_refiner, path)
+    refiner = _call(photo.refiner_from_flag, _REFINER.value)  # likewise a bad refiner file
     folder = source.is_dir()
     _call(photo_folder.check_output_dir, out_dir, source if folder else None)
     if folder:

@@ -19,9 +19,10 @@ faces where the pipeline found a masked face); columns: masked, the region
 the pipeline found, the pipeline, the pipeline given the true mask, Telea,
 the truth; with --donors (a donor bank, experiments/build_donor_bank.py),
 two more methods and columns: both pipeline fills with the donor detail.
-With a refiner (--refiner, default the shipped one; --refiner=none leaves it
-out), two more: both pipeline fills through the fine stage, and with
---donors as well, the refined fill given the true mask with donor detail.
+With a refiner (--refiner=shipped or a file; default the shipped one when
+the model is framed as it learnt; --refiner=none leaves it out), two more:
+both pipeline fills through the fine stage, and with --donors as well, the
+refined fill given the true mask with donor detail.
 CelebA-HQ's terms: non-commercial research only, never committed or
 published outside the lab (its README). Wiring only: the protocol is
 glcic_jax/evaluation/photo_resolution.py.
@@ -50,8 +51,8 @@ _DONORS = flags.DEFINE_string(
 _REFINER = flags.DEFINE_string(
     "refiner",
     None,
-    "A refiner file (experiments/train_refiner.py --export) for the fine-stage rows;"
-    " default the shipped one, 'none' leaves them out.",
+    "Fine-stage rows: 'none', 'shipped' or a refiner file (experiments/train_refiner.py"
+    " --export); default the shipped one for a model framed as it learnt (the mask crop).",
 )
 _ROWS = flags.DEFINE_integer("sheet_rows", 4, "Faces on each of the typical and worst sheets.")
 _TILE = flags.DEFINE_integer("tile", 200, "Side of a sheet's tile, px.")
@@ -79,15 +80,18 @@ def main(argv):
         completer = photo.PhotoCompleter(model)
         _ = completer.mask_net  # a missing segmenter file: one line, before any work
         bank = donor_bank.DonorBank.load(_DONORS.value) if _DONORS.value else None
-        refined = None
-        if _REFINER.value != "none" and (_REFINER.value or photo.REFINER_FILE.is_file()):
-            refiner = refine_net.RefineNet.from_file(_REFINER.value or photo.REFINER_FILE)
-            refined = photo.PhotoCompleter(
+        refining_completer = None
+        choice = _REFINER.value
+        if choice is None:  # the shipped one, for models framed as it learnt
+            choice = "shipped" if model.framing == refine_net.FRAMING else "none"
+        refiner = photo.refiner_from_flag(choice)
+        if refiner is not None:
+            refining_completer = photo.PhotoCompleter(
                 model, mask_segmenter=completer.mask_net, refiner=refiner
             )
     except (
         overlay.OverlayError, runs.CheckpointError, photo.PhotoError, donor_bank.DonorBankError,
-        refine_net.RefinerError, ValueError,
+        ValueError,
     ) as e:  # fmt: skip
         sys.exit(f"eval_photo_resolution: {e}")
     out = pathlib.Path(_OUT.value)
@@ -103,7 +107,7 @@ def main(argv):
         lambda xs: tqdm(xs, desc="faces", unit="face"),
         _TILE.value,
         bank,
-        refined,
+        refining_completer,
     )
     tables.write_csv(out / "rows.csv", rows)
     text = pr.report(rows)
@@ -119,7 +123,7 @@ def main(argv):
             found[j] for j in pr.picks([lpips[i] for i in found], _ROWS.value)["worst"]
         ]
     columns = pr.SHEET_COLUMNS + (pr.DETAIL_COLUMNS if bank is not None else ())
-    if refined is not None:
+    if refining_completer is not None:
         columns += pr.REFINED_COLUMNS + (pr.REFINED_DETAIL_COLUMNS if bank is not None else ())
     for name, chosen in sheets.items():
         data = figures.jpeg_bytes(

@@ -18,7 +18,6 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from glcic_jax import runs
 from glcic_jax.refiner import configs as refiner_configs
 from glcic_jax.training import launch_setup
 
@@ -53,7 +52,7 @@ def main(argv):
             coarse = inference.Completer.photo_model(batch_size=config.batch_size)
         faces = _FACES.value or refiner.default_face_dir()
         step = refiner.train_refiner(config, _WORKDIR.value, faces, coarse, _RESUME.value)
-    except (*refiner.USER_ERRORS, runs.CheckpointError) as e:
+    except refiner.USER_ERRORS as e:
         sys.exit(f"error: {e}")
     print(f"stopped at step {step}; checkpoint in {_WORKDIR.value}/checkpoints")
 

@@ -185,7 +185,8 @@ def test_two_faces_end_to_end(shared_data, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     with open(tmp_path / "rows.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 2 * len(pr.METHODS)
+    methods = pr.METHODS + pr.REFINED_METHODS  # the shipped refiner's rows by default
+    assert len(rows) == 2 * len(methods)
     by = {(r["face"], r["method"]): r for r in rows}
     for face in {r["face"] for r in rows}:
         pipe, telea = by[face, "pipeline"], by[face, "telea_true_mask"]
@@ -194,12 +195,17 @@ def test_two_faces_end_to_end(shared_data, tmp_path):
             assert all(math.isfinite(float(r[m])) for m in pr.METRICS), r
         assert float(telea["remnant"]) == 0.0 and float(masked["remnant"]) == 1.0
         assert float(given["remnant"]) == 0.0  # the pipeline fills all of a mask it is given
-        for r in (pipe, given, telea):
+        refined = by[face, "pipeline_true_mask_refined"]
+        assert all(math.isfinite(float(refined[m])) for m in pr.METRICS), refined
+        assert float(refined["remnant"]) == 0.0
+        for r in (pipe, given, telea, refined):
             assert float(r["psnr"]) > float(masked["psnr"])
             assert float(r["lpips"]) < float(masked["lpips"])
+        for r in (pipe, given, telea):
             assert 0.0 < float(r["detail"]) < 1.0  # all three are smoother than the face
+        assert float(refined["detail"]) > float(given["detail"])  # the fine stage adds detail
     assert "| pipeline | telea_true_mask | lpips |" in (tmp_path / "summary.md").read_text()
     for name in ("typical", "worst", "worst_found"):
         path = tmp_path / f"{name}.jpg"
         assert path.stat().st_size <= 150_000
-        assert Image.open(path).size == (6 * 200 + 5 * 3, 22 + 200)
+        assert Image.open(path).size == (8 * 200 + 7 * 3, 22 + 200)

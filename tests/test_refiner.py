@@ -10,6 +10,7 @@ from flax import nnx
 
 from glcic_jax.completion import inference, photo
 from glcic_jax.refiner import configs as refiner_configs
+from glcic_jax.refiner import data as refiner_data
 from glcic_jax.refiner import network, refine_net
 from glcic_jax.refiner import train as refiner
 from glcic_jax.segmenter.synthetic import face_sources
@@ -81,7 +82,7 @@ def test_a_config_that_cannot_train_is_one_line_naming_its_field(field, value, m
 def test_a_degraded_frame_is_softer_and_keeps_its_size():
     rng = np.random.default_rng(0)
     frame = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
-    soft = [refiner.degrade(frame, np.random.default_rng(s)) for s in range(8)]
+    soft = [refiner_data.degrade(frame, np.random.default_rng(s)) for s in range(8)]
     assert all(x.shape == frame.shape and x.dtype == np.uint8 for x in soft)
     assert all(
         np.abs(np.diff(x.astype(float), axis=1)).mean()
@@ -94,7 +95,7 @@ def test_a_degraded_frame_is_softer_and_keeps_its_size():
 def test_the_crop_centre_lies_in_the_holes_box():
     holes = np.zeros((50, 64, 64), bool)
     holes[:, 40:50, 5:20] = True
-    origins = refiner.crop_origins(holes, np.random.default_rng(0), 32)
+    origins = refiner_data.crop_origins(holes, np.random.default_rng(0), 32)
     centres = origins + 16
     assert (origins >= 0).all() and (origins <= 32).all()
     assert ((centres[:, 0] >= 32) & (centres[:, 1] >= 16)).all()  # clipped at the frame's edge
@@ -156,6 +157,12 @@ def test_training_resumes_to_the_same_weights(lfw_photos, coarse, tmp_path):
         np.testing.assert_allclose(x[1][...], y[1][...], rtol=1e-5, atol=1e-6)
 
 
+def test_exporting_a_run_that_is_not_a_refiners_is_one_clear_error(tiny_runs, tmp_path):
+    with pytest.raises(refiner.checkpoint.CheckpointError, match="no refiner"):
+        refiner.export(tiny_runs["mouth"], tmp_path / "x.npz")
+    assert not (tmp_path / "x.npz").exists()
+
+
 def test_a_refiner_file_round_trips_and_bad_files_are_one_clear_error(tmp_path):
     model = network.build(4, seed=2)
     model.head.kernel[...] = np.full(model.head.kernel.shape, 0.01, np.float32)
@@ -174,10 +181,13 @@ def test_a_refiner_file_round_trips_and_bad_files_are_one_clear_error(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     wrong = tmp_path / "wrong.npz"
     refine_net.save(wrong, params, dict(config, width=8), 9)
+    headless = tmp_path / "headless.npz"
+    refine_net.save(headless, params, {"width": 4}, 9)
     for bad, message in (
         (tmp_path / "none.npz", "does not exist"),
         (tmp_path / "junk.npz", "not a readable"),
         (wrong, "does not match"),
+        (headless, "incomplete header"),
     ):
         with pytest.raises(refine_net.RefinerError, match=message):
             refine_net.load(bad)
@@ -185,9 +195,10 @@ def test_a_refiner_file_round_trips_and_bad_files_are_one_clear_error(tmp_path):
 
 def test_the_refining_frame_is_the_side_nearest_the_faces_resolution():
     affine = np.array([[0.5, 0.0, 3.0], [0.0, 0.5, 4.0]])  # 2 photo px per frame px
-    assert photo.refine_side(affine, (256, 384, 512)) == 512
-    assert photo.refine_side(affine * 2.6, (256, 384, 512)) == 256  # a small face
-    assert photo.refine_side(affine * 4 / 3, (256, 384, 512)) == 384
+    assert photo.refine_side(affine, 256, (256, 384, 512)) == 512
+    assert photo.refine_side(affine * 2.6, 256, (256, 384, 512)) == 256  # a small face
+    assert photo.refine_side(affine * 4 / 3, 256, (256, 384, 512)) == 384
+    assert photo.refine_side(affine * 2, 512, (256, 384, 512)) == 512  # the same face, a 512 frame
     doubled = photo.rescaled(affine, 2.0)
     # The photo point at pixel centre c of the 256 frame lands at 2c + 0.5 of the 512 one.
     point = np.array([10.0, 20.0])
@@ -240,7 +251,11 @@ def test_a_canvas_framed_model_with_a_refiner_is_one_clear_error(tmp_path):
         photo.PhotoCompleter(study, refiner=net)
     with pytest.raises(photo.PhotoError, match="not a readable"):
         (tmp_path / "junk.npz").write_bytes(b"junk")
-        photo.load_refiner(tmp_path / "junk.npz")
+        photo.refiner_from_flag(str(tmp_path / "junk.npz"))
+    with pytest.raises(photo.PhotoError, match="not found"):
+        photo.refiner_from_flag(str(tmp_path / "missing.npz"))
+    assert photo.refiner_from_flag("none") is None
+    assert photo.refiner_from_flag("shipped").frame_sizes == (256, 384, 512)
 
 
 @pytest.mark.parametrize(

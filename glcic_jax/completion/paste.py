@@ -49,9 +49,9 @@ def paste_back(out, completed, region, affine, allowed=None) -> np.ndarray:
 
     Args:
       out: RGB uint8 (H, W, 3) photo, modified.
-      completed: RGB uint8 (256, 256, 3) completed canvas.
-      region: bool (256, 256) pixels to copy.
-      affine: 2x3 photo -> canvas.
+      completed: RGB uint8 (S, S, 3) completed frame (256, or the refiner's side).
+      region: bool (S, S) pixels to copy.
+      affine: 2x3 photo -> that frame.
       allowed: optional bool (H, W): never write outside it (a user's photo mask).
 
     Returns:

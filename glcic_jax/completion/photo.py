@@ -297,12 +297,12 @@ class PhotoCompleter:
             raise PhotoError(
                 f"unknown segmenter {segmenter!r}; choose one of {', '.join(MASK_SEGMENTERS)}"
             )
-        if refiner is not None and getattr(completer, "framing", "canvas") != refine_net.FRAMING:
+        self.completer = completer
+        if refiner is not None and self.framing != refine_net.FRAMING:
             raise PhotoError(
                 f"the fine stage refines faces framed as {refine_net.FRAMING!r}; this model"
-                f" frames them as {getattr(completer, 'framing', 'canvas')!r} (use no refiner)"
+                f" frames them as {self.framing!r} (use no refiner)"
             )
-        self.completer = completer
         self.detector = detector or detection.Detector()
         self.min_confidence = min_confidence
         self.postprocess = postprocess
@@ -455,7 +455,9 @@ class PhotoCompleter:
         for (face, info, allowed), up in zip(faces, ups):
             hole, affine = info.region, info.affine
             if self.refiner is not None:
-                face, hole, affine, up = self._refine(rgb, face, hole, affine, allowed, up)
+                face, hole, affine, up = self._refine(
+                    rgb, face, hole, affine, allowed, up, info.method
+                )
             if self.postprocess:
                 fill = postprocess.blend(face, up, hole)
             else:
@@ -466,30 +468,36 @@ class PhotoCompleter:
             fills.append((fill, hole, affine))
         return fills
 
-    def _refine(self, rgb, face, hole, affine, allowed, up):
+    def _refine(self, rgb, face, hole, affine, allowed, up, method):
         """(frame, region, affine, sharpened fill) in the refiner's frame nearest the face's resolution.
 
         The face is framed again at that side from the photo (not scaled up
         from the 256 frame, whose detail is already lost), its region with it
-        (from photo pixels when it has them), and the coarse fill scaled to it.
+        (from photo pixels when it has them, mirrored past the photo's edge
+        as at 256 except for a face-less user region), and the coarse fill
+        made again from that frame, as the refiner was trained.
         """
-        side = refine_side(affine, self.refiner.frame_sizes)
+        side = refine_side(affine, len(face), self.refiner.frame_sizes)
         if side != len(face):
             affine = rescaled(affine, side / len(face))
             face = np.asarray(align.warp(rgb, affine, side))
-            scaled = _resize(hole.astype(np.float32), side, cv2.INTER_LINEAR) > 0.5
-            hole = (
-                scaled if allowed is None else scaled | _framed_region(allowed, affine, side=side)
-            )
-            up = np.clip(_resize(up, side, cv2.INTER_CUBIC), 0.0, 1.0)
+            scaled = coarse.resize(hole.astype(np.float32), side, cv2.INTER_LINEAR) > 0.5
+            if allowed is not None:
+                mirrored = method != "file_no_face"
+                scaled |= _framed_region(allowed, affine, mirrored, side=side)
+            hole = scaled
+            (up,) = coarse.coarse_fills(self.completer, [face], [hole])
         sharp = self.refiner.refine(face[None], hole[None], up[None])[0]
         return face, hole, affine, sharp
 
 
-def refine_side(affine, sides) -> int:
-    """The side among `sides` nearest a face's own resolution: 256 x photo pixels per frame pixel."""
+def refine_side(affine, side: int, sides) -> int:
+    """The side among `sides` nearest a face's own resolution: `side` x photo pixels per frame pixel.
+
+    `affine` takes photo pixels onto a frame `side` pixels wide.
+    """
     photo_per_frame = 1.0 / math.sqrt(abs(np.linalg.det(affine[:, :2])))
-    want = align.CANVAS * photo_per_frame
+    want = side * photo_per_frame
     return min(sides, key=lambda s: abs(s - want))
 
 
@@ -498,6 +506,20 @@ def rescaled(affine, k: float) -> np.ndarray:
     out = np.asarray(affine, np.float64) * k
     out[:, 2] += 0.5 * k - 0.5
     return out
+
+
+REFINER_CHOICES = ("none", "shipped")
+
+
+def refiner_from_flag(value: str):
+    """A `--refiner` value: "none" (None), "shipped" (`REFINER_FILE`) or a refiner file's path.
+
+    Raises:
+      PhotoError: the file is missing or not a usable refiner file.
+    """
+    if value == "none":
+        return None
+    return load_refiner(REFINER_FILE if value == "shipped" else value)
 
 
 def load_refiner(path=None):
@@ -510,6 +532,8 @@ def load_refiner(path=None):
         if not REFINER_FILE.is_file():
             return None
         path = REFINER_FILE
+    if not pathlib.Path(path).is_file():
+        raise PhotoError(f"refiner file not found: {path}")
     try:
         return refine_net.RefineNet.from_file(path)
     except refine_net.RefinerError as e:
@@ -529,9 +553,3 @@ def is_grey(rgb, tolerance: int = GREY_TOLERANCE, coloured_share: float = 0.01) 
 
 def _box_area(box) -> float:
     return max(box[2] - box[0], 0.0) * max(box[3] - box[1], 0.0)
-
-
-def _resize(image, size: int, interpolation=cv2.INTER_AREA):
-    if image.shape[0] == size:
-        return image
-    return cv2.resize(image, (size, size), interpolation=interpolation)

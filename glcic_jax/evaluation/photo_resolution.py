@@ -125,10 +125,10 @@ REFINED_COLUMNS = ("pipeline + fine stage", "true mask + fine stage")
 REFINED_DETAIL_COLUMNS = ("true mask + fine + detail",)
 
 
-def methods_of(bank, refined) -> tuple:
+def methods_of(bank, refining_completer) -> tuple:
     """The methods `score` runs with a bank and a refining pipeline (each may be None)."""
     methods = METHODS + (DETAIL_METHODS if bank is not None else ())
-    if refined is not None:
+    if refining_completer is not None:
         methods += REFINED_METHODS + (REFINED_DETAIL_METHODS if bank is not None else ())
     return methods
 
@@ -245,8 +245,10 @@ def with_detail(result: photo.PhotoResult, bank) -> np.ndarray:
     return out
 
 
-def complete_all(completer: photo.PhotoCompleter, pasted: PastedPhoto, bank=None, refined=None):
-    """The completions of one masked photo: `methods_of(bank, refined)`.
+def complete_all(
+    completer: photo.PhotoCompleter, pasted: PastedPhoto, bank=None, refining_completer=None
+):
+    """The completions of one masked photo: `methods_of(bank, refining_completer)`.
 
     Returns:
       ({method: completed RGB uint8 (H, W, 3)}, {method: bool (H, W) pixels
@@ -262,9 +264,9 @@ def complete_all(completer: photo.PhotoCompleter, pasted: PastedPhoto, bank=None
         cv2.INPAINT_TELEA,
     )
     results = {"pipeline": found, "pipeline_true_mask": given}
-    if refined is not None:
-        results["pipeline_refined"] = refined.complete(pasted.masked, "mask")
-        results["pipeline_true_mask_refined"] = refined.complete(
+    if refining_completer is not None:
+        results["pipeline_refined"] = refining_completer.complete(pasted.masked, "mask")
+        results["pipeline_true_mask_refined"] = refining_completer.complete(
             pasted.masked, "file", user_mask=pasted.mask
         )
     done = {m: r.completed for m, r in results.items()}
@@ -272,10 +274,11 @@ def complete_all(completer: photo.PhotoCompleter, pasted: PastedPhoto, bank=None
     done.update(telea_true_mask=telea, masked_input=pasted.masked)
     regions.update(telea_true_mask=pasted.mask, masked_input=np.zeros_like(pasted.mask))
     if bank is not None:
-        for method in list(results):
-            if method != "pipeline_refined":
-                done[f"{method}_detail"] = with_detail(results[method], bank)
-                regions[f"{method}_detail"] = results[method].region
+        detailed = [m for m in methods_of(bank, refining_completer) if m.endswith("_detail")]
+        for method in detailed:
+            base = method.removesuffix("_detail")
+            done[method] = with_detail(results[base], bank)
+            regions[method] = results[base].region
     return done, regions, found
 
 
@@ -329,7 +332,7 @@ def score(
     progress=iter,
     side: int = SHEET_SIDE,
     bank=None,
-    refined=None,
+    refining_completer=None,
 ):
     """Per-face rows of every method, and each face's sheet tiles.
 
@@ -339,7 +342,7 @@ def score(
       progress: wraps the list of photos (e.g. tqdm).
       side: tile size of the sheets.
       bank: a `donor_bank.DonorBank` for the `DETAIL_METHODS` (None: left out).
-      refined: the same pipeline with a refiner, for the `REFINED_METHODS`
+      refining_completer: the same pipeline with a refiner, for the `REFINED_METHODS`
         (None: left out).
 
     Returns:
@@ -352,9 +355,9 @@ def score(
     """
     rows, tiles = [], []
     lpips_inputs = collections.defaultdict(list)
-    methods = methods_of(bank, refined)
+    methods = methods_of(bank, refining_completer)
     for pasted in progress(list(photos)):
-        done, regions, found = complete_all(completer, pasted, bank, refined)
+        done, regions, found = complete_all(completer, pasted, bank, refining_completer)
         status = _status(found)
         mask = pasted.mask
         truth_detail = fine_detail.laplacian_variance(pasted.truth, fine_detail.inner_mask(mask))

@@ -4,7 +4,8 @@ import cv2
 import numpy as np
 
 
-def _resize(image, size: int, interpolation=cv2.INTER_AREA):
+def resize(image, size: int, interpolation=cv2.INTER_AREA):
+    """A square image at `size` (area averaging by default); itself when already that size."""
     if image.shape[0] == size:
         return image
     return cv2.resize(image, (size, size), interpolation=interpolation)
@@ -20,7 +21,7 @@ def coarse_fills(completer, frames, regions) -> list:
     fill before the fine stage, and what the refiner trains on.
     """
     size = completer.image_size
-    small = np.stack([_resize(a, size) for a in frames])
-    holes = np.stack([_resize(np.asarray(r, np.float32), size) > 0 for r in regions])
+    small = np.stack([resize(a, size) for a in frames])
+    holes = np.stack([resize(np.asarray(r, np.float32), size) > 0 for r in regions])
     done = completer.complete(small, holes)
-    return [np.clip(_resize(r, len(f), cv2.INTER_CUBIC), 0.0, 1.0) for r, f in zip(done, frames)]
+    return [np.clip(resize(r, len(f), cv2.INTER_CUBIC), 0.0, 1.0) for r, f in zip(done, frames)]

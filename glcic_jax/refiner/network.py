@@ -11,7 +11,7 @@ No normalisation (a face is refined alone, and statistics over a hole and
 its surround would mix the two).
 
 Critic: a PatchGAN (Isola et al. 2017) whose every output judges a patch
-about 70 px across, with spectral normalisation on each convolution
+78 px across, with spectral normalisation on each convolution
 (Miyato et al. 2018; DeepFill v2's SN-PatchGAN): real faces against
 refined ones, the hole given as a fourth channel so it learns where to look.
 """
@@ -36,7 +36,6 @@ class Refiner(nnx.Module):
 
     def __init__(self, width: int = 24, *, rngs: nnx.Rngs):
         widths = [width * 2**i for i in range(LEVELS)]
-        self.width = width
         encoder, cin = [], 4
         for i, w in enumerate(widths):
             encoder.append(
@@ -113,12 +112,11 @@ class SpectralConv(nnx.Module):
         sigma = jax.lax.stop_gradient(v) @ w @ u_new
         if update_stats:
             self.u[...] = u_new
-        pad = (kernel.shape[0] - self.stride) // 2 if self.stride > 1 else kernel.shape[0] // 2
         y = jax.lax.conv_general_dilated(
             x,
             (kernel / sigma).astype(x.dtype),
             (self.stride, self.stride),
-            [(pad, pad), (pad, pad)],
+            "SAME",
             dimension_numbers=("NHWC", "HWIO", "NHWC"),
         )
         return y + self.bias[...].astype(x.dtype)
@@ -130,7 +128,7 @@ class PatchCritic(nnx.Module):
     def __init__(self, width: int = 32, *, rngs: nnx.Rngs):
         layers, cin = [], 4
         for i in range(4):
-            cout = width * 2 ** min(i, 3)
+            cout = width * 2**i
             layers.append(SpectralConv(cin, cout, 4, stride=2, rngs=rngs))
             cin = cout
         self.layers = nnx.List(layers)

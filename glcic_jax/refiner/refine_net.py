@@ -4,8 +4,8 @@
     sharp = net.refine(frames, holes, coarse)   # frames uint8, holes bool, coarse float
 
 The file is an .npz of the refiner's weights (bfloat16 by default) with a
-JSON header: its format, the training config (the frame size and width it
-was made with) and the step.
+JSON header: its format, the storage, the training config (the frame sizes
+and width it was made with) and the step.
 """
 
 import pathlib
@@ -47,7 +47,16 @@ def load(path):
         raise RefinerError(f"{path} is not a readable refiner file ({e})") from None
     if header.get("format") != FORMAT:
         raise RefinerError(f"{path} is not a glcic-jax refiner file")
-    graphdef, abstract = network.abstract(header["config"]["width"])
+    try:
+        width, sides, step = (
+            header["config"]["width"],
+            header["config"]["frame_sizes"],
+            header["step"],
+        )
+        header["frame_sizes"], header["step"] = tuple(int(s) for s in sides), int(step)
+    except (KeyError, TypeError, ValueError) as e:
+        raise RefinerError(f"{path} has an incomplete header ({e!r})") from None
+    graphdef, abstract = network.abstract(width)
     try:
         params = npz_files.params_from_arrays(arrays, abstract)
     except KeyError as e:
@@ -65,8 +74,8 @@ class RefineNet:
     def __init__(self, header: dict, graphdef, params):
         self.header = header
         # The frame sides it learnt in: the pipeline refines in the one nearest a face's resolution.
-        self.frame_sizes = tuple(int(s) for s in header["config"]["frame_sizes"])
-        self.step = int(header["step"])
+        self.frame_sizes = header["frame_sizes"]
+        self.step = header["step"]
         self._params = jax.device_put(params)
         self._forward = jax.jit(lambda p, x, m: network.refine(graphdef, p, x, m))
 

@@ -1,6 +1,6 @@
 """Training the fine stage on sharp faces, in resumable chunks.
 
-`train_refiner(config, workdir, face_dir, coarse, resume)` follows the
+`train_refiner(config, workdir, face_dir, coarse_model, resume)` follows the
 completion runs' conventions: a preset config (`refiner.configs`), Orbax
 checkpoints with checksums and a fallback to the last intact one,
 metrics.jsonl and TensorBoard, sample grids, a progress bar, SIGTERM/SIGINT
@@ -13,11 +13,11 @@ the shipped photo model (the mask crop), at each of `config.frame_sizes`
 (the pipeline refines a face in the frame nearest its resolution in the
 photo). Holes: a fixed bank of face-mask-shaped holes in that frame (the
 photo model's own hole regime, `overlay_bank.mask_bank`, drawn at the
-largest size and shrunk). The coarse fill is the photo model's (`coarse`,
+largest size and shrunk). The coarse fill is the photo model's (`coarse_model`,
 an `inference.Completer`), made exactly as the pipeline makes it
 (`coarse.coarse_fills`). Batch t is drawn from a generator seeded by
 (seed, t) (frame sizes, faces, holes, mirror flips, a degraded frame for
-a share `config.degrade` of them (`degrade`: as soft as a smaller,
+a share `config.degrade` of them (`data.degrade`: as soft as a smaller,
 compressed face, context and truth alike), and a crop of `config.crop_size`
 px centred in the hole's box), so a resumed run sees the
 batches a run without the break would have; it is rendered on a thread
@@ -30,13 +30,10 @@ trained in the same step with the hinge loss on real and refined crops.
 Metrics log both critic scores, so a critic that simply wins shows.
 """
 
-import concurrent.futures
-import json
 import logging
 import pathlib
 import time
 
-import cv2
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -47,12 +44,9 @@ from tqdm import tqdm
 from glcic_jax import locations
 from glcic_jax.dataset import folders
 from glcic_jax.face_masks import overlay
-from glcic_jax.faces import align, detection
-from glcic_jax.faces import framing as framing_lib
 from glcic_jax.holes import overlay_bank
-from glcic_jax.refiner import coarse as coarse_stage
 from glcic_jax.refiner import configs as refiner_configs
-from glcic_jax.refiner import network, refine_net
+from glcic_jax.refiner import data, network, refine_net
 from glcic_jax.segmenter.synthetic import face_sources
 from glcic_jax.training import checkpoint
 from glcic_jax.training.loop import StopRequested, make_workdir
@@ -67,6 +61,7 @@ USER_ERRORS = (
     overlay.OverlayError,
     face_sources.SourcesError,
     FileExistsError,
+    IsADirectoryError,
     NotADirectoryError,
     PermissionError,
 )
@@ -154,7 +149,6 @@ def make_train_step(graphdef, critic_def, config, distance):
         )
         updates, opt = tx.update(grads, state.opt, state.params)
         params = optax.apply_updates(state.params, updates)
-        refined = jax.lax.stop_gradient(refined)
 
         def critic_loss(critic_params):
             real, stats = critic(critic_params, state.critic_stats, truth, hole, True)
@@ -172,125 +166,6 @@ def make_train_step(graphdef, critic_def, config, distance):
         return new, metrics
 
     return step
-
-
-def frame_faces(sources, size: int) -> np.ndarray:
-    """uint8 (N, size, size, 3): each source framed as the photo pipeline frames its face."""
-    frames = np.empty((len(sources), size, size, 3), np.uint8)
-    for i, source in enumerate(tqdm(sources, desc="framing", unit="face", leave=False)):
-        face = detection.Face((0.0, 0.0, 0.0, 0.0), 1.0, np.asarray(source.landmarks))
-        affine = framing_lib.photo_affine(face, FRAMING, size)
-        frames[i] = np.asarray(align.warp(face_sources.read_source(source), affine, size))
-    return frames
-
-
-def crop_origins(holes, rng, crop: int) -> np.ndarray:
-    """(top, left) of a `crop` window per hole, its centre drawn inside the hole's box."""
-    size = holes.shape[1]
-    origins = np.zeros((len(holes), 2), np.int64)
-    for i, hole in enumerate(holes):
-        ys, xs = np.nonzero(hole)
-        if len(ys) == 0:
-            cy = cx = size // 2
-        else:
-            cy = rng.integers(ys.min(), ys.max() + 1)
-            cx = rng.integers(xs.min(), xs.max() + 1)
-        origins[i] = (
-            np.clip(cy - crop // 2, 0, size - crop),
-            np.clip(cx - crop // 2, 0, size - crop),
-        )
-    return origins
-
-
-# A degraded frame: shrunk by a factor drawn from this range and scaled back
-# up (a face that small in the photo), then half the time JPEG-compressed at a
-# quality drawn from JPEG_QUALITY.
-DEGRADE_FACTOR = (1.0, 3.0)
-JPEG_QUALITY = (35, 95)
-
-
-def degrade(frame, rng) -> np.ndarray:
-    """`frame` made as soft as a smaller, compressed photo's face (uint8, same size)."""
-    side = frame.shape[0]
-    small = max(8, round(side / rng.uniform(*DEGRADE_FACTOR)))
-    out = cv2.resize(frame, (small, small), interpolation=cv2.INTER_AREA)
-    out = cv2.resize(out, (side, side), interpolation=cv2.INTER_CUBIC)
-    if rng.random() < 0.5:
-        quality = int(rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1))
-        ok, data = cv2.imencode(".jpg", out[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
-        out = cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1]
-    return np.ascontiguousarray(out)
-
-
-def scaled_holes(holes, size: int) -> np.ndarray:
-    """bool holes shrunk (area) to `size`: a pixel is hole when half of it was."""
-    if holes.shape[1] == size:
-        return holes
-    return np.stack(
-        [
-            cv2.resize(h.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA) >= 0.5
-            for h in holes
-        ]
-    )
-
-
-class RefinerStream:
-    """Batch t (truth uint8, hole bool, coarse float16 crops) from a generator seeded by (seed, t).
-
-    `frames` and `holes`: one array per frame size.
-    """
-
-    def __init__(self, frames, holes, coarse, config):
-        self.frames = frames
-        self.holes = holes
-        self.coarse = coarse
-        self.config = config
-        self.step = 0
-        self._pool = concurrent.futures.ThreadPoolExecutor(1)
-        self._pending = None
-
-    def render(self, step, n=None):
-        c = self.config
-        n = c.batch_size if n is None else n
-        rng = np.random.default_rng([c.seed, step])
-        scale = rng.integers(len(self.frames), size=n)
-        face = rng.integers(len(self.frames[0]), size=n)
-        hole = rng.integers(len(self.holes[0]), size=n)
-        flip = rng.random(n) < 0.5
-        soft = rng.random(n) < c.degrade
-        k = c.crop_size
-        faces, holes = [], []
-        for i in range(n):
-            f, h = self.frames[scale[i]][face[i]], self.holes[scale[i]][hole[i]]
-            f = degrade(f, rng) if soft[i] else f
-            faces.append(f[:, ::-1] if flip[i] else f)
-            holes.append(h[:, ::-1] if flip[i] else h)
-        coarse = coarse_stage.coarse_fills(self.coarse, faces, holes)
-        origins = [crop_origins(h[None], rng, k)[0] for h in holes]
-        cut = lambda a: np.stack([x[t : t + k, s : s + k] for x, (t, s) in zip(a, origins)])  # noqa: E731
-        truth, holes, coarse = cut(faces), cut(holes), cut(coarse)
-        return truth, holes, coarse.astype(np.float16)
-
-    def __next__(self):
-        if self._pending is None or self._pending[0] != self.step:
-            self._pending = (self.step, self._pool.submit(self.render, self.step))
-        batch = self._pending[1].result()
-        self.step += 1
-        self._pending = (self.step, self._pool.submit(self.render, self.step))
-        return batch
-
-    # The grain checkpoint handler's interface.
-    def get_state(self) -> bytes:
-        return json.dumps({"step": self.step}).encode()
-
-    def set_state(self, state: bytes) -> None:
-        self.step = int(json.loads(state.decode())["step"])
-
-    def start_prefetch(self) -> None:
-        pass
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def default_face_dir() -> pathlib.Path:
@@ -333,43 +208,43 @@ def _check_compatible(saved, config):
     )
 
 
-def train_refiner(config, workdir, face_dir, coarse, resume: bool = False) -> int:
+def train_refiner(config, workdir, face_dir, coarse_model, resume: bool = False) -> int:
     """Train one chunk; returns the step reached (and checkpointed).
 
     Args:
-      coarse: the coarse stage, an `inference.Completer` framed as `FRAMING`.
+      coarse_model: the coarse stage, an `inference.Completer` framed as `FRAMING`.
 
     Raises:
       USER_ERRORS: a bad config, no faces, a checkpoint that cannot resume,
         missing mask templates.
     """
     refiner_configs.validate(config)
-    if coarse.framing != FRAMING:
+    if coarse_model.framing != FRAMING:
         raise refiner_configs.ConfigError(
-            f"the coarse model frames faces as {coarse.framing!r}; the refiner needs {FRAMING!r}"
+            f"the coarse model frames faces as {coarse_model.framing!r}; the refiner needs {FRAMING!r}"
         )
     overlay.load_templates()
     workdir = pathlib.Path(workdir)
     make_workdir(workdir)
     ckpts = checkpoint.Checkpoints(workdir, max_to_keep=config.max_checkpoints)
     try:
-        return _train(config, workdir, face_dir, coarse, resume, ckpts)
+        return _train(config, workdir, face_dir, coarse_model, resume, ckpts)
     finally:
         ckpts.close()
 
 
-def _train(config, workdir, face_dir, coarse, resume, ckpts) -> int:
+def _train(config, workdir, face_dir, coarse_model, resume, ckpts) -> int:
     ckpts.check_start(workdir, resume)
     if resume and (meta := ckpts.newest_readable_meta()) is not None:
         _check_compatible(meta["config"], config)
     sources = prepare_sources(workdir, face_dir, resume)
-    frames = [frame_faces(sources, size) for size in config.frame_sizes]
+    frames = [data.frame_faces(sources, size) for size in config.frame_sizes]
     holes, _ = overlay_bank.mask_bank(
         max(config.frame_sizes), config.holes, config.seed, framing=FRAMING,
         dilation=config.hole_dilation,
     )  # fmt: skip
-    holes = [scaled_holes(holes > 0.5, size) for size in config.frame_sizes]
-    stream = RefinerStream(frames, holes, coarse, config)
+    holes = [data.scaled_holes(holes > 0.5, size) for size in config.frame_sizes]
+    stream = data.RefinerStream(frames, holes, coarse_model, config)
     graphdef, critic_def, state = init_state(config)
     start = 0
     if resume:
@@ -447,6 +322,8 @@ def export(workdir, out, step: int | None = None, storage="bfloat16") -> int:
     """Writes the refiner file of a checkpoint (the latest by default); returns its size."""
     with checkpoint.Checkpoints(workdir, read_only=True) as ckpts:
         meta = ckpts.read_meta(step)
+        if meta.get("kind") != "refiner":
+            raise checkpoint.CheckpointError(f"{workdir} holds no refiner checkpoints")
         config = refiner_configs.base_config()
         config.update(meta["config"])
         _, _, state = init_state(config)

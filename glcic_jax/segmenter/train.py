@@ -22,8 +22,6 @@ folders (`default_face_dirs`), the export thresholds a flag leaves out
 (`export_thresholds`) and the errors it reports in one line (`USER_ERRORS`).
 """
 
-import concurrent.futures
-import json
 import logging
 import pathlib
 import time
@@ -44,7 +42,7 @@ from glcic_jax.segmenter import network as segmentation
 from glcic_jax.segmenter.synthetic import face_sources
 from glcic_jax.segmenter.synthetic import generator as synthetic
 from glcic_jax.training import checkpoint
-from glcic_jax.training.loop import StopRequested, make_workdir
+from glcic_jax.training.loop import SeededStream, StopRequested, make_workdir
 from glcic_jax.training.writer import MetricWriter, image_grid, prepare_log
 
 SOURCES_FILE = "sources.json"
@@ -124,18 +122,16 @@ def make_train_step(graphdef, tx):
     return step
 
 
-class SyntheticStream:
-    """Batch t drawn from a generator seeded by (seed, t); checkpointable like a grain iterator."""
+class SyntheticStream(SeededStream):
+    """Batch t of synthetic masked faces, drawn from a generator seeded by (seed, t)."""
 
     def __init__(self, sources, config, split="train"):
+        super().__init__()
         self.sources = sources
         self.config = config
         self.split = split
-        self.step = 0
-        self._pool = concurrent.futures.ThreadPoolExecutor(1)
-        self._pending = None
 
-    def _render(self, step):
+    def render(self, step):
         rng = np.random.default_rng([self.config.seed, step])
         return synthetic.batch(
             self.sources,
@@ -145,27 +141,6 @@ class SyntheticStream:
             split=self.split,
             unmasked=self.config.unmasked,
         )
-
-    def __next__(self):
-        if self._pending is None or self._pending[0] != self.step:
-            self._pending = (self.step, self._pool.submit(self._render, self.step))
-        batch = self._pending[1].result()
-        self.step += 1
-        self._pending = (self.step, self._pool.submit(self._render, self.step))
-        return batch
-
-    # The grain checkpoint handler's interface.
-    def get_state(self) -> bytes:
-        return json.dumps({"step": self.step}).encode()
-
-    def set_state(self, state: bytes) -> None:
-        self.step = int(json.loads(state.decode())["step"])
-
-    def start_prefetch(self) -> None:
-        pass
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def prepare_sources(workdir: pathlib.Path, face_dirs, resuming: bool):
