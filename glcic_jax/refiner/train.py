@@ -30,16 +30,13 @@ trained in the same step with the hinge loss on real and refined crops.
 Metrics log both critic scores, so a critic that simply wins shows.
 """
 
-import logging
 import pathlib
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx, struct
-from tqdm import tqdm
 
 from glcic_jax import locations
 from glcic_jax.dataset import folders
@@ -49,8 +46,8 @@ from glcic_jax.refiner import configs as refiner_configs
 from glcic_jax.refiner import data, network, refine_net
 from glcic_jax.segmenter.synthetic import face_sources
 from glcic_jax.training import checkpoint
-from glcic_jax.training.loop import StopRequested, make_workdir
-from glcic_jax.training.writer import MetricWriter, image_grid, prepare_log
+from glcic_jax.training.loop import make_workdir, train_chunk
+from glcic_jax.training.writer import image_grid
 
 SOURCES_FILE = "sources.json"
 FRAMING = refine_net.FRAMING
@@ -254,22 +251,10 @@ def _train(config, workdir, face_dir, coarse_model, resume, ckpts) -> int:
     forward = jax.jit(lambda p, x, m: network.refine(graphdef, p, x, m))
     sample_truth, sample_hole, sample_coarse = stream.render(2**31 - 1, config.num_samples)
 
-    stop_at = config.total_steps
-    if config.steps_per_run:
-        stop_at = min(stop_at, start + config.steps_per_run)
-    if start >= stop_at:
-        logging.warning("already at step %d of %d: nothing to do", start, config.total_steps)
-        stream.close()
-        return start
-    prepare_log(workdir, start if resume else None)
-    writer = MetricWriter(workdir)
-    if start == 0:
-        (workdir / "config.json").write_text(config.to_json_best_effort(indent=1))
-
     def meta(step):
         return dict(config=config.to_dict(), step=step, faces=len(sources), kind="refiner")
 
-    def save_samples(step):
+    def save_samples(writer, step, state):
         m = sample_hole[..., None]
         truth = sample_truth / 255.0
         composite = truth * (1 - m) + sample_coarse.astype(np.float32) * m
@@ -277,45 +262,10 @@ def _train(config, workdir, face_dir, coarse_model, resume, ckpts) -> int:
         masked = truth * (1 - m) + m * np.array([1.0, 0.0, 0.0])
         writer.write_image(step, "refiner", image_grid([masked, composite, refined, truth]))
 
-    step, last_saved = start, start
-    window, t_window = [], time.perf_counter()
-    bar = tqdm(total=stop_at, initial=start, unit="step", dynamic_ncols=True)
-    try:
-        with StopRequested() as stop:
-            while step < stop_at:
-                truth, hole, coarse_crops = next(stream)
-                state, metrics = train_step(state, truth, hole, coarse_crops)
-                step += 1
-                window.append(metrics)
-                bar.update(1)
-                if step % config.log_every == 0 or step == stop_at or stop:
-                    fetched = jax.device_get(window)
-                    scalars = {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
-                    if not np.isfinite(scalars["loss"]):
-                        raise FloatingPointError(f"loss is {scalars['loss']} at step {step}")
-                    scalars["images_per_sec"] = (
-                        len(window) * config.batch_size / (time.perf_counter() - t_window)
-                    )
-                    writer.write_scalars(step, scalars)
-                    bar.set_postfix(l1=f"{scalars['l1']:.4f}", lpips=f"{scalars['lpips']:.3f}")
-                    window, t_window = [], time.perf_counter()
-                if step % config.sample_every == 0:
-                    save_samples(step)
-                if step % config.checkpoint_every == 0:
-                    ckpts.save(step, state, stream, meta(step))
-                    last_saved = step
-                if stop:
-                    logging.warning("%s received: saving step %d and stopping", stop.signal, step)
-                    break
-            if last_saved != step:
-                ckpts.save(step, state, stream, meta(step))
-            if step % config.sample_every:
-                save_samples(step)
-    finally:
-        bar.close()
-        writer.close()
-        stream.close()
-    return step
+    return train_chunk(
+        config, workdir, start, resume, state, stream, train_step, ckpts, meta, save_samples,
+        dict(l1=".4f", lpips=".3f"),
+    )  # fmt: skip
 
 
 def export(workdir, out, step: int | None = None, storage="bfloat16") -> int:

@@ -22,16 +22,13 @@ folders (`default_face_dirs`), the export thresholds a flag leaves out
 (`export_thresholds`) and the errors it reports in one line (`USER_ERRORS`).
 """
 
-import logging
 import pathlib
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx, struct
-from tqdm import tqdm
 
 from glcic_jax import locations
 from glcic_jax.dataset import folders
@@ -42,8 +39,8 @@ from glcic_jax.segmenter import network as segmentation
 from glcic_jax.segmenter.synthetic import face_sources
 from glcic_jax.segmenter.synthetic import generator as synthetic
 from glcic_jax.training import checkpoint
-from glcic_jax.training.loop import SeededStream, StopRequested, make_workdir
-from glcic_jax.training.writer import MetricWriter, image_grid, prepare_log
+from glcic_jax.training.loop import SeededStream, make_workdir, train_chunk
+from glcic_jax.training.writer import image_grid
 
 SOURCES_FILE = "sources.json"
 # The face folders a run trains on when none are named, in data/ or the lab's
@@ -226,66 +223,19 @@ def _train(config, workdir, face_dirs, resume, ckpts) -> int:
         config.num_samples,
     )  # fmt: skip
 
-    stop_at = config.total_steps
-    if config.steps_per_run:
-        stop_at = min(stop_at, start + config.steps_per_run)
-    if start >= stop_at:
-        logging.warning("already at step %d of %d: nothing to do", start, config.total_steps)
-        stream.close()
-        return start
-    prepare_log(workdir, start if resume else None)
-    writer = MetricWriter(workdir)
-    if start == 0:
-        (workdir / "config.json").write_text(config.to_json_best_effort(indent=1))
-
     def meta(step):
         return dict(config=config.to_dict(), step=step, faces=len(sources), kind="mask_segmenter")
 
-    def save_samples(step):
+    def save_samples(writer, step, state):
         prob = np.asarray(forward(state.params, jnp.asarray(sample_x, jnp.float32) / 255.0))
         rows = [sample_x, overlay_view(sample_x, sample_y), overlay_view(sample_x, prob > 0.5)]
         writer.write_image(step, "segmentation", image_grid([r / 255.0 for r in rows]))
 
-    step, last_saved = start, start
-    window, t_window = [], time.perf_counter()
-    bar = tqdm(total=stop_at, initial=start, unit="step", dynamic_ncols=True)
-    try:
-        with StopRequested() as stop:
-            while step < stop_at:
-                images, labels = next(stream)
-                state, metrics = train_step(state, images, labels)
-                step += 1
-                window.append(metrics)
-                bar.update(1)
-                if step % config.log_every == 0 or step == stop_at or stop:
-                    fetched = jax.device_get(window)
-                    scalars = {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
-                    if not np.isfinite(scalars["loss"]):
-                        raise FloatingPointError(f"loss is {scalars['loss']} at step {step}")
-                    scalars["images_per_sec"] = (
-                        len(window) * config.batch_size / (time.perf_counter() - t_window)
-                    )
-                    scalars["lr"] = float(schedule(config)(step))
-                    writer.write_scalars(step, scalars)
-                    bar.set_postfix(loss=f"{scalars['loss']:.4f}", iou=f"{scalars['iou']:.3f}")
-                    window, t_window = [], time.perf_counter()
-                if step % config.sample_every == 0:
-                    save_samples(step)
-                if step % config.checkpoint_every == 0:
-                    ckpts.save(step, state, stream, meta(step))
-                    last_saved = step
-                if stop:
-                    logging.warning("%s received: saving step %d and stopping", stop.signal, step)
-                    break
-            if last_saved != step:
-                ckpts.save(step, state, stream, meta(step))
-            if step % config.sample_every:
-                save_samples(step)
-    finally:
-        bar.close()
-        writer.close()
-        stream.close()
-    return step
+    return train_chunk(
+        config, workdir, start, resume, state, stream, train_step, ckpts, meta, save_samples,
+        dict(loss=".4f", iou=".3f"),
+        extra_scalars=lambda step: {"lr": float(schedule(config)(step))},
+    )  # fmt: skip
 
 
 def overlay_view(images, masks) -> np.ndarray:

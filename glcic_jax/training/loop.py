@@ -5,17 +5,24 @@ The GLCIC trainer (`training.train`), the mask segmenter's
 (`segmenter.train`) and the refiner's (`refiner.train`) all stop cleanly
 between steps on SIGTERM/SIGINT, saving first, and refuse a --workdir they
 cannot write in one line; the last two draw their batches from a
-`SeededStream`.
+`SeededStream` and train it in `train_chunk`.
 """
 
 import concurrent.futures
 import json
+import logging
 import os
 import pathlib
 import signal
 import threading
+import time
+
+import jax
+import numpy as np
+from tqdm import tqdm
 
 from glcic_jax.training import configs
+from glcic_jax.training.writer import MetricWriter, prepare_log
 
 
 class StopRequested:
@@ -93,3 +100,71 @@ class SeededStream:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def train_chunk(
+    config, workdir, start, resume, state, stream, train_step, ckpts, meta, save_samples,
+    postfix, extra_scalars=None,
+) -> int:  # fmt: skip
+    """One chunk of a small trainer's run, from step `start`: returns the step reached (checkpointed).
+
+    The segmenter's and the refiner's loop: it stops at `config.total_steps`
+    or after `config.steps_per_run`, logs the window's mean metrics (plus
+    images_per_sec and `extra_scalars(step)`) every `log_every` steps,
+    `save_samples(writer, step, state)` every `sample_every`, saves a
+    checkpoint (`ckpts.save(step, state, stream, meta(step))`) every
+    `checkpoint_every` and, on SIGTERM/SIGINT, at the current step; a
+    non-finite loss raises. `train_step(state, *batch)` -> (state, metrics
+    with "loss"); `postfix`: {metric: format} shown on the progress bar.
+    Closes `stream` in any case.
+    """
+    stop_at = config.total_steps
+    if config.steps_per_run:
+        stop_at = min(stop_at, start + config.steps_per_run)
+    if start >= stop_at:
+        logging.warning("already at step %d of %d: nothing to do", start, config.total_steps)
+        stream.close()
+        return start
+    prepare_log(workdir, start if resume else None)
+    writer = MetricWriter(workdir)
+    if start == 0:
+        (workdir / "config.json").write_text(config.to_json_best_effort(indent=1))
+    step, last_saved = start, start
+    window, t_window = [], time.perf_counter()
+    bar = tqdm(total=stop_at, initial=start, unit="step", dynamic_ncols=True)
+    try:
+        with StopRequested() as stop:
+            while step < stop_at:
+                state, metrics = train_step(state, *next(stream))
+                step += 1
+                window.append(metrics)
+                bar.update(1)
+                if step % config.log_every == 0 or step == stop_at or stop:
+                    fetched = jax.device_get(window)
+                    scalars = {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
+                    if not np.isfinite(scalars["loss"]):
+                        raise FloatingPointError(f"loss is {scalars['loss']} at step {step}")
+                    scalars["images_per_sec"] = (
+                        len(window) * config.batch_size / (time.perf_counter() - t_window)
+                    )
+                    scalars.update(extra_scalars(step) if extra_scalars else {})
+                    writer.write_scalars(step, scalars)
+                    bar.set_postfix({k: format(scalars[k], f) for k, f in postfix.items()})
+                    window, t_window = [], time.perf_counter()
+                if step % config.sample_every == 0:
+                    save_samples(writer, step, state)
+                if step % config.checkpoint_every == 0:
+                    ckpts.save(step, state, stream, meta(step))
+                    last_saved = step
+                if stop:
+                    logging.warning("%s received: saving step %d and stopping", stop.signal, step)
+                    break
+            if last_saved != step:
+                ckpts.save(step, state, stream, meta(step))
+            if step % config.sample_every:
+                save_samples(writer, step, state)
+    finally:
+        bar.close()
+        writer.close()
+        stream.close()
+    return step
