@@ -46,6 +46,36 @@ def test_the_refiner_changes_only_the_hole():
         network.refine(graphdef, params, composite[:, :30, :30], hole[:, :30, :30])
 
 
+def test_the_detail_band_drops_smooth_corrections_and_keeps_fine_ones():
+    side = 32
+    yy, xx = np.mgrid[:side, :side]
+    shape = (2, side, side, 3)
+    smooth = np.broadcast_to((0.2 + 0.005 * xx)[None, ..., None], shape).astype(np.float32)
+    fine = np.broadcast_to((0.1 * (-1.0) ** (xx + yy))[None, ..., None], shape).astype(np.float32)
+    sigmas, radius = network.band_sigmas(2.0, [256, 512])
+    assert list(sigmas) == [2.0, 4.0] and radius == 12
+    kept = np.asarray(network.detail_band(smooth + fine, sigmas, radius))
+    inner = (slice(None), slice(radius, -radius), slice(radius, -radius))
+    np.testing.assert_allclose(kept[inner], fine[inner], atol=2e-3)
+    # Each image its own sigma: a wider low-pass leaves more of a middle frequency.
+    middle = np.broadcast_to(np.sin(xx * 2 * np.pi / 16)[None, ..., None], shape).astype(np.float32)
+    kept = np.asarray(network.detail_band(middle, sigmas, radius))
+    assert np.abs(kept[1]).mean() > np.abs(kept[0]).mean() + 0.05
+
+
+def test_a_refiner_kept_to_its_detail_band_leaves_a_flat_correction_out():
+    composite, hole = random_batch()
+    model = network.build(4, seed=3)
+    model.head.bias[...] = np.full(3, 0.1, np.float32)  # a flat brightening
+    graphdef, params = nnx.split(model, nnx.Param)
+    whole = np.asarray(network.refine(graphdef, params, composite, hole))
+    sigmas, radius = network.band_sigmas(2.0, [32, 32])
+    band = np.asarray(network.refine(graphdef, params, composite, hole, sigmas, radius))
+    inside = hole == 1
+    assert (whole - composite)[inside].mean() > 0.05
+    np.testing.assert_allclose(band, composite, atol=1e-5)
+
+
 def test_the_critics_convolutions_are_divided_by_their_largest_singular_value():
     conv = network.SpectralConv(5, 7, 4, stride=2, rngs=nnx.Rngs(0))
     x = np.zeros((1, 8, 8, 5), np.float32)
@@ -140,6 +170,21 @@ def test_a_training_run_logs_both_critic_scores_saves_and_exports(lfw_photos, co
     assert size < 100_000 and net.step == 4 and net.frame_sizes == (64, 96)
 
 
+def test_a_run_starts_from_the_weights_of_init_from(tmp_path):
+    graphdef, params = nnx.split(network.build(4, seed=7), nnx.Param)
+    refine_net.save(tmp_path / "start.npz", params, dict(tiny_config()), 3, storage="float32")
+    _, _, state = refiner.init_state(tiny_config(init_from=str(tmp_path / "start.npz")))
+    for x, y in zip(*(nnx.to_flat_state(p) for p in (params, state.params))):
+        np.testing.assert_array_equal(x[1][...], y[1][...])
+    _, _, fresh = refiner.init_state(tiny_config())
+    leaves = lambda p: [np.asarray(x[1][...]) for x in nnx.to_flat_state(p)]  # noqa: E731
+    assert not all(map(np.array_equal, leaves(fresh.params), leaves(state.params)))
+    with pytest.raises(refiner_configs.ConfigError, match="init_from.*does not exist"):
+        refiner.init_state(tiny_config(init_from=str(tmp_path / "missing.npz")))
+    with pytest.raises(refiner_configs.ConfigError, match="init_from.*width 4"):
+        refiner.init_state(tiny_config(init_from=str(tmp_path / "start.npz"), width=8))
+
+
 @pytest.mark.slow  # two tiny trainings, each compiled
 def test_training_resumes_to_the_same_weights(lfw_photos, coarse, tmp_path):
     folder, sources = lfw_photos
@@ -165,7 +210,7 @@ def test_exporting_a_run_that_is_not_a_refiners_is_one_clear_error(tiny_runs, tm
 
 def test_a_refiner_file_round_trips_and_bad_files_are_one_clear_error(tmp_path):
     model = network.build(4, seed=2)
-    model.head.kernel[...] = np.full(model.head.kernel.shape, 0.01, np.float32)
+    model.head.kernel[...] = np.random.default_rng(2).normal(size=model.head.kernel.shape) * 10
     _, params = nnx.split(model, nnx.Param)
     config = dict(tiny_config().to_dict())
     path = tmp_path / "r.npz"

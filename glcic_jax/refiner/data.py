@@ -75,7 +75,7 @@ def scaled_holes(holes, size: int) -> np.ndarray:
 
 
 class RefinerStream(SeededStream):
-    """Batch t (truth uint8, hole bool, coarse float16 crops) from a generator seeded by (seed, t).
+    """Batch t (truth uint8, hole bool, coarse float16 crops, frame side int32) from a generator seeded by (seed, t).
 
     `frames` and `holes`: one array per frame size; `coarse_model`: the
     coarse stage (an `inference.Completer`).
@@ -108,4 +108,5 @@ class RefinerStream(SeededStream):
         origins = [crop_origins(h[None], rng, k)[0] for h in holes]
         cut = lambda a: np.stack([x[t : t + k, s : s + k] for x, (t, s) in zip(a, origins)])  # noqa: E731
         truth, holes, coarse = cut(faces), cut(holes), cut(coarse)
-        return truth, holes, coarse.astype(np.float16)
+        sides = np.asarray(c.frame_sizes, np.int32)[scale]
+        return truth, holes, coarse.astype(np.float16), sides

@@ -8,7 +8,11 @@ each hole pixel the whole lower face as context; the skips keep the fine
 texture of the visible face beside the hole. Fully convolutional: it trains
 on crops and runs on whole frames of any side divisible by `DOWNSAMPLE`.
 No normalisation (a face is refined alone, and statistics over a hole and
-its surround would mix the two).
+its surround would mix the two). With `detail_sigma` (`detail_band`) the
+correction keeps only what lies above a Gaussian low-pass: the coarse fill
+decides shape and colour, the refiner adds the detail the coarse model, at
+64 px, cannot draw (a refiner free to move the low frequencies drew swollen
+lips and colour blotches on real photos).
 
 Critic: a PatchGAN (Isola et al. 2017) whose every output judges a patch
 78 px across, with spectral normalisation on each convolution
@@ -18,6 +22,7 @@ refined ones, the hole given as a fourth channel so it learns where to look.
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from glcic_jax.nets.layers import Conv
@@ -62,10 +67,12 @@ class Refiner(nnx.Module):
         # Start as the identity: the coarse fill, unchanged.
         self.head.kernel[...] = jnp.zeros_like(self.head.kernel[...])
 
-    def __call__(self, composite, hole):
+    def __call__(self, composite, hole, sigmas=None, radius: int = 0):
         """composite (N, S, S, 3) in [0, 1], hole (N, S, S) {0, 1} -> refined (N, S, S, 3).
 
         Only the hole's pixels may change; the rest is `composite`'s, exactly.
+        `sigmas` (N,) and `radius`: the correction is limited to its detail
+        band (`detail_band`); None: the whole correction.
         """
         if composite.shape[1] % DOWNSAMPLE or composite.shape[2] % DOWNSAMPLE:
             raise ValueError(f"sides must be divisible by {DOWNSAMPLE}, got {composite.shape}")
@@ -80,8 +87,43 @@ class Refiner(nnx.Module):
         for project, fuse, skip in zip(self.projections, self.fusions, reversed(skips[:-1])):
             x = jnp.repeat(jnp.repeat(project(x), 2, axis=1), 2, axis=2)
             x = _act(fuse(jnp.concatenate([x, skip], axis=-1)))
-        refined = jnp.clip(composite + self.head(x), 0.0, 1.0)
+        correction = self.head(x)
+        if sigmas is not None:
+            correction = detail_band(correction, sigmas, radius)
+        refined = jnp.clip(composite + correction, 0.0, 1.0)
         return m * refined + (1.0 - m) * composite
+
+
+def band_sigmas(detail_sigma: float, sides) -> tuple[np.ndarray, int]:
+    """(per-image sigma, static radius) of the low-pass for frames of `sides` px.
+
+    `detail_sigma` is in pixels of a 256 px frame, scaled with the frame so
+    the band is the same part of the face at every side.
+    """
+    sigmas = detail_sigma * np.asarray(sides, np.float32) / 256.0
+    return sigmas, int(np.ceil(3.0 * sigmas.max()))
+
+
+def detail_band(x, sigmas, radius: int):
+    """x (N, H, W, C) less its Gaussian blur (sigma `sigmas[n]` per image, taps to `radius`).
+
+    Separable, edges reflected; linear, so its gradient is the same filter.
+    """
+    taps = jnp.arange(-radius, radius + 1, dtype=jnp.float32)
+    sig = jnp.maximum(jnp.asarray(sigmas, jnp.float32), 1e-3)[:, None]
+    w = jnp.exp(-0.5 * (taps[None] / sig) ** 2)
+    w = (w / w.sum(axis=1, keepdims=True)).astype(x.dtype)  # (N, taps)
+    low = x
+    for axis in (1, 2):
+        pad = [(0, 0)] * 4
+        pad[axis] = (radius, radius)
+        padded = jnp.pad(low, pad, mode="reflect")
+        n = low.shape[axis]
+        low = sum(
+            w[:, k, None, None, None] * jax.lax.slice_in_dim(padded, k, k + n, axis=axis)
+            for k in range(2 * radius + 1)
+        )
+    return x - low
 
 
 class SpectralConv(nnx.Module):
@@ -151,6 +193,6 @@ def abstract(width: int):
     return nnx.split(nnx.eval_shape(lambda: build(width)), nnx.Param)
 
 
-def refine(graphdef, params, composite, hole) -> jax.Array:
+def refine(graphdef, params, composite, hole, sigmas=None, radius: int = 0) -> jax.Array:
     """Pure forward pass of a split `Refiner` (see `Refiner.__call__`)."""
-    return nnx.merge(graphdef, params)(composite, hole)
+    return nnx.merge(graphdef, params)(composite, hole, sigmas, radius)

@@ -76,8 +76,12 @@ class RefineNet:
         # The frame sides it learnt in: the pipeline refines in the one nearest a face's resolution.
         self.frame_sizes = header["frame_sizes"]
         self.step = header["step"]
+        # Files before the detail band have none: their correction is whole.
+        self.detail_sigma = float(header["config"].get("detail_sigma", 0.0))
         self._params = jax.device_put(params)
-        self._forward = jax.jit(lambda p, x, m: network.refine(graphdef, p, x, m))
+        self._forward = jax.jit(
+            lambda p, x, m, s, r: network.refine(graphdef, p, x, m, s, r), static_argnums=4
+        )
 
     @classmethod
     def from_file(cls, path) -> "RefineNet":
@@ -95,5 +99,10 @@ class RefineNet:
         holes = np.asarray(holes, np.float32)
         m = holes[..., None]
         composite = frames * (1.0 - m) + np.asarray(coarse, np.float32) * m
-        out = self._forward(self._params, jnp.asarray(composite), jnp.asarray(holes))
+        composite, holes = jnp.asarray(composite), jnp.asarray(holes)
+        if self.detail_sigma:
+            sigmas, radius = network.band_sigmas(self.detail_sigma, [frames.shape[1]] * len(frames))
+            out = self._forward(self._params, composite, holes, sigmas, radius)
+        else:
+            out = self._forward(self._params, composite, holes, None, 0)
         return np.asarray(out, np.float32)

