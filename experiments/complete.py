@@ -9,8 +9,8 @@ A fine stage (opt-in, not the default): --refiner=shipped lets the shipped
 refiner (pretrained/REFINER_CARD.md) redraw each face's fill at the face's
 own resolution over the model's coarse fill; --refiner=FILE uses another
 refiner file. It scores better than the coarse fill on held-out studio
-portraits (LPIPS, fine detail) but draws distorted mouths on most real
-photos, so the coarse fill stays the default (docs/photos.md, "The fine
+portraits (LPIPS, fine detail) but draws creased or lumpy lower faces on
+most real photos, so the coarse fill stays the default (docs/photos.md, "The fine
 stage"). Models framed on the study's canvas cannot use it.
 
 Fine detail: with a donor bank (--donors, default data/donor_bank.npz,
