@@ -18,4 +18,5 @@ stats       bootstrap intervals and the sign test (scipy.stats)
 pasted_masks    completion models given the true pasted mask on held-out faces
 photo_pipeline  the whole photo pipeline on held-out pasted masks, against Telea
 detection   the face detector's recall, false positives and the masked-face rule
+face_comparison  several complete.py runs face by face for judging by eye (blind), and the tally
 """
