@@ -34,8 +34,8 @@ _MIN_WIDTH = flags.DEFINE_float(
 )
 _BLIND = flags.DEFINE_bool("blind", False, "Shuffle the runs per face and name them A, B, C...")
 _SEED = flags.DEFINE_integer("seed", 7, "Seed of the blind order.")
-_PER_SHEET = flags.DEFINE_integer("per_sheet", 4, "Faces per sheet.")
-_TILE = flags.DEFINE_integer("tile", 300, "Side of each face tile (px).")
+_PER_SHEET = flags.DEFINE_integer("per_sheet", 4, "Faces per sheet.", lower_bound=1)
+_TILE = flags.DEFINE_integer("tile", 300, "Side of each face tile (px).", lower_bound=16)
 _TALLY = flags.DEFINE_string("tally", None, "A filled labels table: print the counts per run.")
 
 
@@ -58,9 +58,14 @@ def _write_sheets(out: pathlib.Path, rows: list[np.ndarray]) -> int:
 
 
 def make_sheets(out: pathlib.Path) -> None:
+    if _BLIND.value and (out / "labels.csv").exists():
+        sys.exit(f"error: {out / 'labels.csv'} exists (a judge's labels?): choose another --out")
     faces = fc.completed_faces(_RUNS.value, _MIN_WIDTH.value)
     if not faces:
-        sys.exit("error: no completed face to compare (check --runs and --min_width)")
+        sys.exit(
+            "error: no face to compare: none completed at least --min_width wide in the"
+            " first run, or the runs were made from different --input paths"
+        )
     out.mkdir(parents=True, exist_ok=True)
     names = [pathlib.Path(r).name or str(r) for r in _RUNS.value]
     orders = fc.blind_orders(len(faces), len(names), _SEED.value) if _BLIND.value else None
@@ -72,7 +77,7 @@ def make_sheets(out: pathlib.Path) -> None:
         labels = [fc.LETTERS[j] if orders else names[k] for j, k in enumerate(order)]
         rows.append(_row([tiles[0]] + [tiles[k + 1] for k in order],
                          [head] + [f"face {i}: {label}" for label in labels]))  # fmt: skip
-        key.append(dict(face=i, photo=face["photo"], index=face["face"], width=round(face["width"]),
+        key.append(dict(face=i, photo=face["photo"], index=face["face"], width=face["width"],
                         order={fc.LETTERS[j]: str(_RUNS.value[k]) for j, k in enumerate(order)}))  # fmt: skip
     sheets = _write_sheets(out, rows)
     if orders:
@@ -92,13 +97,13 @@ def print_tally(out: pathlib.Path) -> None:
     for path in (key_path, labels_path):
         if not path.is_file():
             sys.exit(f"error: {path} not found")
-    key = json.loads(key_path.read_text())
-    with open(labels_path, newline="") as f:
-        labels = list(csv.DictReader(f))
     try:
+        key = json.loads(key_path.read_text())
+        with open(labels_path, newline="") as f:
+            labels = list(csv.DictReader(f))
         counts = fc.tally(labels, key, _MIN_WIDTH.value)
-    except (fc.ComparisonError, KeyError, ValueError) as e:
-        sys.exit(f"error: {labels_path}: {e!s}")
+    except (fc.ComparisonError, KeyError, TypeError, ValueError, OSError) as e:
+        sys.exit(f"error: {labels_path} with {key_path}: {e!s}")
     columns = ["faces", *fc.QUESTIONS, "sharp_and_mouth"]
     print(f"faces at least {_MIN_WIDTH.value:g} px wide")
     print("| run | " + " | ".join(columns) + " |")

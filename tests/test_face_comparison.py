@@ -2,6 +2,7 @@
 
 import csv
 import json
+import pathlib
 import subprocess
 import sys
 
@@ -11,7 +12,7 @@ from PIL import Image
 
 from glcic_jax.evaluation import face_comparison as fc
 
-ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def fake_run(folder, photos, shade):
@@ -54,6 +55,11 @@ def test_faces_are_the_completed_ones_wide_enough_each_cut_with_one_box(runs):
     assert 0 <= left < right <= 160 and 0 <= top < bottom <= 120
     with pytest.raises(fc.ComparisonError, match="not found"):
         fc.completed_faces([runs[0], runs[0].parent / "missing"])
+    left, top, right, bottom = fc.crop_box((0, 0, 150, 100), (120, 160))  # wider than the photo
+    assert right - left == bottom - top == 120 and right <= 160  # square, inside
+    pathlib.Path(faces[0]["photo"]).unlink()
+    with pytest.raises(fc.ComparisonError, match="not found"):
+        fc.completed_faces(runs)
 
 
 def test_blind_orders_are_seeded_permutations_and_the_tally_counts_per_run():
@@ -73,9 +79,15 @@ def test_blind_orders_are_seeded_permutations_and_the_tally_counts_per_run():
         faces=1, sharp=1, mouth=1, accept=0, distorted=0, remnant=0, sharp_and_mouth=1
     )
     with pytest.raises(fc.ComparisonError, match="not 0 or 1"):
-        fc.tally([dict(labels[0], sharp="")], key)
+        fc.tally([dict(labels[0], sharp=""), *labels[1:]], key)
+    with pytest.raises(fc.ComparisonError, match="not 0 or 1"):
+        fc.tally([{k: v for k, v in labels[0].items() if k != "remnant"}, *labels[1:]], key)
     with pytest.raises(fc.ComparisonError, match="not in the key"):
-        fc.tally([dict(labels[0], tile="C")], key)
+        fc.tally([dict(labels[0], tile="C"), *labels[1:]], key)
+    with pytest.raises(fc.ComparisonError, match="twice"):
+        fc.tally([*labels, labels[0]], key)
+    with pytest.raises(fc.ComparisonError, match="1 tiles of the key have no label"):
+        fc.tally(labels[1:], key)
 
 
 def test_the_script_makes_a_blind_kit_and_tallies_it(runs, tmp_path):
@@ -106,6 +118,8 @@ def test_the_script_makes_a_blind_kit_and_tallies_it(runs, tmp_path):
     }
     assert lines[str(runs[1])].replace(" ", "").startswith(f"|{runs[1]}|2|0|0|2|")
     assert lines[str(runs[0])].replace(" ", "").startswith(f"|{runs[0]}|2|0|0|0|")
+    again = run(f"--runs={runs[0]},{runs[1]}", f"--out={out}", "--blind")
+    assert again.returncode == 1 and "exists" in again.stderr  # a judge's labels are kept
     missing = run(f"--runs={tmp_path / 'nowhere'}", f"--out={out}")
     assert (
         missing.returncode == 1

@@ -100,6 +100,8 @@ def test_the_critics_convolutions_are_divided_by_their_largest_singular_value():
         ("batch_size", 0, "batch_size"),
         ("adversarial_weight", -1.0, "adversarial_weight"),
         ("degrade", 1.5, "share of crops"),
+        ("detail_sigma", 100.0, "too wide"),
+        ("detail_sigma", -1.0, "detail_sigma"),
     ],
 )
 def test_a_config_that_cannot_train_is_one_line_naming_its_field(field, value, message):
@@ -156,18 +158,48 @@ def tiny_config(**overrides):
 
 def test_a_training_run_logs_both_critic_scores_saves_and_exports(lfw_photos, coarse, tmp_path):
     folder, _ = lfw_photos
-    workdir = tmp_path / "run"
-    assert refiner.train_refiner(tiny_config(), workdir, folder, coarse) == 4
+    workdir, start = tmp_path / "run", tmp_path / "start.npz"
+    _, params = nnx.split(network.build(4, seed=5), nnx.Param)
+    refine_net.save(start, params, dict(tiny_config()), 0)
+    config = tiny_config(init_from=str(start))
+    assert refiner.train_refiner(config, workdir, folder, coarse) == 4
+    start.unlink()  # read once at the start: the export below never needs it
     records = [json.loads(line) for line in (workdir / "metrics.jsonl").open()]
     assert [r["step"] for r in records] == [2, 4]
     for key in ("l1", "lpips", "adversarial", "critic_real", "critic_fake"):
         assert all(np.isfinite(r[key]) for r in records), key
     assert (workdir / "samples" / "refiner_00000004.png").exists()
     with pytest.raises(refiner.checkpoint.CheckpointError, match="--resume"):
-        refiner.train_refiner(tiny_config(), workdir, folder, coarse)
+        refiner.train_refiner(config, workdir, folder, coarse)
     size = refiner.export(workdir, tmp_path / "refiner.npz")
     net = refine_net.RefineNet.from_file(tmp_path / "refiner.npz")
     assert size < 100_000 and net.step == 4 and net.frame_sizes == (64, 96)
+
+
+def test_a_refiner_file_applies_its_own_detail_band_and_an_older_file_the_whole_correction(
+    tmp_path,
+):
+    composite, hole = random_batch(n=1, side=32)
+    model = network.build(4, seed=2)
+    model.head.kernel[...] = np.random.default_rng(2).normal(size=model.head.kernel.shape) * 10
+    model.head.bias[...] = np.full(3, 0.1, np.float32)
+    graphdef, params = nnx.split(model, nnx.Param)
+    frames = np.round(composite * 255).astype(np.uint8)
+    coarse = frames / np.float32(255.0)
+    old_config = {k: v for k, v in tiny_config().to_dict().items() if k != "detail_sigma"}
+    outs = {}
+    for name, config in (("old", old_config), ("band", dict(old_config, detail_sigma=2.0))):
+        refine_net.save(tmp_path / f"{name}.npz", params, config, 1, storage="float32")
+        net = refine_net.RefineNet.from_file(tmp_path / f"{name}.npz")
+        outs[name] = net.refine(frames, hole > 0, coarse)
+    sigmas, radius = network.band_sigmas(2.0, [32])
+    for name, extra in (("old", ()), ("band", (sigmas, radius))):
+        expected = network.refine(graphdef, params, coarse, hole, *extra)
+        np.testing.assert_allclose(outs[name], expected, atol=1e-5)
+    assert np.abs(outs["old"] - outs["band"]).max() > 0.05
+    refine_net.save(tmp_path / "bad.npz", params, dict(old_config, detail_sigma="wide"), 1)
+    with pytest.raises(refine_net.RefinerError, match="incomplete header"):
+        refine_net.RefineNet.from_file(tmp_path / "bad.npz")
 
 
 def test_a_run_starts_from_the_weights_of_init_from(tmp_path):
@@ -189,10 +221,14 @@ def test_a_run_starts_from_the_weights_of_init_from(tmp_path):
 def test_training_resumes_to_the_same_weights(lfw_photos, coarse, tmp_path):
     folder, sources = lfw_photos
     straight, chunked = tmp_path / "straight", tmp_path / "chunked"
-    config = tiny_config(total_steps=4, checkpoint_every=2)
+    start = tmp_path / "start.npz"
+    _, params = nnx.split(network.build(4, seed=5), nnx.Param)
+    refine_net.save(start, params, dict(tiny_config()), 0)
+    config = tiny_config(total_steps=4, checkpoint_every=2, init_from=str(start))
     assert refiner.train_refiner(config, straight, folder, coarse) == 4
     config.steps_per_run = 2
     assert refiner.train_refiner(config, chunked, folder, coarse) == 2
+    start.unlink()  # a resumed run restores its checkpoint and never reads the start file
     assert refiner.train_refiner(config, chunked, folder, coarse, resume=True) == 4
     a, b = tmp_path / "a.npz", tmp_path / "b.npz"
     refiner.export(straight, a, storage="float32")

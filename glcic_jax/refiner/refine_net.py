@@ -4,8 +4,9 @@
     sharp = net.refine(frames, holes, coarse)   # frames uint8, holes bool, coarse float
 
 The file is an .npz of the refiner's weights (bfloat16 by default) with a
-JSON header: its format, the storage, the training config (the frame sizes
-and width it was made with) and the step.
+JSON header: its format, the storage, the training config (the frame sizes,
+width and detail band it was made with; a file without `detail_sigma` has
+its whole correction applied) and the step.
 """
 
 import pathlib
@@ -54,6 +55,9 @@ def load(path):
             header["step"],
         )
         header["frame_sizes"], header["step"] = tuple(int(s) for s in sides), int(step)
+        header["detail_sigma"] = float(header["config"].get("detail_sigma", 0.0))
+        if not header["detail_sigma"] >= 0:
+            raise ValueError(f"detail_sigma {header['detail_sigma']}")
     except (KeyError, TypeError, ValueError) as e:
         raise RefinerError(f"{path} has an incomplete header ({e!r})") from None
     graphdef, abstract = network.abstract(width)
@@ -76,8 +80,8 @@ class RefineNet:
         # The frame sides it learnt in: the pipeline refines in the one nearest a face's resolution.
         self.frame_sizes = header["frame_sizes"]
         self.step = header["step"]
-        # Files before the detail band have none: their correction is whole.
-        self.detail_sigma = float(header["config"].get("detail_sigma", 0.0))
+        # 0 (files before the detail band): the whole correction is applied.
+        self.detail_sigma = header["detail_sigma"]
         self._params = jax.device_put(params)
         self._forward = jax.jit(
             lambda p, x, m, s, r: network.refine(graphdef, p, x, m, s, r), static_argnums=4
@@ -89,6 +93,9 @@ class RefineNet:
 
     def refine(self, frames, holes, coarse) -> np.ndarray:
         """Sharpened fills: float32 (N, S, S, 3) in [0, 1], equal to `frames` outside the holes.
+
+        The correction is kept to the file's detail band (`network.detail_band`,
+        sigma `detail_sigma` x S / 256) where it has one.
 
         Args:
           frames: uint8 (N, S, S, 3): the framed faces (their hole pixels are not read).

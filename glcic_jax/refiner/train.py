@@ -19,9 +19,9 @@ an `inference.Completer`), made exactly as the pipeline makes it
 (seed, t) (frame sizes, faces, holes, mirror flips, a degraded frame for
 a share `config.degrade` of them (`data.degrade`: as soft as a smaller,
 compressed face, context and truth alike), and a crop of `config.crop_size`
-px centred in the hole's box), so a resumed run sees the
-batches a run without the break would have; it is rendered on a thread
-while the current step runs.
+px centred in the hole's box; the batch carries each crop's frame side, which
+scales its detail band), so a resumed run sees the batches a run without
+the break would have; it is rendered on a thread while the current step runs.
 
 The refiner's correction is kept to its detail band (`config.detail_sigma`,
 `network.detail_band`) where the config asks, and a run may start from a
@@ -88,15 +88,16 @@ def build_critic(config):
     return network.PatchCritic(config.critic_width, rngs=nnx.Rngs(config.seed + 1))
 
 
-def init_state(config):
-    """(refiner graphdef, critic graphdef, fresh state), the refiner's weights from
-    `config.init_from` where it names a refiner file.
+def init_state(config, start_weights: bool = True):
+    """(refiner graphdef, critic graphdef, fresh state); with `start_weights`, the
+    refiner's weights from `config.init_from` where it names a refiner file (a
+    resumed run or an export restores over them: the file is not read then).
 
     Raises:
       refiner_configs.ConfigError: that file cannot be used.
     """
     graphdef, params = nnx.split(network.build(config.width, config.seed), nnx.Param)
-    if config.init_from:
+    if config.init_from and start_weights:
         params = _initial_weights(config, params)
     critic_def, critic_params, critic_stats = nnx.split(
         build_critic(config), nnx.Param, nnx.BatchStat
@@ -113,7 +114,8 @@ def init_state(config):
     return graphdef, critic_def, state
 
 
-def _initial_weights(config, params):
+def _initial_weights(config, params=None):
+    """`config.init_from`'s weights cast onto `params` (None: only check the file)."""
     try:
         header, _, loaded = refine_net.load(config.init_from)
     except refine_net.RefinerError as e:
@@ -123,6 +125,8 @@ def _initial_weights(config, params):
             f"--config.init_from: {config.init_from} has width {header['config']['width']},"
             f" the config {config.width}"
         )
+    if params is None:
+        return None
     return jax.tree.map(lambda a, b: jnp.asarray(b, a.dtype), params, loaded)
 
 
@@ -268,6 +272,8 @@ def _train(config, workdir, face_dir, coarse_model, resume, ckpts) -> int:
     ckpts.check_start(workdir, resume)
     if resume and (meta := ckpts.newest_readable_meta()) is not None:
         _check_compatible(meta["config"], config)
+    if config.init_from and not resume:
+        _initial_weights(config)  # before the faces are found: a bad file fails at once
     sources = prepare_sources(workdir, face_dir, resume)
     frames = [data.frame_faces(sources, size) for size in config.frame_sizes]
     holes, _ = overlay_bank.mask_bank(
@@ -276,7 +282,7 @@ def _train(config, workdir, face_dir, coarse_model, resume, ckpts) -> int:
     )  # fmt: skip
     holes = [data.scaled_holes(holes > 0.5, size) for size in config.frame_sizes]
     stream = data.RefinerStream(frames, holes, coarse_model, config)
-    graphdef, critic_def, state = init_state(config)
+    graphdef, critic_def, state = init_state(config, start_weights=not resume)
     start = 0
     if resume:
         abstract = checkpoint.abstract_like(state)
@@ -314,6 +320,6 @@ def export(workdir, out, step: int | None = None, storage="bfloat16") -> int:
             raise checkpoint.CheckpointError(f"{workdir} holds no refiner checkpoints")
         config = refiner_configs.base_config()
         config.update(meta["config"])
-        _, _, state = init_state(config)
+        _, _, state = init_state(config, start_weights=False)
         restored = ckpts.restore(checkpoint.abstract_like(state), meta["step"])
     return refine_net.save(out, restored.params, config.to_dict(), meta["step"], storage)

@@ -38,7 +38,6 @@ IDENTITY_FIELDS = (
     "hole_dilation",
     "degrade",
     "detail_sigma",
-    "init_from",
 )
 
 
@@ -72,7 +71,9 @@ def base_config() -> ml_collections.ConfigDict:
     # this sigma (pixels of a 256 px frame, scaled with the frame): shape and
     # colour stay the coarse fill's. 0: the whole correction (the first refiner).
     c.detail_sigma = 0.0
-    # A refiner file whose weights the run starts from ("" : fresh weights).
+    # A refiner file whose weights a fresh run starts from ("": fresh weights).
+    # Read once, at the start: not part of the run's identity, and a resumed
+    # run or an export never reads it again.
     c.init_from = ""
     c.log_every = 25
     c.checkpoint_every = 250
@@ -135,4 +136,11 @@ def validate(config, names: dict[str, str] | None = None) -> None:
         raise ConfigError(
             f"{names['frame_sizes']} must be multiples of 16, each at least "
             f"{names['crop_size']} ({config.crop_size}), not {sizes!r}"
+        )
+    # The low-pass reaches 3 sigma each side (`network.band_sigmas`), mirrored at a crop's edges.
+    reach = 3.0 * config.detail_sigma * max(sizes) / 256.0
+    if reach >= config.crop_size / 2:
+        raise ConfigError(
+            f"{names['detail_sigma']}={config.detail_sigma} is too wide for "
+            f"{names['crop_size']} ({config.crop_size}) at frames of {max(sizes)} px"
         )

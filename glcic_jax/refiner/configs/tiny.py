@@ -1,4 +1,4 @@
-"""Tests: 32 px crops of 64 and 96 px frames, width 4, batch 2; seconds."""
+"""Tests: 32 px crops of 64 and 96 px frames, width 4, batch 2, the detail band on; seconds."""
 
 from glcic_jax.refiner.configs import base_config
 
