@@ -6,9 +6,10 @@ r"""Sheets of several complete.py runs face by face, for judging by eye, blind i
 
 Every face the first run completed (its completion_faces.csv) is cut from the
 photo and from each run's result with one box; a row per face: the input,
-then the runs (sheet_000.png, ...; --per_sheet rows a sheet). Plain: the
-runs in the order given, named on the row. --blind: the order is shuffled per
-face (--seed) and the tiles named A, B, C...; OUT/key.json says which is
+then the runs (sheet_000.png, ...; --per_sheet rows a sheet, the face's
+number and width on its input). Plain: the runs in the order given, named
+in the header. --blind: the order is shuffled per face (--seed) and the
+columns named A, B, C...; OUT/key.json says which is
 which, and OUT/labels.csv is a table to fill in, one row per face and tile
 (QUESTIONS: sharp, mouth, accept, distorted, remnant as 0/1, and a note).
 --tally reads a filled table with OUT/key.json and prints the counts per
@@ -26,6 +27,7 @@ from absl import app, flags
 from tqdm import tqdm
 
 from glcic_jax.evaluation import face_comparison as fc
+from glcic_jax.evaluation import figures
 
 _RUNS = flags.DEFINE_list("runs", [], "complete.py output folders; the first one's faces are used.")
 _OUT = flags.DEFINE_string("out", None, "Folder for the sheets (and the key).", required=True)
@@ -39,20 +41,19 @@ _TILE = flags.DEFINE_integer("tile", 300, "Side of each face tile (px).", lower_
 _TALLY = flags.DEFINE_string("tally", None, "A filled labels table: print the counts per run.")
 
 
-def _row(tiles, captions) -> np.ndarray:
-    strip = np.full((tiles[0].shape[0] + 18, len(tiles) * tiles[0].shape[1], 3), 255, np.uint8)
-    w = tiles[0].shape[1]
-    for i, (tile, caption) in enumerate(zip(tiles, captions)):
-        strip[18:, i * w : (i + 1) * w] = tile
-        cv2.putText(strip, caption[:48], (i * w + 3, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
-                    (0, 0, 0), 1, cv2.LINE_AA)  # fmt: skip
-    return strip
+def _numbered(tile, text: str) -> np.ndarray:
+    """`tile` with `text` in its top-left corner, legible on any photo."""
+    tile = tile.copy()
+    for colour, width in (((0, 0, 0), 3), ((255, 255, 255), 1)):
+        cv2.putText(tile, text, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, width, cv2.LINE_AA)
+    return tile
 
 
-def _write_sheets(out: pathlib.Path, rows: list[np.ndarray]) -> int:
+def _write_sheets(out: pathlib.Path, rows: list[list[np.ndarray]], columns) -> int:
+    """`figures.contact_sheet`s of --per_sheet rows each; returns how many."""
     per = _PER_SHEET.value
     for s in range(0, len(rows), per):
-        sheet = np.concatenate(rows[s : s + per], axis=0)
+        sheet = figures.contact_sheet(rows, range(s, min(s + per, len(rows))), columns)
         cv2.imwrite(str(out / f"sheet_{s // per:03d}.png"), sheet[..., ::-1])
     return (len(rows) + per - 1) // per
 
@@ -69,17 +70,16 @@ def make_sheets(out: pathlib.Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     names = [pathlib.Path(r).name or str(r) for r in _RUNS.value]
     orders = fc.blind_orders(len(faces), len(names), _SEED.value) if _BLIND.value else None
+    columns = ["input", *(fc.LETTERS[: len(names)] if orders else names)]
     rows, key = [], []
     for i, face in enumerate(tqdm(faces, desc="faces", unit="face")):
         tiles = fc.face_tiles(face, _TILE.value)
-        head = f"face {i}: input ({face['width']:.0f} px wide)"
         order = orders[i] if orders else list(range(len(names)))
-        labels = [fc.LETTERS[j] if orders else names[k] for j, k in enumerate(order)]
-        rows.append(_row([tiles[0]] + [tiles[k + 1] for k in order],
-                         [head] + [f"face {i}: {label}" for label in labels]))  # fmt: skip
+        head = _numbered(tiles[0], f"face {i} ({face['width']:.0f} px)")
+        rows.append([head] + [tiles[k + 1] for k in order])
         key.append(dict(face=i, photo=face["photo"], index=face["face"], width=face["width"],
                         order={fc.LETTERS[j]: str(_RUNS.value[k]) for j, k in enumerate(order)}))  # fmt: skip
-    sheets = _write_sheets(out, rows)
+    sheets = _write_sheets(out, rows, columns)
     if orders:
         (out / "key.json").write_text(json.dumps(key, indent=1))
         with open(out / "labels.csv", "w", newline="") as f:

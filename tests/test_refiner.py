@@ -205,16 +205,17 @@ def test_a_refiner_file_applies_its_own_detail_band_and_an_older_file_the_whole_
 def test_a_run_starts_from_the_weights_of_init_from(tmp_path):
     graphdef, params = nnx.split(network.build(4, seed=7), nnx.Param)
     refine_net.save(tmp_path / "start.npz", params, dict(tiny_config()), 3, storage="float32")
-    _, _, state = refiner.init_state(tiny_config(init_from=str(tmp_path / "start.npz")))
+    config = tiny_config(init_from=str(tmp_path / "start.npz"))
+    _, _, state = refiner.init_state(config, refiner.initial_weights(config))
     for x, y in zip(*(nnx.to_flat_state(p) for p in (params, state.params))):
         np.testing.assert_array_equal(x[1][...], y[1][...])
     _, _, fresh = refiner.init_state(tiny_config())
     leaves = lambda p: [np.asarray(x[1][...]) for x in nnx.to_flat_state(p)]  # noqa: E731
     assert not all(map(np.array_equal, leaves(fresh.params), leaves(state.params)))
     with pytest.raises(refiner_configs.ConfigError, match="init_from.*does not exist"):
-        refiner.init_state(tiny_config(init_from=str(tmp_path / "missing.npz")))
+        refiner.initial_weights(tiny_config(init_from=str(tmp_path / "missing.npz")))
     with pytest.raises(refiner_configs.ConfigError, match="init_from.*width 4"):
-        refiner.init_state(tiny_config(init_from=str(tmp_path / "start.npz"), width=8))
+        refiner.initial_weights(tiny_config(init_from=str(tmp_path / "start.npz"), width=8))
 
 
 @pytest.mark.slow  # two tiny trainings, each compiled

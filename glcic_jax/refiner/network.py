@@ -94,14 +94,16 @@ class Refiner(nnx.Module):
         return m * refined + (1.0 - m) * composite
 
 
-def band_sigmas(detail_sigma: float, sides) -> tuple[np.ndarray, int]:
+def band_sigmas(detail_sigma: float, sides, largest_side=None) -> tuple[jax.Array, int]:
     """(per-image sigma, static radius) of the low-pass for frames of `sides` px.
 
     `detail_sigma` is in pixels of a 256 px frame, scaled with the frame so
-    the band is the same part of the face at every side.
+    the band is the same part of the face at every side. The radius reaches
+    3 sigma of the largest side: `largest_side` where `sides` is traced.
     """
-    sigmas = detail_sigma * np.asarray(sides, np.float32) / 256.0
-    return sigmas, int(np.ceil(3.0 * sigmas.max()))
+    sigmas = detail_sigma * jnp.asarray(sides, jnp.float32) / 256.0
+    largest = float(np.max(sides)) if largest_side is None else largest_side
+    return sigmas, int(np.ceil(3.0 * detail_sigma * largest / 256.0))
 
 
 def detail_band(x, sigmas, radius: int):

@@ -88,17 +88,12 @@ def build_critic(config):
     return network.PatchCritic(config.critic_width, rngs=nnx.Rngs(config.seed + 1))
 
 
-def init_state(config, start_weights: bool = True):
-    """(refiner graphdef, critic graphdef, fresh state); with `start_weights`, the
-    refiner's weights from `config.init_from` where it names a refiner file (a
-    resumed run or an export restores over them: the file is not read then).
-
-    Raises:
-      refiner_configs.ConfigError: that file cannot be used.
-    """
+def init_state(config, start_params=None):
+    """(refiner graphdef, critic graphdef, fresh state), the refiner's weights
+    `start_params` where given (`initial_weights`)."""
     graphdef, params = nnx.split(network.build(config.width, config.seed), nnx.Param)
-    if config.init_from and start_weights:
-        params = _initial_weights(config, params)
+    if start_params is not None:
+        params = jax.tree.map(lambda a, b: jnp.asarray(b, a.dtype), params, start_params)
     critic_def, critic_params, critic_stats = nnx.split(
         build_critic(config), nnx.Param, nnx.BatchStat
     )
@@ -114,8 +109,15 @@ def init_state(config, start_weights: bool = True):
     return graphdef, critic_def, state
 
 
-def _initial_weights(config, params=None):
-    """`config.init_from`'s weights cast onto `params` (None: only check the file)."""
+def initial_weights(config):
+    """The weights of `config.init_from`, the refiner file a fresh run starts from.
+
+    Read once, at a fresh start: a resumed run or an export restores its
+    checkpoint and never needs the file.
+
+    Raises:
+      refiner_configs.ConfigError: that file cannot be used.
+    """
     try:
         header, _, loaded = refine_net.load(config.init_from)
     except refine_net.RefinerError as e:
@@ -125,9 +127,7 @@ def _initial_weights(config, params=None):
             f"--config.init_from: {config.init_from} has width {header['config']['width']},"
             f" the config {config.width}"
         )
-    if params is None:
-        return None
-    return jax.tree.map(lambda a, b: jnp.asarray(b, a.dtype), params, loaded)
+    return loaded
 
 
 def perceptual_distance():
@@ -199,8 +199,8 @@ def _band(config):
     """frame sides (N,) -> the `network.refine` arguments that keep the correction to its band."""
     if not config.detail_sigma:
         return lambda sides: ()
-    _, radius = network.band_sigmas(config.detail_sigma, max(config.frame_sizes))
-    return lambda sides: (config.detail_sigma * sides.astype(jnp.float32) / 256.0, radius)
+    largest = max(config.frame_sizes)
+    return lambda sides: network.band_sigmas(config.detail_sigma, sides, largest)
 
 
 def default_face_dir() -> pathlib.Path:
@@ -272,8 +272,8 @@ def _train(config, workdir, face_dir, coarse_model, resume, ckpts) -> int:
     ckpts.check_start(workdir, resume)
     if resume and (meta := ckpts.newest_readable_meta()) is not None:
         _check_compatible(meta["config"], config)
-    if config.init_from and not resume:
-        _initial_weights(config)  # before the faces are found: a bad file fails at once
+    # Before the faces are found: a bad file fails at once.
+    start_params = initial_weights(config) if config.init_from and not resume else None
     sources = prepare_sources(workdir, face_dir, resume)
     frames = [data.frame_faces(sources, size) for size in config.frame_sizes]
     holes, _ = overlay_bank.mask_bank(
@@ -282,7 +282,7 @@ def _train(config, workdir, face_dir, coarse_model, resume, ckpts) -> int:
     )  # fmt: skip
     holes = [data.scaled_holes(holes > 0.5, size) for size in config.frame_sizes]
     stream = data.RefinerStream(frames, holes, coarse_model, config)
-    graphdef, critic_def, state = init_state(config, start_weights=not resume)
+    graphdef, critic_def, state = init_state(config, start_params)
     start = 0
     if resume:
         abstract = checkpoint.abstract_like(state)
@@ -320,6 +320,6 @@ def export(workdir, out, step: int | None = None, storage="bfloat16") -> int:
             raise checkpoint.CheckpointError(f"{workdir} holds no refiner checkpoints")
         config = refiner_configs.base_config()
         config.update(meta["config"])
-        _, _, state = init_state(config, start_weights=False)
+        _, _, state = init_state(config)
         restored = ckpts.restore(checkpoint.abstract_like(state), meta["step"])
     return refine_net.save(out, restored.params, config.to_dict(), meta["step"], storage)
